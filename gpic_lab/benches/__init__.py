@@ -1,0 +1,3 @@
+"""Benchmarks for `gpic-lab bench NAME`: one module per name, each with `run(args) -> dict` and an optional
+`add_arguments(parser)`. A bench runs ours and a baseline side by side in one run and returns at least
+name, unit, ours, baseline, ratio (ours/baseline, higher is better); the dispatcher adds peak memory."""

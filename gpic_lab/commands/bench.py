@@ -1,0 +1,56 @@
+"""`gpic-lab bench NAME [--quick]`: run a benchmark; its last stdout line is one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import resource
+import sys
+
+from gpic_lab.errors import UsageError
+
+REQUIRED = ("name", "unit", "ours", "baseline", "ratio")
+
+
+def available() -> list[str]:
+    """Names of the benchmarks in gpic_lab/benches/."""
+    import gpic_lab.benches as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark against its baseline (last stdout line: JSON)")
+    p.add_argument("name", help="benchmark name: " + ", ".join(available()))
+    p.add_argument("--quick", action="store_true", help="small sizes; finishes within about a minute")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark-specific options")
+    p.set_defaults(func=run)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its waited-for children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024.0, 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name not in available():
+        raise UsageError(f"unknown benchmark {args.name!r}; choose from {', '.join(available())}")
+    module = importlib.import_module(f"gpic_lab.benches.{args.name}")
+    parser = argparse.ArgumentParser(prog=f"gpic-lab bench {args.name}")
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(parser)
+    bench_args = parser.parse_args(args.rest)
+    bench_args.quick = args.quick
+    result = dict(module.run(bench_args))
+    missing = [k for k in REQUIRED if k not in result]
+    if missing:
+        raise RuntimeError(f"benchmark {args.name} did not report {missing}")
+    result.setdefault("peak_rss_mb", peak_rss_mb())
+    result.setdefault("quick", bool(args.quick))
+    sys.stdout.flush()
+    print(json.dumps(result, sort_keys=True, default=float))
+    return 0

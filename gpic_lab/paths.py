@@ -1,0 +1,77 @@
+"""Project roots, each overridable by an environment variable. Nothing here does I/O at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The checkout root: $GPIC_LAB_ROOT, else the nearest parent of cwd holding gpic_lab/ and pyproject.toml."""
+    env = os.environ.get("GPIC_LAB_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pyproject.toml").is_file() and (candidate / "gpic_lab").is_dir():
+            return candidate
+    return here
+
+
+def _root_env(var: str, default: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value).resolve() if value else project_root() / default
+
+
+def data_root() -> Path:
+    """$GPIC_LAB_DATA or <root>/data."""
+    return _root_env("GPIC_LAB_DATA", "data")
+
+
+def sample_dir() -> Path:
+    """The bundled sample corpus: <data>/sample."""
+    return data_root() / "sample"
+
+
+def interim_dir(stage: str) -> Path:
+    """Per-stage outputs (decisions, captions, embeddings): <data>/interim/<stage>."""
+    return data_root() / "interim" / stage
+
+
+def resolve_data(path: str | os.PathLike[str]) -> Path:
+    """A notebook/CLI path parameter: absolute paths and URLs as given, relative ones under the data root."""
+    p = Path(path)
+    return p if p.is_absolute() else data_root() / p
+
+
+def runs_root() -> Path:
+    """$GPIC_LAB_RUNS or <root>/papermill_runs."""
+    return _root_env("GPIC_LAB_RUNS", "papermill_runs")
+
+
+def figures_root() -> Path:
+    """$GPIC_LAB_FIGURES or <root>/figures."""
+    return _root_env("GPIC_LAB_FIGURES", "figures")
+
+
+def state_root() -> Path:
+    """$GPIC_LAB_STATE or <root>/.state: FiftyOne DB, caches, tool config."""
+    return _root_env("GPIC_LAB_STATE", ".state")
+
+
+def configure_environment() -> None:
+    """Point every tool's state dir inside the project unless the user already chose one (called by the CLI)."""
+    state = state_root()
+    defaults = {
+        "FIFTYONE_DATABASE_DIR": state / "fiftyone" / "db",
+        "FIFTYONE_CONFIG_DIR": state / "fiftyone" / "config",
+        "FIFTYONE_DO_NOT_TRACK": "true",
+        "FIFTYONE_DATABASE_VALIDATION": "false",
+        "MPLCONFIGDIR": state / "matplotlib",
+        "IPYTHONDIR": state / "ipython",
+        "JUPYTER_RUNTIME_DIR": state / "jupyter" / "runtime",
+        "HF_HOME": state / "huggingface",
+        "TORCH_HOME": state / "torch",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, str(value))

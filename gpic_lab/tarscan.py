@@ -1,0 +1,201 @@
+"""A small, strict tar header scanner: reads 512-byte headers, returns member locations, and reads only the
+member data the caller asks for (seeking past the rest). Nothing is ever extracted to disk and no member
+name is trusted. Structural damage raises ShardError with code `truncated-tar`."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from gpic_lab.errors import ShardError
+
+BLOCK = 512
+_KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"5": "dir", b"1": "hardlink", b"2": "symlink",
+          b"3": "device", b"4": "device", b"6": "fifo"}
+
+
+@dataclass(frozen=True, slots=True)
+class TarMember:
+    """One archive member: where its header and data start, how big it is, and what was read of it."""
+
+    name: str
+    kind: str  # file | dir | symlink | hardlink | device | fifo | other
+    header_offset: int
+    offset: int  # offset of the data
+    size: int
+    data: bytes | None  # the full data when the caller wanted it
+    head: bytes  # the first bytes of the data (for format sniffing)
+
+
+def _octal(field: bytes, shard: str, what: str) -> int:
+    if field and field[0] & 0x80:  # GNU base-256
+        value = int.from_bytes(field[1:], "big")
+        return -value if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip(b" \0")
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise ShardError(shard, "-", "truncated-tar", f"corrupt tar header ({what} field {text!r})") from None
+
+
+def _checksum_ok(header: bytes) -> bool:
+    stored = header[148:156].split(b"\0", 1)[0].strip(b" \0")
+    try:
+        expected = int(stored, 8)
+    except ValueError:
+        return False
+    blanked = header[:148] + b" " * 8 + header[156:]
+    unsigned = sum(blanked)
+    signed = sum(b - 256 if b > 127 else b for b in blanked)
+    return expected in (unsigned, signed)
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            break
+        length = int(data[pos:space])
+        record = data[space + 1 : pos + length - 1]
+        key, _, value = record.partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+        pos += length
+    return out
+
+
+class _Reader:
+    """Sequential reader over a binary file object that seeks when it can and reads-and-discards otherwise."""
+
+    def __init__(self, fh: BinaryIO, size: int | None) -> None:
+        self.fh, self.size, self.pos = fh, size, 0
+        self.seekable = size is not None
+
+    def read(self, n: int) -> bytes:
+        chunks, want = [], n
+        while want > 0:
+            chunk = self.fh.read(want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            want -= len(chunk)
+        data = b"".join(chunks)
+        self.pos += len(data)
+        return data
+
+    def skip(self, n: int) -> bool:
+        """Skip n bytes; False when the stream ends first."""
+        if self.seekable:
+            self.fh.seek(n, io.SEEK_CUR)
+            self.pos += n
+            return self.pos <= self.size  # type: ignore[operator]
+        while n > 0:
+            chunk = self.read(min(n, 1 << 20))
+            if not chunk:
+                return False
+            n -= len(chunk)
+        return True
+
+
+def _stream_size(fh: BinaryIO) -> int | None:
+    try:
+        if not fh.seekable():
+            return None
+        here = fh.tell()
+        end = fh.seek(0, io.SEEK_END)
+        fh.seek(here)
+        return end - here
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def iter_members(
+    fh: BinaryIO,
+    shard: str,
+    want: Callable[[str], bool] = lambda name: True,
+    head: int = 0,
+) -> Iterator[TarMember]:
+    """Yield every member of the tar stream `fh`; read the data of regular files for which want(name) is True.
+
+    Raises ShardError(code='truncated-tar') when the archive ends early, a header is corrupt, or the
+    end-of-archive marker is missing.
+    """
+    reader = _Reader(fh, _stream_size(fh))
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    while True:
+        header_offset = reader.pos
+        header = reader.read(BLOCK)
+        if len(header) == 0:
+            raise ShardError(shard, "-", "truncated-tar", f"archive ends at byte {header_offset} without an end-of-archive marker")
+        if len(header) < BLOCK:
+            raise ShardError(shard, "-", "truncated-tar", f"partial header at byte {header_offset}")
+        if header == b"\0" * BLOCK:
+            return
+        if not _checksum_ok(header):
+            raise ShardError(shard, "-", "truncated-tar", f"bad header checksum at byte {header_offset}")
+        size = _octal(header[124:136], shard, "size")
+        typeflag = header[156:157]
+        padded = (size + BLOCK - 1) // BLOCK * BLOCK
+        if typeflag in (b"L", b"x", b"g", b"K"):
+            meta = reader.read(padded)
+            if len(meta) < padded:
+                raise ShardError(shard, "-", "truncated-tar", f"archive ends inside an extended header at byte {header_offset}")
+            if typeflag == b"L":
+                long_name = meta[:size].split(b"\0", 1)[0].decode("utf-8", "replace")
+            elif typeflag == b"x":
+                pax = _pax_records(meta[:size])
+            continue
+        name = _member_name(header, long_name, pax)
+        if "size" in pax:
+            size = int(pax["size"])
+            padded = (size + BLOCK - 1) // BLOCK * BLOCK
+        long_name, pax = None, {}
+        kind = _KINDS.get(typeflag, "other")
+        offset = reader.pos
+        member_head, data = b"", None
+        if kind == "file" and size > 0 and want(name):
+            data = reader.read(size)
+            if len(data) < size or not reader.skip(padded - size):
+                raise ShardError(shard, name, "truncated-tar", f"archive ends inside member data (read {len(data)} of {size} bytes)")
+            member_head = data[:head]
+        elif kind == "file" and head and size > 0:
+            member_head = reader.read(min(head, size))
+            if len(member_head) < min(head, size) or not reader.skip(padded - len(member_head)):
+                raise ShardError(shard, name, "truncated-tar", "archive ends inside member data")
+        elif not reader.skip(padded):
+            raise ShardError(shard, name, "truncated-tar", "archive ends inside member data")
+        if data is None and kind == "file" and size == 0 and want(name):
+            data = b""
+        yield TarMember(name, kind, header_offset, offset, size, data, member_head)
+
+
+def _member_name(header: bytes, long_name: str | None, pax: dict[str, str]) -> str:
+    if "path" in pax:
+        return pax["path"]
+    if long_name is not None:
+        return long_name
+    name = header[0:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    if header[257:262] == b"ustar":
+        prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "replace")
+        if prefix:
+            name = f"{prefix}/{name}"
+    return name
+
+
+def unsafe_reason(member: TarMember) -> str | None:
+    """Why a member's name or type is unsafe to materialise (absolute, '..', links, devices), or None."""
+    name = member.name
+    if member.kind in ("symlink", "hardlink", "device", "fifo"):
+        return f"{member.kind} members are not allowed"
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute member name"
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        return "member name contains '..'"
+    if "\0" in name or any(ord(c) < 32 for c in name):
+        return "member name contains control characters"
+    return None
