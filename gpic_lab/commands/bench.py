@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog=f"gpic-lab bench {args.name}")
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
-    bench_args = parser.parse_args(args.rest)
-    bench_args.quick = args.quick
+    rest = [a for a in args.rest if a != "--quick"]  # --quick may come after NAME
+    bench_args = parser.parse_args(rest)
+    args.quick = bench_args.quick = args.quick or len(rest) != len(args.rest)
     result = dict(module.run(bench_args))
     missing = [k for k in REQUIRED if k not in result]
     if missing:

@@ -1,0 +1,124 @@
+"""`gpic-lab bench loader [PATH...] [--workers N] [--batch B]`: our loader vs a webdataset + PIL baseline with
+the same augmentation (random square crop of scale [0.8, 1.0], resize to 256), same shards, same run.
+
+Ours: DCT-scaled libjpeg-turbo decode + OpenCV area resize, uint8 output. Baseline: webdataset's tar reader,
+`.decode("pil")`, PIL bicubic crop+resize, float [0, 1] tensor (the usual torchvision-style pipeline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GPIC_IMAGES_PER_S = 100_000_000 / (40 * 3600)  # one epoch of GPIC-Full in ~40 h on 8×H100 (paper §4)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", help="shards to read (default: synthetic GPIC-sized shards)")
+    parser.add_argument("--workers", default=None, help="comma-separated worker counts (default 1,2; --quick: 1)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--images", type=int, default=None, help="images per measurement")
+
+
+def synthetic_shards(out: Path, n_shards: int, per_shard: int, seed: int = 0) -> list[str]:
+    """GPIC-sized shards: ~480×590 JPEGs of ~100-130 KB (smooth colour fields plus sensor-like noise)."""
+    from PIL import Image
+
+    from gpic_lab.schema import new_record
+    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.synth import blobs
+
+    rng = np.random.default_rng(seed)
+    bases = [blobs(590, 480, seed=i) for i in range(8)]
+    paths = []
+    for s in range(n_shards):
+        entries = []
+        for i in range(per_shard):
+            arr = np.clip(bases[(s + i) % 8] + rng.normal(0, 11, bases[0].shape), 0, 255).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, "JPEG", quality=90)
+            data = buf.getvalue()
+            key = hashlib.sha256(data).hexdigest()
+            meta = new_record(key, 590, 480, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/",
+                              "synthetic", "2026-01-01T00:00:00Z", "short", "Synthetic colour field.", ["full"])
+            entries.append((key, meta, data, "jpg"))
+        path = out / f"gpic_train_{s:05d}.tar"
+        write_shard(path, entries)
+        paths.append(str(path))
+    return paths
+
+
+class _PilTransform:
+    """Picklable per-sample PIL reference transform for the webdataset baseline."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, img: Any) -> Any:
+        import torch
+
+        from gpic_lab.augment import pil_train_transform
+
+        return torch.from_numpy(pil_train_transform(img, self.rng))
+
+
+def _baseline_loader(shards: list[str], workers: int, batch: int) -> Any:
+    import torch
+    import webdataset as wds
+
+    ds = (wds.WebDataset(shards, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node)
+          .decode("pil").to_tuple("jpg;png", "json").map_tuple(_PilTransform(0), lambda meta: meta["caption"]))
+    return torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers)
+
+
+def _ours_loader(shards: list[str], workers: int, batch: int) -> Any:
+    from gpic_lab.torch_loader import GpicIterableDataset, make_loader
+
+    ds = GpicIterableDataset(shards, shuffle_buffer=64, seed=0)
+    return make_loader(ds, batch_size=batch, num_workers=workers, pin_memory=False)
+
+
+def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int) -> float:
+    """Images/s over `images` images (epochs repeat as needed), after the first batch (worker start-up)."""
+    seen, start = 0, None
+    while seen < images:
+        for item in make(shards, workers, batch):
+            if start is None:
+                start = time.perf_counter()
+                continue
+            seen += len(item[0]) if isinstance(item, (list, tuple)) else len(item["key"])
+            if seen >= images:
+                break
+    return seen / (time.perf_counter() - start)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    quick = args.quick
+    workers = [int(w) for w in (args.workers or ("1" if quick else "1,2")).split(",")]
+    images = args.images or (300 if quick else 2000)
+    with tempfile.TemporaryDirectory(prefix="gpic-bench-loader-") as tmp:
+        shards = args.paths or synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
+        rows = []
+        for w in workers:
+            base = _rate(_baseline_loader, shards, w, args.batch, images)
+            ours = _rate(_ours_loader, shards, w, args.batch, images)
+            print(f"workers={w}: ours {ours:.1f} img/s, webdataset+PIL {base:.1f} img/s", file=sys.stderr)
+            rows.append({"workers": w, "ours": ours, "baseline": base})
+    one = next(r for r in rows if r["workers"] == min(workers))
+    per_core = one["ours"] / one["workers"]
+    return {
+        "name": "loader", "unit": "images/s per core (256 training crop)",
+        "ours": round(per_core, 1), "baseline": round(one["baseline"] / one["workers"], 1),
+        "ratio": round(one["ours"] / one["baseline"], 3), "by_workers": rows,
+        "cores_for_gpic_8xh100": round(GPIC_IMAGES_PER_S / per_core, 1),
+        "cores_for_5x_gpic": round(5 * GPIC_IMAGES_PER_S / per_core, 1),
+        "gpic_images_per_s": round(GPIC_IMAGES_PER_S, 1), "images_per_measurement": images,
+    }
