@@ -87,17 +87,33 @@ def _ours_loader(shards: list[str], workers: int, batch: int) -> Any:
 
 
 def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int) -> float:
-    """Images/s over `images` images (epochs repeat as needed), after the first batch (worker start-up)."""
+    """Images/s over `images` images from one DataLoader (the shard list repeats as needed so tiny corpora give
+    long enough runs), timed from the first batch on (excludes worker start-up)."""
+    from gpic_lab.shards import iter_samples
+
+    per_pass = sum(1 for _ in iter_samples(shards, images=False))
+    reps = max(1, -(-(images + 2 * batch * max(1, workers)) // per_pass))
     seen, start = 0, None
-    while seen < images:
-        for item in make(shards, workers, batch):
-            if start is None:
-                start = time.perf_counter()
-                continue
-            seen += len(item[0]) if isinstance(item, (list, tuple)) else len(item["key"])
-            if seen >= images:
-                break
+    for item in make(shards * reps, workers, batch):
+        n = len(item[0]) if isinstance(item, (list, tuple)) else len(item["key"])
+        if start is None:
+            start = time.perf_counter()
+            continue
+        seen += n
+        if seen >= images:
+            break
     return seen / (time.perf_counter() - start)
+
+
+def sweep(shards: list[str], workers: list[int], batch: int = 32, images: int = 300) -> list[dict[str, Any]]:
+    """Images/s of both loaders for each worker count (rows: workers, ours, baseline)."""
+    rows = []
+    for w in workers:
+        base = _rate(_baseline_loader, shards, w, batch, images)
+        ours = _rate(_ours_loader, shards, w, batch, images)
+        print(f"workers={w}: ours {ours:.1f} img/s, webdataset+PIL {base:.1f} img/s", file=sys.stderr)
+        rows.append({"workers": w, "ours": ours, "baseline": base})
+    return rows
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,13 +121,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workers = [int(w) for w in (args.workers or ("1" if quick else "1,2")).split(",")]
     images = args.images or (300 if quick else 2000)
     with tempfile.TemporaryDirectory(prefix="gpic-bench-loader-") as tmp:
-        shards = args.paths or synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
-        rows = []
-        for w in workers:
-            base = _rate(_baseline_loader, shards, w, args.batch, images)
-            ours = _rate(_ours_loader, shards, w, args.batch, images)
-            print(f"workers={w}: ours {ours:.1f} img/s, webdataset+PIL {base:.1f} img/s", file=sys.stderr)
-            rows.append({"workers": w, "ours": ours, "baseline": base})
+        from gpic_lab.shards import list_shards
+
+        shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
+        rows = sweep(shards, workers, args.batch, images)
     one = next(r for r in rows if r["workers"] == min(workers))
     per_core = one["ours"] / one["workers"]
     return {
