@@ -21,7 +21,7 @@ export TORCH_HOME ?= $(STATE)/torch
 export XDG_CACHE_HOME ?= $(STATE)/cache
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo test test-fast lint lab clean sample
+.PHONY: help setup browser demo test test-fast lint lab clean sample
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -37,10 +37,16 @@ $(STAMP): requirements/core.txt pyproject.toml
 
 setup: $(STAMP)  ## create .venv with the pinned environment (idempotent)
 
+# Headless Chromium for the FiftyOne App browser test (Debian package; best effort: without it that test skips).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: chromium not installed; the browser test will be skipped"; }
+
 demo: setup  ## run the notebook chain on data/sample/ (outputs in papermill_runs/ and figures/)
 	.venv/bin/gpic-lab demo
 
-test: setup  ## run the whole test suite
+test: setup browser  ## run the whole test suite
 	$(PY) -m ruff check gpic_lab tests
 	$(PY) -m pytest -q
 
