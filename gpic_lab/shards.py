@@ -144,8 +144,11 @@ class _Grouper:
         self.seen.add(stem)
         yield _make_sample(self.shard, stem, json_half.member, image_half.member)
 
-    def leftovers(self) -> Iterator[Problem]:
+    def leftovers(self, cut_key: str | None = None) -> Iterator[Problem]:
+        """Unpaired halves; the sample a truncation cut through is already reported by the truncation."""
         for stem, halves in self.pending.items():
+            if stem == cut_key:
+                continue
             if "json" in halves:
                 yield Problem(self.shard, halves["json"].member.name, "missing-image", f"no image member for key {stem}", stem)
             else:
@@ -189,6 +192,7 @@ def iter_entries(path: str | os.PathLike[str], images: bool = True) -> Iterator[
         return images or name.endswith(".json")
 
     grouper = _Grouper(shard)
+    cut_key = None
     try:
         with open_shard(path) as fh:
             for index, member in enumerate(iter_members(fh, shard, want=want, head=HEAD_BYTES)):
@@ -198,10 +202,12 @@ def iter_entries(path: str | os.PathLike[str], images: bool = True) -> Iterator[
                     continue
                 yield from grouper.add(member, index)
     except ShardError as exc:
-        yield Problem(exc.shard, exc.member, exc.code, exc.message)
+        stem, dot, _ = exc.member.rpartition(".")
+        cut_key = stem if dot and exc.member != "-" else None
+        yield Problem(exc.shard, exc.member, exc.code, exc.message, cut_key)
     except OSError as exc:
         yield Problem(shard, "-", "truncated-tar", f"cannot read shard: {exc}")
-    yield from grouper.leftovers()
+    yield from grouper.leftovers(cut_key)
 
 
 def iter_samples(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], images: bool = True) -> Iterator[Sample]:

@@ -11,6 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     build = verbs.add_parser("build", help="write clean shards, raw/ plants, captions.json, ground_truth.csv")
     build.add_argument("--out", default="data/sample", help="output directory (default: data/sample)")
     build.set_defaults(func=run)
+    broken = verbs.add_parser("broken", help="write planted tar/format problems for `validate` (+ expected.csv)")
+    broken.add_argument("--out", default="data/sample/broken", help="output directory (default: data/sample/broken)")
+    broken.set_defaults(func=run_broken)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,4 +23,12 @@ def run(args: argparse.Namespace) -> int:
     for rel, n in counts.items():
         print(f"{n:4d}  {rel}")
     print(f"{sum(counts.values())} samples in {len(counts)} shards under {args.out}")
+    return 0
+
+
+def run_broken(args: argparse.Namespace) -> int:
+    from gpic_lab.broken_plants import build_broken
+
+    expected = build_broken(args.out)
+    print(f"{len(expected)} planted problems in {len({e['shard'] for e in expected})} shards under {args.out}")
     return 0

@@ -1,0 +1,35 @@
+"""`gpic-lab catalog PATH... -o OUT.parquet [--on-error fail|quarantine] [--check-images]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("catalog", help="metadata-only scan of shards into one Parquet table",
+                       description="fail (default): exit 1 and leave no OUT when any problem is found. "
+                                   "quarantine: exit 0; OUT holds every valid sample and OUT-stem.quarantine.parquet "
+                                   "every problem (shard, member, key, code, message).")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="tar shards or directories of them")
+    p.add_argument("-o", "--out", required=True, help="output .parquet")
+    p.add_argument("--on-error", choices=("fail", "quarantine"), default="fail")
+    p.add_argument("--check-images", action="store_true", help="also decode every image (slower)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpic_lab.catalog import catalog_or_fail, quarantine_path
+
+    result = catalog_or_fail(args.paths, args.out, on_error=args.on_error, check_images=args.check_images,
+                             workers=args.workers, progress=sys.stderr.isatty())
+    for problem in result["problems"]:
+        print(problem.line())
+    if not result["written"]:
+        print(f"catalog: {len(result['problems'])} problem(s) in {result['shards']} shard(s); nothing written "
+              f"(use --on-error quarantine to keep the valid samples)", file=sys.stderr)
+        return 1
+    extra = f", {len(result['problems'])} quarantined in {quarantine_path(args.out)}" if args.on_error == "quarantine" else ""
+    print(f"catalog: {result['rows']} rows from {result['shards']} shard(s) -> {args.out}{extra}", file=sys.stderr)
+    return 0
