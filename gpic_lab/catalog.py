@@ -6,6 +6,8 @@ lands either in OUT or in OUT-stem.quarantine.parquet."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -40,17 +42,21 @@ def quarantine_schema() -> Any:
     return pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
 
 
-def _provenance(meta: dict[str, Any]) -> tuple[str, str]:
-    try:
-        from gpic_lab.licenses import license_family, source_of
-    except ImportError:  # the licenses module is optional for a bare catalog
+@functools.lru_cache(maxsize=4096)
+def _provenance(license: str, license_url: str | None, attribution: str) -> tuple[str, str]:
+    """(source, license family), cached per distinct triple (a shard holds few distinct ones)."""
+    if importlib.util.find_spec("gpic_lab.licenses") is None:  # optional for a bare catalog
         return "", ""
-    return source_of(meta), license_family(meta.get("license", ""), meta.get("license_url"))
+    from gpic_lab.licenses import license_family, source_of
+
+    meta = {"license": license, "license_url": license_url, "attribution": attribution}
+    return source_of(meta), license_family(license, license_url)
 
 
 def _row(sample: Sample) -> dict[str, Any]:
-    row = {c: sample.meta[c] for c in META_COLUMNS}
-    source, family = _provenance(sample.meta)
+    meta = sample.meta
+    row = {c: meta[c] for c in META_COLUMNS}
+    source, family = _provenance(meta["license"], meta["license_url"], meta["attribution"])
     row.update(shard=sample.shard, image_format=sample.sniffed_format or sample.image_ext,
                image_bytes=sample.image_size, json_offset=sample.json_offset, json_size=sample.json_size,
                image_offset=sample.image_offset, image_size=sample.image_size, source=source, license_family=family)
@@ -82,7 +88,9 @@ def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = 
             problems += found
         else:
             rows.append(_row(entry))
-    return pa.Table.from_pylist(rows, schema=schema()), problems
+    sch = schema()
+    columns = {name: [r[name] for r in rows] for name in sch.names}
+    return pa.table(columns, schema=sch), problems
 
 
 def _scan_job(args: tuple[str, bool]) -> tuple[Any, list[Problem]]:

@@ -5,6 +5,7 @@ name is trusted. Structural damage raises ShardError with code `truncated-tar`."
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -46,10 +47,11 @@ def _checksum_ok(header: bytes) -> bool:
         expected = int(stored, 8)
     except ValueError:
         return False
+    unsigned = sum(header) - sum(header[148:156]) + 8 * 32  # the checksum field counts as spaces
+    if expected == unsigned:
+        return True
     blanked = header[:148] + b" " * 8 + header[156:]
-    unsigned = sum(blanked)
-    signed = sum(b - 256 if b > 127 else b for b in blanked)
-    return expected in (unsigned, signed)
+    return expected == sum(b - 256 if b > 127 else b for b in blanked)  # old writers used signed bytes
 
 
 def _pax_records(data: bytes) -> dict[str, str]:
@@ -68,13 +70,24 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 
 class _Reader:
-    """Sequential reader over a binary file object that seeks when it can and reads-and-discards otherwise."""
+    """Sequential reader over a binary file object. Local files use positional reads (os.pread: one syscall per
+    header, no buffer refilled just to be skipped); other seekable streams seek; pipes read-and-discard."""
 
     def __init__(self, fh: BinaryIO, size: int | None) -> None:
-        self.fh, self.size, self.pos = fh, size, 0
+        self.fh, self.size = fh, size
         self.seekable = size is not None
+        try:
+            self.fd: int | None = fh.fileno() if self.seekable and hasattr(os, "pread") else None
+            self.pos = fh.tell() if self.seekable else 0
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            self.fd, self.pos = None, 0
+        self.base = self.pos
 
     def read(self, n: int) -> bytes:
+        if self.fd is not None:  # positional read: safe even if the file shrinks under us (no mmap SIGBUS)
+            data = os.pread(self.fd, n, self.pos)
+            self.pos += len(data)
+            return data
         chunks, want = [], n
         while want > 0:
             chunk = self.fh.read(want)
@@ -89,9 +102,10 @@ class _Reader:
     def skip(self, n: int) -> bool:
         """Skip n bytes; False when the stream ends first."""
         if self.seekable:
-            self.fh.seek(n, io.SEEK_CUR)
+            if self.fd is None:
+                self.fh.seek(n, io.SEEK_CUR)
             self.pos += n
-            return self.pos <= self.size  # type: ignore[operator]
+            return self.pos - self.base <= self.size  # type: ignore[operator]
         while n > 0:
             chunk = self.read(min(n, 1 << 20))
             if not chunk:
@@ -193,9 +207,8 @@ def unsafe_reason(member: TarMember) -> str | None:
         return f"{member.kind} members are not allowed"
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return "absolute member name"
-    parts = name.replace("\\", "/").split("/")
-    if ".." in parts:
+    if ".." in name and ".." in name.replace("\\", "/").split("/"):
         return "member name contains '..'"
-    if "\0" in name or any(ord(c) < 32 for c in name):
+    if not name.isprintable():
         return "member name contains control characters"
     return None
