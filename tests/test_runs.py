@@ -1,0 +1,104 @@
+"""The strict papermill runner: parameter checks before any kernel, run records, skip/force, failures, fan-out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpic_lab.errors import UsageError
+from gpic_lab.fanout import collect, fan_out, fanout_dir, parse_spec
+from gpic_lab.params import coerce, parse_parameters, resolve
+from gpic_lab.runs import default_run_id, run_notebook
+
+TINY = Path(__file__).parent / "notebooks" / "tiny_range.ipynb"
+CLI = [sys.executable, "-m", "gpic_lab.cli"]
+
+
+def test_parameters_are_parsed_and_typed() -> None:
+    params = parse_parameters(json.loads(TINY.read_text()))
+    assert list(params) == ["shards", "fail_marker", "log", "scale"]
+    assert params["scale"].type is float and params["shards"].default == "0:3"
+    assert "START:STOP" in params["shards"].help
+    assert coerce(params["scale"], "2") == 2.0 and coerce(params["shards"], "5:9") == "5:9"
+    for name, bad in (("scale", "abc"), ("scale", "[1]")):
+        with pytest.raises(UsageError, match=name):
+            coerce(params[name], bad)
+
+
+def test_unknown_or_mistyped_parameter_exits_2_without_run_dir(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    env = {"GPIC_LAB_RUNS": str(runs)}
+    for args in (["-p", "shardz", "1:2"], ["-p", "scale", "many"]):
+        proc = subprocess.run([*CLI, "run", str(TINY), *args], capture_output=True, text=True, env={**_env(), **env})
+        assert proc.returncode == 2, proc.stderr
+        assert "valid parameters" in proc.stderr or "expects a float" in proc.stderr
+        assert not runs.exists()
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.mark.notebook
+def test_run_records_skip_force_and_failure(tmp_path: Path) -> None:
+    first = run_notebook(TINY, {"shards": "2:5"})
+    assert first.status == "done"
+    files = {p.name for p in first.run_dir.iterdir()}
+    assert {"tiny_range.ipynb", "params.json", "env.json", "metrics.json", "DONE"} <= files
+    assert json.loads((first.run_dir / "metrics.json").read_text())["total"] == 9.0
+    env = json.loads((first.run_dir / "env.json").read_text())
+    assert env["versions"]["gpic_lab"] and "git_commit" in env
+    done_stamp = (first.run_dir / "DONE").read_text()
+    again = run_notebook(TINY, {"shards": "2:5"})
+    assert again.status == "skipped" and again.run_dir == first.run_dir
+    assert (first.run_dir / "DONE").read_text() == done_stamp
+    forced = run_notebook(TINY, {"shards": "2:5"}, force=True)
+    assert forced.status == "done" and forced.run_dir == first.run_dir
+    marker = tmp_path / "fail"
+    marker.write_text("x")
+    failed = run_notebook(TINY, {"shards": "1:2", "fail_marker": str(marker)}, quiet=True)
+    assert failed.status == "failed" and "planted failure" in failed.message
+    assert (failed.run_dir / "tiny_range.ipynb").exists() and not (failed.run_dir / "DONE").exists()
+
+
+def test_run_id_changes_with_parameters_and_inputs(tmp_path: Path) -> None:
+    a = default_run_id(TINY, resolve(TINY, {"log": str(tmp_path / "in.txt")}))
+    (tmp_path / "in.txt").write_text("data")
+    b = default_run_id(TINY, resolve(TINY, {"log": str(tmp_path / "in.txt")}))
+    c = default_run_id(TINY, resolve(TINY, {"log": str(tmp_path / "in.txt"), "scale": "2"}))
+    assert len({a, b, c}) == 3
+    assert b == default_run_id(TINY, resolve(TINY, {"log": str(tmp_path / "in.txt")}))
+
+
+def test_fan_out_spec() -> None:
+    assert parse_spec("shards=0:250:100") == ("shards", [(0, 100), (100, 200), (200, 250)])
+    for bad in ("shards", "shards=0:10", "shards=5:1:1", "shards=0:10:0"):
+        with pytest.raises(UsageError):
+            parse_spec(bad)
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_fan_out_resumes_only_unfinished_ranges_and_collects(tmp_path: Path) -> None:
+    log, marker = tmp_path / "log.txt", tmp_path / "fail"
+    marker.write_text("planted")
+    over = {"log": str(log), "fail_marker": str(marker)}
+    spec = "shards=0:6:2"
+    # every range fails while the marker exists: an "interrupted" batch with nothing done
+    first = fan_out(TINY, over, spec, jobs=2)
+    assert [r.status for r in first] == ["failed"] * 3
+    marker.unlink()
+    second = fan_out(TINY, over, spec, jobs=2)
+    assert [r.status for r in second] == ["done"] * 3
+    (second[1].run_dir / "DONE").unlink()  # as if the middle range had been killed
+    third = fan_out(TINY, over, spec, jobs=2)
+    assert [r.status for r in third] == ["skipped", "done", "skipped"]
+    assert sorted(log.read_text().splitlines()) == sorted(["0:2", "2:4", "4:6"] * 2 + ["2:4"])
+    table = collect(fanout_dir(TINY, {k: v for k, v in resolve(TINY, over).items() if k != "shards"}, spec))
+    assert list(table["total"]) == [1.0, 5.0, 9.0] and table["done"].all()
