@@ -1,0 +1,91 @@
+"""JupyterLab for the project: bound to 127.0.0.1, token-protected, with the project kernel registered."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+KERNEL_NAME = "gpic-lab"
+KERNEL_DISPLAY = "Python (gpic_lab)"
+
+
+def ensure_kernel() -> Path:
+    """Register this interpreter as the `gpic-lab` kernel in the venv (sys.prefix) unless already there."""
+    spec_dir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
+    spec = spec_dir / "kernel.json"
+    if spec.is_file() and json.loads(spec.read_text()).get("argv", [""])[0] == sys.executable:
+        return spec_dir
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME,
+                    "--display-name", KERNEL_DISPLAY], check=True, capture_output=True)
+    return spec_dir
+
+
+def lab_command(root: Path, port: int, token: str, open_path: str = "notebooks") -> list[str]:
+    """The `jupyter lab` command line: localhost only, no browser, token auth, opened on `open_path`."""
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           "--port-retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+           f"--LabApp.default_url=/lab/tree/{open_path}", f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    return cmd
+
+
+def new_token() -> str:
+    """A random token unless GPIC_LAB_TOKEN is set."""
+    return os.environ.get("GPIC_LAB_TOKEN") or secrets.token_hex(24)
+
+
+def start(root: Path, port: int, token: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start JupyterLab in its own process group (so `stop` also ends its kernels)."""
+    ensure_kernel()
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns the handle
+    return subprocess.Popen(lab_command(root, port, token), cwd=root, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_ready(port: int, token: str, timeout: float = 90.0) -> dict:
+    """Poll the server's REST API until it answers; returns /api/status. Raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return api_get(port, token, "/api/status")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise TimeoutError(f"JupyterLab did not answer on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def api_get(port: int, token: str, path: str) -> dict:
+    """GET a Jupyter server REST endpoint on 127.0.0.1 with the token."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Terminate the server's process group (server and kernels), killing it if it does not exit."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,39 @@
+"""JupyterLab starts on 127.0.0.1 with the project kernel and lists the notebooks."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from gpic_lab import lab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_lab_lists_notebooks_and_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    port, token = lab.free_port(), "t" + "0" * 31
+    proc = lab.start(ROOT, port, token, log=tmp_path / "lab.log")
+    try:
+        lab.wait_ready(port, token)
+        listing = lab.api_get(port, token, "/api/contents/notebooks")
+        names = {item["name"] for item in listing["content"]}
+        expected = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+        assert expected and expected <= names
+        specs = lab.api_get(port, token, "/api/kernelspecs")
+        assert specs["kernelspecs"][lab.KERNEL_NAME]["spec"]["display_name"] == lab.KERNEL_DISPLAY
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            lab.api_get(port, "wrong-token", "/api/contents/notebooks")
+        assert denied.value.code == 403
+    finally:
+        lab.stop(proc)
+    assert proc.poll() is not None
+
+
+def test_lab_command_is_localhost_only_with_token() -> None:
+    cmd = lab.lab_command(ROOT, 9999, "abc")
+    assert "--ip=127.0.0.1" in cmd and "--IdentityProvider.token=abc" in cmd and "--no-browser" in cmd
+    assert f"--MappingKernelManager.default_kernel_name={lab.KERNEL_NAME}" in cmd
