@@ -350,3 +350,79 @@ def private_mongod(db_dir: Path, timeout: float = 60.0) -> Iterator[str]:
 def list_datasets() -> list[str]:
     """Names of the persistent FiftyOne datasets."""
     return list(_fo().list_datasets())
+
+
+class AppHandle:
+    """A running FiftyOne App: its session, URL and the server-service processes it started."""
+
+    def __init__(self, session: Any, url: str, pids: list[int]) -> None:
+        self.session, self.url, self.pids = session, url, pids
+
+    def close(self) -> None:
+        """Close the session and kill the server service and its children (they outlive the parent otherwise)."""
+        import psutil
+
+        with contextlib.suppress(Exception):
+            self.session.close()
+        procs = []
+        for pid in self.pids:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                procs += [proc, *proc.children(recursive=True)]
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        self.pids = []
+
+    def __enter__(self) -> AppHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # 127.0.0.1 only
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise GpicError(f"the FiftyOne App did not answer at {url} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def launch_app(name: str, port: int = 5151, address: str = "127.0.0.1", timeout: float = 120.0) -> AppHandle:
+    """Launch the App for dataset `name` on address:port (remote mode, no browser opened) and wait until it
+    answers; returns a handle whose close() stops every server process it started."""
+    import psutil
+
+    if address not in ("127.0.0.1", "localhost"):
+        raise UsageError(f"the App binds to 127.0.0.1 only, not {address!r}")
+    fo = _fo()
+    if not fo.dataset_exists(name):
+        raise UsageError(f"no FiftyOne dataset named {name!r} (create it with `gpic-lab fiftyone load`)")
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise UsageError(f"port {port} on 127.0.0.1 is already in use")
+    dataset = fo.load_dataset(name)
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1", auto=False)
+    pids = [p.pid for p in me.children(recursive=False) if p.pid not in before]
+    handle = AppHandle(session, f"http://127.0.0.1:{port}/datasets/{name}", pids)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", timeout)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
