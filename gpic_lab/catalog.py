@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from gpic_lab.errors import UsageError
+from gpic_lab.fastscan import scan_local
 from gpic_lab.schema import check_meta
-from gpic_lab.shards import Problem, Sample, iter_entries, list_shards
+from gpic_lab.shards import Problem, Sample, is_url, iter_entries, list_shards
 
 META_COLUMNS = ("key", "license", "license_url", "attribution", "img_width", "img_height", "caption_type",
                 "caption", "split", "retrieved_at")
@@ -72,12 +73,20 @@ def _sample_problems(sample: Sample, check_images: bool, max_pixels: int) -> lis
     return problems
 
 
-def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = None) -> tuple[Any, list[Problem]]:
-    """One shard's valid rows (an Arrow table) and its problems; each sample is in exactly one of the two."""
+def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = None,
+               fast: bool = True) -> tuple[Any, list[Problem]]:
+    """One shard's valid rows (an Arrow table) and its problems; each sample is in exactly one of the two.
+
+    Local shards first try `gpic_lab.fastscan` (clean canonical shards only, identical rows); `fast=False`
+    always uses the general scanner."""
     import pyarrow as pa
 
     from gpic_lab.validate import DEFAULT_MAX_PIXELS
 
+    if fast and not check_images and not is_url(shard):
+        fast = scan_local(str(shard))  # None unless the shard is clean and canonical: then rescan in full
+        if fast is not None:
+            return _fast_table(shard, fast), []
     rows, problems = [], []
     for entry in iter_entries(shard, images=check_images):
         if isinstance(entry, Problem):
@@ -91,6 +100,17 @@ def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = 
     sch = schema()
     columns = {name: [r[name] for r in rows] for name in sch.names}
     return pa.table(columns, schema=sch), problems
+
+
+def _fast_table(shard: str, cols: dict[str, list[Any]]) -> Any:
+    import pyarrow as pa
+
+    prov = [_provenance(lic, url, att) for lic, url, att in zip(cols["license"], cols["license_url"],
+                                                                  cols["attribution"], strict=True)]
+    n = len(cols["key"])
+    cols.update(shard=[str(shard)] * n, source=[p[0] for p in prov], license_family=[p[1] for p in prov])
+    sch = schema()
+    return pa.table({name: cols[name] for name in sch.names}, schema=sch)
 
 
 def _scan_job(args: tuple[str, bool]) -> tuple[Any, list[Problem]]:

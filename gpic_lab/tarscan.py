@@ -41,13 +41,23 @@ def _octal(field: bytes, shard: str, what: str) -> int:
         raise ShardError(shard, "-", "truncated-tar", f"corrupt tar header ({what} field {text!r})") from None
 
 
+_EVEN_BYTES = int.from_bytes(b"\xff\x00" * (BLOCK // 2), "little")
+
+
+def byte_sum(block: bytes) -> int:
+    """Sum of the bytes of a 512-byte block, about twice as fast as sum(): the even and the odd bytes, read as
+    base-65536 digits of one integer, each sum to at most 256 * 255 < 65535, so a modulo 65535 recovers them."""
+    x = int.from_bytes(block, "little")
+    return (x & _EVEN_BYTES) % 65535 + ((x >> 8) & _EVEN_BYTES) % 65535
+
+
 def _checksum_ok(header: bytes) -> bool:
     stored = header[148:156].split(b"\0", 1)[0].strip(b" \0")
     try:
         expected = int(stored, 8)
     except ValueError:
         return False
-    unsigned = sum(header) - sum(header[148:156]) + 8 * 32  # the checksum field counts as spaces
+    unsigned = byte_sum(header) - sum(header[148:156]) + 8 * 32  # the checksum field counts as spaces
     if expected == unsigned:
         return True
     blanked = header[:148] + b" " * 8 + header[156:]

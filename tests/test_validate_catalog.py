@@ -118,3 +118,23 @@ def test_broken_expected_csv_written(broken) -> None:
     out, expected = broken
     rows = {(r["shard"], r["member"], r["code"]) for r in csv.DictReader(open(out / "expected.csv"))}
     assert rows == expected
+
+
+def test_fast_scan_equals_general_scan_and_gives_up_on_any_problem(sample_dir: Path, broken) -> None:
+    from gpic_lab.catalog import scan_shard
+    from gpic_lab.fastscan import scan_local
+    from gpic_lab.shards import list_shards
+
+    clean = list_shards([sample_dir / "train", sample_dir / "val", sample_dir / "test", sample_dir / "raw"])
+    for shard in clean:
+        assert scan_local(shard) is not None, f"{shard}: fast path refused a clean shard"
+        fast, _ = scan_shard(shard)
+        general, problems = scan_shard(shard, fast=False)
+        assert problems == [] and fast.equals(general), shard
+    refused = 0
+    for shard in list_shards([broken[0]]):
+        _, problems = scan_shard(shard, fast=False)
+        if problems:
+            assert scan_local(shard) is None, f"{shard}: fast path accepted a shard with {problems[0].code}"
+            refused += 1
+    assert refused >= 8
