@@ -114,11 +114,13 @@ def plot_caption_mix(frame: Any) -> Any:
     err = 1.96 * np.sqrt(mix["target"] * (1 - mix["target"]) / max(len(frame), 1))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(x - 0.2, mix["share"], 0.4, label=f"observed (n={len(frame)})")
-    ax.bar(x + 0.2, mix["target"], 0.4, yerr=err, capsize=3, alpha=0.6, label="GPIC target ±95% at this n")
+    lower = np.minimum(err, mix["target"])  # a share cannot go below 0
+    ax.bar(x + 0.2, mix["target"], 0.4, yerr=[lower, err], capsize=3, alpha=0.6, label="GPIC target ±95% at this n")
+    ax.set_ylim(0, min(1.0, float(max(mix["share"].max(), (mix["target"] + err).max())) + 0.12))
     ax.set_xticks(x, mix.index)
     ax.set_ylabel("share of samples")
     ax.set_title("Caption-type mix vs GPIC's 1/45/45/9")
-    ax.legend()
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -177,9 +179,11 @@ def plot_shard_counts(frame: Any) -> Any:
     """Samples per shard, stacked by caption type."""
     import matplotlib.pyplot as plt
 
-    table = shard_counts(frame)[[c for c in CAPTION_TYPES if c in shard_counts(frame).columns]]
+    counts = shard_counts(frame)
+    table = counts[[c for c in CAPTION_TYPES if c in counts.columns]]
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(table) + 3), 3.5))
     table.plot.bar(stacked=True, ax=ax)
+    ax.legend(title="caption type", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_ylabel("samples")
     ax.set_xlabel("")
     ax.set_title("Samples per shard by caption type")

@@ -105,6 +105,25 @@ def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int) -
     return seen / (time.perf_counter() - start)
 
 
+def plain_decode_rate(shards: list[str], images: int) -> float:
+    """Images/s of a plain full-size PIL decode (`Image.open(...).convert("RGB")`, no crop, no resize) on one
+    core: the floor a training transform should not fall below."""
+    import io
+
+    from PIL import Image
+
+    from gpic_lab.shards import iter_samples
+
+    blobs = [s.image for s in iter_samples(shards)][:images]
+    while len(blobs) < min(images, 50):
+        blobs += blobs
+    start = time.perf_counter()
+    for blob in blobs:
+        with Image.open(io.BytesIO(blob)) as im:
+            im.convert("RGB")
+    return len(blobs) / (time.perf_counter() - start)
+
+
 def sweep(shards: list[str], workers: list[int], batch: int = 32, images: int = 300) -> list[dict[str, Any]]:
     """Images/s of both loaders for each worker count (rows: workers, ours, baseline)."""
     rows = []
@@ -125,12 +144,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
         rows = sweep(shards, workers, args.batch, images)
+        plain = plain_decode_rate(shards, min(images, 400))
+        print(f"plain full-size PIL decode: {plain:.1f} img/s on one core", file=sys.stderr)
     one = next(r for r in rows if r["workers"] == min(workers))
     per_core = one["ours"] / one["workers"]
     return {
         "name": "loader", "unit": "images/s per core (256 training crop)",
         "ours": round(per_core, 1), "baseline": round(one["baseline"] / one["workers"], 1),
         "ratio": round(one["ours"] / one["baseline"], 3), "by_workers": rows,
+        "plain_pil_decode_per_core": round(plain, 1), "ratio_vs_plain_decode": round(per_core / plain, 3),
         "cores_for_gpic_8xh100": round(GPIC_IMAGES_PER_S / per_core, 1),
         "cores_for_5x_gpic": round(5 * GPIC_IMAGES_PER_S / per_core, 1),
         "gpic_images_per_s": round(GPIC_IMAGES_PER_S, 1), "images_per_measurement": images,
