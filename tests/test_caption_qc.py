@@ -1,0 +1,123 @@
+"""caption QC: planted bad captions caught with the expected reason, honest captions pass, rules per level."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from gpic_lab import caption_qc as qc
+from gpic_lab.errors import UsageError
+from gpic_lab.shards import iter_samples
+
+
+def _ground_truth(sample_dir: Path, kinds: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    with open(sample_dir / "ground_truth.csv", newline="") as fh:
+        return {r["key"]: r for r in csv.DictReader(fh)
+                if r["shard"] == "raw/gpic_raw_captions.tar" and r["kind"] in kinds}
+
+
+def test_planted_bad_captions_caught_with_the_right_reason(sample_dir: Path) -> None:
+    samples = list(iter_samples([sample_dir / "raw" / "gpic_raw_captions.tar"]))
+    decisions = {d.key: d for d in qc.qc_stage(samples, {})}
+    assert len(decisions) == len(samples)
+    planted = _ground_truth(sample_dir, ("caption-qc",))
+    assert len(planted) >= 10
+    wrong = {k[:12]: (r["label"], decisions[k].reason) for k, r in planted.items() if decisions[k].reason != r["label"]}
+    assert not wrong
+    assert all(not decisions[k].keep for k in planted)
+    # controls and hallucinated-object captions are well-formed: QC keeps them (the hallucination audit's job)
+    others = _ground_truth(sample_dir, ("control", "hallucination"))
+    assert others and all(decisions[k].keep for k in others)
+
+
+def test_honest_captions_of_all_levels_pass(sample_dir: Path) -> None:
+    captions = json.loads((sample_dir / "captions.json").read_text())
+    rows = [{"key": f"{k}-{level}", "caption": v[level], "caption_type": level}
+            for k, v in captions.items() for level in qc.LEVELS]
+    failed = [(r["key"][:8], r["caption_type"], r["detail"]) for r in qc.qc_rows(rows) if not r["keep"]]
+    assert not failed
+
+
+def test_clean_shards_pass(sample_dir: Path) -> None:
+    samples = list(iter_samples([sample_dir / "train", sample_dir / "val", sample_dir / "test"]))
+    assert all(d.keep for d in qc.qc_stage(samples, {})), [d.extra for d in qc.qc_stage(samples, {}) if not d.keep]
+
+
+@pytest.mark.parametrize(("caption", "level", "reason"), [
+    ("red car, city street, night", "tag", None),
+    ("Red car, city street, night", "tag", "tag-format"),
+    ("red car; city street; night", "tag", "tag-format"),
+    ("red car, an old street, night", "tag", "tag-format"),
+    ("red car, street", "tag", "length"),
+    ("red car, a very long red sports car, street", "tag", "tag-format"),
+    ("red car, street, red car, night", "tag", "repetition"),
+    ("A red car parks on a wet city street at night under bright orange lamps.", "short", None),
+    ("A red car parks on a wet city street at night. Lamps glow. People walk by.", "short", "length"),
+    ("This image is a red car parked on a wet city street at night under orange lamps.", "short", "meta-opening"),
+    ("A picture of a red car parked on a wet city street at night under orange lamps.", "short", "forbidden-word"),
+    ("A red car parks on a wet city street at night under bright orange lamps and", "short", "truncated"),
+    ("not visible", "short", "not-visible"),
+    ("NOT VISIBLE.", "medium", None),
+    ("", "long", "empty"),
+    ("A car.", "caption", "bad-type"),
+])
+def test_rules(caption: str, level: str, reason: str | None) -> None:
+    row = qc.qc_rows([{"key": "k", "caption": caption, "caption_type": level}])[0]
+    assert row["reason"] == reason, row["detail"]
+    assert row["keep"] == (reason is None)
+
+
+def test_long_rules_foreground_sentences_and_truncation_flag() -> None:
+    body = ("A red car stands on a wet street at night. Its paint shines under orange lamps. "
+            "A sign above the door reads \"OPEN 24 HOURS\" in white letters. Two people walk past on the left. "
+            "Rain drops streak the air in front of the shop window. The sky above the buildings is black.")
+    assert qc.check_caption(body, "long").reasons == ()
+    assert qc.check_caption(body.replace("in front of", "in the foreground of"), "long").reasons == ("forbidden-word",)
+    assert qc.check_caption(body.replace("in front of", "in the foreground of"), "medium").reasons == ("length",)
+    assert qc.check_caption(body, "long", truncated=True).reasons == ("truncated",)
+    three = " ".join(body.split(". ")[:3]) + "."
+    assert "length" in qc.check_caption(three, "long").reasons
+
+
+def test_not_visible_depends_on_the_image() -> None:
+    from PIL import Image
+
+    blank = Image.new("RGB", (64, 64), (250, 250, 250))
+    noisy = Image.effect_noise((64, 64), 60).convert("RGB")
+    assert not qc.image_usable(blank) and qc.image_usable(noisy)
+    assert qc.check_caption("NOT VISIBLE.", "short", usable=False).reasons == ()
+    assert qc.check_caption("NOT VISIBLE.", "short", usable=True).reasons == ("not-visible",)
+
+
+def test_duplicates_modes_and_not_visible_is_never_a_duplicate() -> None:
+    caps = {"a": "A cat on a mat.", "b": "a cat on a  mat", "c": "A dog.", "d": "NOT VISIBLE.", "e": "NOT VISIBLE."}
+    assert qc.duplicate_keys(caps) == {"a": "a", "b": "a"}
+    assert qc.duplicate_keys(caps, "extra") == {"b": "a"}
+    with pytest.raises(UsageError, match="duplicates"):
+        qc.merged_params({"duplicates": "some"})
+    with pytest.raises(UsageError, match="unknown parameter 'wordz'"):
+        qc.merged_params({"wordz": 3})
+    assert qc.merged_params({"words": {"short": [1, 99]}})["words"]["medium"] == [18, 80]
+
+
+def test_run_qc_writes_stage_dir_and_tables(sample_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame, rows = qc.run_qc([str(sample_dir / "raw" / "gpic_raw_captions.tar"), str(sample_dir / "train")],
+                            str(tmp_path / "qc"))
+    stored = pd.read_parquet(tmp_path / "qc" / "decisions.parquet")
+    assert len(stored) == len(frame) == len(rows)
+    assert set(stored["stage"]) == {"caption-qc"}
+    assert (stored["reason"].isna() == stored["keep"]).all()
+    assert {"score_words", "reasons", "license_family", "source"} <= set(stored.columns)
+    assert sorted(p.name for p in (tmp_path / "qc" / "done").iterdir()) == [
+        "gpic_raw_captions.done", "gpic_train_00000.done", "gpic_train_00001.done"]
+    counts = pd.read_csv(tmp_path / "qc" / "counts.csv")
+    assert counts["count"].sum() == len(stored)
+    rates = qc.rate_table(rows)
+    assert set(rates["caption_type"]) <= set(qc.LEVELS) and (rates["n"].sum() == len(rows))
+    worst = qc.worst_examples(rows, 3)
+    assert len(worst) == 3 and worst.loc[0, "reasons"].count(";") >= 1
