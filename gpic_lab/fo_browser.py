@@ -6,6 +6,7 @@ a throwaway profile, and a virtual-time budget so the single-page app finishes r
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -60,3 +61,9 @@ def screenshot(url: str, out: Path, budget_ms: int = 20000, size: tuple[int, int
     if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         raise GpicError(f"chromium --screenshot {url} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
     return out, seconds
+
+
+def visible_text(html: str) -> str:
+    """The text a user sees in an HTML dump: scripts and styles dropped, tags removed, whitespace collapsed."""
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))

@@ -22,11 +22,6 @@ pytestmark = [pytest.mark.fiftyone, pytest.mark.browser]
 GPIC_LAB = str(Path(sys.executable).with_name("gpic-lab"))
 
 
-def _visible_text(html: str) -> str:
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
-
-
 def _alive(pids: list[int]) -> list[int]:
     import psutil
 
@@ -68,7 +63,7 @@ def test_app_renders_dataset_and_stops_cleanly(sample_dir: Path, tmp_path: Path)
             assert url == f"http://127.0.0.1:{port}/datasets/{name}"
             children = [p.pid for p in psutil.Process(app.pid).children(recursive=True)]
             assert children, "the App server process was not started"
-            text = _visible_text(fo_browser.dump_dom(url))
+            text = fo_browser.visible_text(fo_browser.dump_dom(url))
             assert name in text
             assert re.search(r"\b13 samples\b", text), text[:2000]
             for field in ("key", "license", "license_family", "caption", "caption_type", "attribution", "split"):

@@ -185,3 +185,25 @@ def test_cli_load_and_bad_input(fo_env: Path, sample_dir: Path, capsys: pytest.C
     assert main(["fiftyone", "delete", "t_cli"]) == 0
     assert main(["fiftyone", "delete", "t_cli"]) == 2
     assert sys.modules.get("fiftyone") is not None
+
+
+def test_bulk_insert_matches_fiftyone_add_samples(fo_env: Path, sample_dir: Path) -> None:
+    from gpic_lab import fo_bridge
+    from gpic_lab.fo_records import Selection, StageDecisions, build_row, materialise, select
+
+    index, chosen = select([sample_dir / "train", sample_dir / "raw"], Selection())
+    rows = [build_row(index.get(s.key), materialise(index.get(s.key), fo_env / "media"), StageDecisions())
+            for s in chosen]
+    fields = fo_bridge._schema_for(rows, StageDecisions())
+    fast, ref = fo_bridge.open_dataset("t_fast", overwrite=True), fo_bridge.open_dataset("t_ref", overwrite=True)
+    fo_bridge.declare_schema(fast, fields)
+    fo_bridge.declare_schema(ref, fields)
+    fo_bridge._add_rows(fast, rows, 7)  # several batches
+    fo_bridge.add_samples_batched(ref, rows, 7)
+    assert len(fast) == len(ref) == len(rows)
+    for field in ["filepath", "tags", *fields]:
+        assert fast.sort_by("key").values(field) == ref.sort_by("key").values(field), field
+    first = fast.first()
+    assert first.media_type == "image" and first.created_at is not None and first.key == rows[0]["key"]
+    with pytest.raises(Exception, match="duplicate key"):  # the unique key index rejects a second insert
+        fo_bridge._add_rows(fast, rows[:1], 7)
