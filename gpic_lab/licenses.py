@@ -350,7 +350,7 @@ def check_record(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     if lic is None:
         return problems
     if not url:
-        if lic.family not in ("ARR",):
+        if lic.family.startswith("CC"):  # CC has a canonical URL; PD statements and NKCR may have none
             problems.append(("license-url-missing", f"license_url is empty for {lic.spdx}"))
         return problems
     by_url = _parse_url(url)

@@ -1,0 +1,251 @@
+"""Collected images -> GPIC shards, with provenance, exact-byte dedup and crash-safe progress.
+
+Layout of an output directory:
+  shards/<prefix>_NNNNN.tar        GPIC records (no URLs), caption fields empty, split []
+  provenance/<prefix>_NNNNN.parquet  key -> source, source_id, image_url, page_url, raw license strings, ...
+  state.json                       query, cursor, page_offset, shard_index, spool, counts (atomic)
+  .spool/<key>.<ext>               downloaded images of committed pages not yet in a shard
+
+Commit protocol: images are spooled (atomic write) as they arrive; at the end of each API page the state is
+written with the next cursor and the spool list; full shards are then cut from the spool (provenance, shard,
+state, in that order). A crash at any point re-does at most the uncommitted page; a shard written but not yet
+recorded in the state is rewritten byte-identically from the spool. Nothing is lost, nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from gpic_lab.collect.base import Candidate
+from gpic_lab.errors import GpicError, UsageError
+from gpic_lab.fsio import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from gpic_lab.licenses import License, build_attribution
+from gpic_lab.schema import new_record
+
+STATE_VERSION = 1
+DEFAULT_MAX_PIXELS = 178_956_970  # PIL's default bomb limit
+PROVENANCE_COLUMNS = ("key", "shard", "source", "source_id", "image_url", "page_url", "title", "author",
+                      "license_name_raw", "license_url_raw", "license_spdx", "retrieved_at", "img_width",
+                      "img_height", "bytes", "declared_width", "declared_height")
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with a Z suffix, second precision (GPIC's retrieved_at format)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def decode_size(body: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, int, int] | str:
+    """(ext, width, height) from a full decode of JPEG/PNG bytes, or a reason string
+    (not-an-image, unsupported-format, too-many-pixels, image-undecodable)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        im = Image.open(io.BytesIO(body))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return "not-an-image"
+    fmt = {"JPEG": "jpg", "PNG": "png"}.get(im.format or "")
+    if fmt is None:
+        return "unsupported-format"
+    width, height = im.size
+    if width * height > max_pixels:
+        return "too-many-pixels"
+    try:
+        im.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return "image-undecodable"
+    return fmt, width, height
+
+
+class ShardCollector:
+    """Resumable writer for one collection (one source + query) in `out`."""
+
+    def __init__(self, out: str | Path, query: dict[str, Any], first_cursor: Any, shard_size: int = 1000,
+                 prefix: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        if shard_size < 1:
+            raise UsageError(f"shard_size must be >= 1, got {shard_size}")
+        self.out, self.shard_size, self.max_pixels = Path(out), shard_size, max_pixels
+        self.prefix = prefix or f"gpic_{query.get('source', 'collect')}"
+        self.state_path = self.out / "state.json"
+        if self.state_path.exists():
+            self.state = self._load(query)
+        else:
+            self.state = {"version": STATE_VERSION, "query": query, "prefix": self.prefix, "cursor": first_cursor,
+                          "page_offset": 0, "shard_index": 0, "spool": [], "counts": {}, "done": False,
+                          "shards": []}
+        self.prefix = self.state["prefix"]
+        self.counts: Counter = Counter(self.state["counts"])
+        self.spool: list[dict[str, Any]] = list(self.state["spool"])
+        self.seen: set[str] = self._committed_keys() | {e["key"] for e in self.spool}
+        self._clean_orphans()
+
+    # -- state -------------------------------------------------------------------------------------------
+    def _load(self, query: dict[str, Any]) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GpicError(f"{self.state_path}: unreadable collection state ({exc})") from None
+        if state.get("version") != STATE_VERSION:
+            raise GpicError(f"{self.state_path}: state version {state.get('version')} != {STATE_VERSION}")
+        stored = {k: v for k, v in state["query"].items() if k != "max_upload_date"}
+        given = {k: v for k, v in query.items() if k != "max_upload_date"}
+        if stored != given:
+            raise UsageError(f"{self.out} holds a collection for a different query ({stored}); "
+                             f"use another --out or the same options ({given})")
+        return state
+
+    @property
+    def query(self) -> dict[str, Any]:
+        return self.state["query"]
+
+    @property
+    def cursor(self) -> Any:
+        return self.state["cursor"]
+
+    @property
+    def page_offset(self) -> int:
+        return int(self.state["page_offset"])
+
+    @property
+    def done(self) -> bool:
+        return bool(self.state["done"])
+
+    def shard_path(self, index: int) -> Path:
+        return self.out / "shards" / f"{self.prefix}_{index:05d}.tar"
+
+    def provenance_path(self, index: int) -> Path:
+        return self.out / "provenance" / f"{self.prefix}_{index:05d}.parquet"
+
+    def _committed_keys(self) -> set[str]:
+        import pyarrow.parquet as pq
+
+        keys: set[str] = set()
+        for i in range(int(self.state["shard_index"])):
+            keys.update(pq.read_table(self.provenance_path(i), columns=["key"]).column("key").to_pylist())
+        return keys
+
+    def _clean_orphans(self) -> None:
+        """Drop spool files and shard/provenance files the committed state does not know (a crash leftover)."""
+        spool_dir = self.out / ".spool"
+        listed = {f"{e['key']}.{e['ext']}" for e in self.spool}
+        if spool_dir.is_dir():
+            for f in spool_dir.iterdir():
+                if f.name not in listed:
+                    f.unlink()
+        index = int(self.state["shard_index"])
+        for folder, suffix in (("shards", ".tar"), ("provenance", ".parquet")):
+            for f in (self.out / folder).glob(f"{self.prefix}_*{suffix}") if (self.out / folder).is_dir() else []:
+                stem = f.name[len(self.prefix) + 1:-len(suffix)]
+                if stem.isdigit() and int(stem) >= index:
+                    f.unlink()
+
+    def _save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        self.state["counts"] = dict(sorted(self.counts.items()))
+        self.state["spool"] = self.spool
+        write_json_atomic(self.state_path, self.state)
+
+    # -- items -------------------------------------------------------------------------------------------
+    def count(self, reason: str, n: int = 1) -> None:
+        """Count a listed entry that was not collected, by reason."""
+        self.counts[reason] += n
+
+    def add(self, cand: Candidate, body: bytes, lic: License) -> str:
+        """Spool one downloaded image; returns 'written' or the reason it was not (also counted)."""
+        decoded = decode_size(body, self.max_pixels)
+        if isinstance(decoded, str):
+            return self._skip(decoded)
+        if cand.sha1 and hashlib.sha1(body).hexdigest() != cand.sha1.lower():
+            return self._skip("sha1-mismatch")
+        key = hashlib.sha256(body).hexdigest()
+        if key in self.seen:
+            return self._skip("duplicate-bytes")
+        ext, width, height = decoded
+        try:
+            attribution = build_attribution(cand.author, cand.source, lic.spdx, cand.title)
+        except UsageError:
+            return self._skip("author-missing")
+        retrieved = utc_now()
+        license_url = lic.url or cand.license_url
+        meta = new_record(key, width, height, lic.label, license_url, attribution, retrieved)
+        prov = {"key": key, "source": cand.source, "source_id": cand.source_id, "image_url": cand.image_url,
+                "page_url": cand.page_url, "title": cand.title, "author": cand.author,
+                "license_name_raw": cand.license_name, "license_url_raw": cand.license_url,
+                "license_spdx": lic.spdx, "retrieved_at": retrieved, "img_width": width, "img_height": height,
+                "bytes": len(body), "declared_width": cand.width, "declared_height": cand.height}
+        write_bytes_atomic(self.out / ".spool" / f"{key}.{ext}", body)
+        self.spool.append({"key": key, "ext": ext, "meta": meta, "prov": prov})
+        self.seen.add(key)
+        self.counts["written"] += 1
+        return "written"
+
+    def _skip(self, reason: str) -> str:
+        self.counts[reason] += 1
+        return reason
+
+    # -- commits -----------------------------------------------------------------------------------------
+    def page_done(self, next_cursor: Any) -> None:
+        """Commit a finished page: next cursor + spool, then cut every full shard."""
+        self._save(cursor=next_cursor, page_offset=0)
+        while len(self.spool) >= self.shard_size:
+            self._cut(self.shard_size)
+
+    def stop(self, cursor: Any, page_offset: int) -> None:
+        """Commit a stop inside a page (budget or item limit): remember the offset and flush the spool."""
+        self._save(cursor=cursor, page_offset=page_offset)
+        self.flush()
+
+    def finish(self) -> None:
+        """The listing is exhausted: flush the spool and mark the collection done."""
+        self._save(cursor=None, page_offset=0)
+        self.flush()
+        self._save(done=True)
+
+    def flush(self) -> None:
+        """Write every spooled image into shards (the last one may be short)."""
+        while self.spool:
+            self._cut(min(self.shard_size, len(self.spool)))
+
+    def _cut(self, n: int) -> None:
+        index = int(self.state["shard_index"])
+        entries, path = self.spool[:n], self.shard_path(index)
+        self._write_provenance(index, entries, path.name)
+        from gpic_lab.shardwriter import write_shard
+
+        spool_dir = self.out / ".spool"
+        write_shard(path, ((e["key"], e["meta"], (spool_dir / f"{e['key']}.{e['ext']}").read_bytes(), e["ext"])
+                           for e in entries))
+        self.spool = self.spool[n:]
+        self._save(shard_index=index + 1, shards=[*self.state["shards"], path.name])
+        for e in entries:
+            (spool_dir / f"{e['key']}.{e['ext']}").unlink(missing_ok=True)
+
+    def _write_provenance(self, index: int, entries: list[dict[str, Any]], shard: str) -> None:
+        import pyarrow as pa
+
+        rows = [{**e["prov"], "shard": shard} for e in entries]
+        table = pa.Table.from_pylist(rows, schema=_provenance_schema())
+        write_parquet_atomic(self.provenance_path(index), table)
+
+
+def _provenance_schema() -> Any:
+    import pyarrow as pa
+
+    ints = {"img_width", "img_height", "bytes", "declared_width", "declared_height"}
+    return pa.schema([(c, pa.int64() if c in ints else pa.string()) for c in PROVENANCE_COLUMNS])
+
+
+def read_provenance(out: str | Path) -> Any:
+    """All provenance rows of a collection directory as a pandas DataFrame (empty frame when none)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    files = sorted((Path(out) / "provenance").glob("*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=list(PROVENANCE_COLUMNS))
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
