@@ -2,8 +2,8 @@
 
 `TrainTransform` is GPIC's training augmentation (random square crop of scale [0.8, 1.0] of the shorter side,
 resize to 256, optional horizontal flip) on a fast path: JPEGs are decoded by libjpeg-turbo at the smallest
-DCT scale (M/8) that still leaves the crop at or above the target resolution, so no quality is lost to
-upsampling; the crop is resized in uint8 with an antialiased (pre-blurred) bilinear filter.
+SIMD-accelerated DCT scale (1/8, 1/4, 1/2 or 1) that still leaves the crop at or above the target resolution,
+so no quality is lost to upsampling; the crop is resized in uint8 with an antialiased (pre-blurred) bilinear filter.
 `pil_train_transform` is the plain PIL reference (full decode, PIL bicubic, float tensor) used as a baseline.
 """
 
@@ -41,19 +41,23 @@ def crop_box(width: int, height: int, p: CropParams) -> tuple[int, int, int, int
     return left, top, left + side, top + side
 
 
+def _simd_scale(short: int, need: int) -> int:
+    """Largest libjpeg-turbo SIMD scale denominator (8, 4, 2 or 1) that keeps the shorter side >= need. The
+    other M/8 scales use plain-C IDCTs and decode slower than a full-size SIMD decode (measured: 6/8 at 0.73x)."""
+    return next((d for d in (8, 4, 2) if -(-short // d) >= need), 1)
+
+
 def _decode_fast(data: bytes, need_short_side: int) -> np.ndarray | None:
-    """Decode a JPEG at the smallest DCT scale whose shorter side is >= need_short_side; None if not a JPEG."""
+    """Decode a JPEG at the smallest SIMD DCT scale whose shorter side is >= need_short_side; None if not a JPEG."""
     import simplejpeg
 
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-        if height <= width:
-            kw = {"min_height": min(need_short_side, height), "min_width": 1}
-        else:
-            kw = {"min_width": min(need_short_side, width), "min_height": 1}
-        return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True, fastupsample=True, **kw)
+        d = _simd_scale(min(height, width), need_short_side)
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True, fastupsample=True,
+                                      min_height=-(-height // d), min_width=-(-width // d))
     except (ValueError, RuntimeError):
         return None  # CMYK and other unusual JPEGs: fall back to PIL
 
@@ -84,7 +88,9 @@ def _resize(arr: np.ndarray, size: int) -> np.ndarray:
     if factor <= 1.0:
         return cv2.resize(arr, (size, size), interpolation=cv2.INTER_CUBIC)
     if factor > 1.05:
-        arr = cv2.GaussianBlur(arr, (0, 0), 0.45 * math.sqrt(factor * factor - 1.0))
+        sigma = 0.45 * math.sqrt(factor * factor - 1.0)
+        k = 2 * max(1, round(2.0 * sigma)) + 1  # taps to ±2σ (OpenCV's default, ±3σ, costs 5 taps at σ≈0.6)
+        arr = cv2.GaussianBlur(arr, (k, k), sigma)
     return cv2.resize(arr, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
