@@ -1,0 +1,115 @@
+"""Where per-shard work runs: in this process, a local process pool, or a Dask distributed cluster.
+
+Every engine maps one picklable, module-level function over a list of items and yields ``(item, result)`` as
+tasks finish, so the caller can record progress (and completion markers) shard by shard. The same function
+runs unchanged on every engine.
+
+- ``local``: ``concurrent.futures.ProcessPoolExecutor`` (forkserver start method, so a parent holding torch or
+  CUDA state never forks it); one worker runs the tasks inline in this process.
+- ``dask``: ``dask.distributed``. Without ``scheduler`` a ``LocalCluster`` bound to 127.0.0.1 (no dashboard)
+  is started and closed; with ``scheduler="tcp://HOST:PORT"`` the tasks go to that cluster. GPU stages submit
+  with ``resources={"GPU": 1}``, so a worker started with ``--resources GPU=1`` runs one at a time.
+
+A worker that dies takes only its running task with it: finished tasks were already yielded. The local pool
+cannot recover a dead process and raises ``GpicError`` (rerun to resume); Dask reschedules the lost task on
+another worker (up to ``distributed.scheduler.allowed-failures`` times).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from gpic_lab.errors import GpicError, UsageError
+
+ENGINES = ("local", "dask")
+CONNECT_TIMEOUT = "30s"  # how long to wait for a remote Dask scheduler
+
+
+def default_workers(n_items: int) -> int:
+    """One worker per core, never more than there are items."""
+    return max(1, min(os.cpu_count() or 1, n_items))
+
+
+def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], engine: str = "local", scheduler: str | None = None,
+              workers: int | None = None, gpu: bool = False, label: Callable[[Any], str] = str) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(item, fn(item))`` for every item, in completion order.
+
+    Args:
+        fn: a module-level function (it is pickled by reference).
+        items: the task arguments, one task each.
+        engine: ``local`` or ``dask``.
+        scheduler: Dask scheduler address (``tcp://HOST:PORT``); ``None`` starts a LocalCluster on 127.0.0.1.
+        workers: processes (local) or LocalCluster workers (dask); default one per core.
+        gpu: submit with ``resources={"GPU": 1}`` on Dask (a LocalCluster then gives each worker one GPU slot).
+        label: names an item in error messages (e.g. the shard path).
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if scheduler and engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+    if not items:
+        return iter(())
+    n = workers or default_workers(len(items))
+    if n < 1:
+        raise UsageError(f"workers must be >= 1, got {n}")
+    if engine == "local":
+        return _local(fn, items, n, label)
+    return _dask(fn, items, scheduler, n, gpu, label)
+
+
+def _local(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, label: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    if workers == 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending = {pool.submit(fn, item): item for item in items}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    item = pending.pop(future)
+                    try:
+                        yield item, future.result()
+                    except BrokenProcessPool as exc:
+                        raise GpicError(f"{label(item)}: a worker process died ({exc}); finished shards are kept, "
+                                        "rerun the same command to resume") from None
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None, workers: int, gpu: bool,
+          label: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, resources={"GPU": 1} if gpu else None)
+    try:
+        client = Client(cluster if cluster is not None else scheduler, timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise GpicError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+    try:
+        futures = client.map(fn, list(items), pure=False, resources={"GPU": 1} if gpu else None)
+        item_of = {f.key: item for f, item in zip(futures, items, strict=True)}
+        for future in as_completed(futures):
+            item = item_of[future.key]
+            if future.status == "error":
+                exc = future.exception()
+                raise GpicError(f"{label(item)}: {type(exc).__name__}: {exc}") from None
+            yield item, future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

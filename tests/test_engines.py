@@ -1,0 +1,96 @@
+"""Engines: the same stage gives identical decisions on the local pool and on Dask, and a killed worker loses
+nothing and redoes no finished shard."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gpic_lab.engines import map_tasks
+from gpic_lab.errors import GpicError, UsageError
+from gpic_lab.shards import iter_samples
+from gpic_lab.stages import run_stage
+
+pytestmark = pytest.mark.slow
+
+
+def crashing_stage(samples, params):
+    """Logs start/end per shard; on the shard named by params['crash_on'] it kills its own worker process once
+    (while the flag file exists), the way an OOM kill or a preempted node would."""
+    from gpic_lab.records import Decision
+
+    shard = Path(samples[0].shard).stem
+    log = Path(params["log"])
+    with open(log, "a") as fh:
+        fh.write(f"start {shard}\n")
+    flag = Path(params["flag"])
+    if shard == params["crash_on"] and flag.exists():
+        flag.unlink()
+        os._exit(17)
+    time.sleep(float(params.get("sleep", 0.0)))
+    with open(log, "a") as fh:
+        fh.write(f"end {shard}\n")
+    return [Decision(s.key, i % 2 == 0, None if i % 2 == 0 else "odd") for i, s in enumerate(samples)]
+
+
+def _ends(log: Path) -> list[str]:
+    return [line.split()[1] for line in log.read_text().splitlines() if line.startswith("end ")]
+
+
+def _sorted(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path).sort_values("key").reset_index(drop=True)
+
+
+def test_local_and_dask_give_identical_decisions(sample_dir: Path, tmp_path: Path) -> None:
+    paths = [sample_dir / "raw", sample_dir / "train"]
+    local = run_stage("license", paths, tmp_path / "local", workers=2, progress=False)
+    dask = run_stage("license", paths, tmp_path / "dask", engine="dask", workers=2, progress=False)
+    assert local["reasons"] == dask["reasons"] and dask["engine"] == "dask"
+    pd.testing.assert_frame_equal(_sorted(tmp_path / "local" / "decisions.parquet"),
+                                  _sorted(tmp_path / "dask" / "decisions.parquet"))
+
+
+def test_local_pool_killed_worker_then_resume(tiny_shards, tmp_path: Path) -> None:
+    shards = tiny_shards(6, 2)
+    log, flag = tmp_path / "log.txt", tmp_path / "crash.flag"
+    flag.touch()
+    params = {"log": str(log), "flag": str(flag), "crash_on": "gpic_train_00004", "sleep": 0.2}
+    out = tmp_path / "out"
+    with pytest.raises(GpicError, match="worker process died"):
+        run_stage("test_engines:crashing_stage", shards, out, params, workers=2, progress=False)
+    finished = {p.stem: p.stat().st_mtime_ns for p in (out / "done").glob("*.done")}
+    assert "gpic_train_00004" not in finished and not (out / "decisions.parquet").exists()
+    summary = run_stage("test_engines:crashing_stage", shards, out, params, workers=2, progress=False)
+    assert summary["skipped"] == len(finished) and summary["computed"] == 6 - len(finished)
+    ends = _ends(log)
+    assert sorted(ends) == sorted({Path(s).stem for s in shards}), "every shard finished exactly once"
+    assert all((out / "done" / f"{s}.done").stat().st_mtime_ns == t for s, t in finished.items())
+    keys = sorted(s.key for s in iter_samples(shards, images=False))
+    assert sorted(pd.read_parquet(out / "decisions.parquet")["key"]) == keys
+
+
+def test_dask_reschedules_the_task_of_a_killed_worker(tiny_shards, tmp_path: Path) -> None:
+    shards = tiny_shards(4, 2)
+    log, flag = tmp_path / "log.txt", tmp_path / "crash.flag"
+    flag.touch()
+    params = {"log": str(log), "flag": str(flag), "crash_on": "gpic_train_00001", "sleep": 0.1}
+    summary = run_stage("test_engines:crashing_stage", shards, tmp_path / "out", params, engine="dask", workers=2,
+                        progress=False)
+    assert summary["computed"] == 4 and summary["samples"] == 8 and summary["reasons"] == {"kept": 4, "odd": 4}
+    starts = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("start ")]
+    assert starts.count("gpic_train_00001") == 2, "the killed task ran again on a live worker"
+    assert sorted(_ends(log)) == sorted(Path(s).stem for s in shards), "nothing done twice"
+
+
+def test_engine_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gpic_lab.engines.CONNECT_TIMEOUT", "2s")
+    with pytest.raises(UsageError, match="unknown engine"):
+        list(map_tasks(str, [1], engine="ray"))
+    with pytest.raises(UsageError, match="needs --engine dask"):
+        list(map_tasks(str, [1], engine="local", scheduler="tcp://127.0.0.1:1"))
+    with pytest.raises(GpicError, match="cannot reach the Dask scheduler"):
+        list(map_tasks(str, [1, 2], engine="dask", scheduler="tcp://127.0.0.1:9"))
