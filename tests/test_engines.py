@@ -94,3 +94,22 @@ def test_engine_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         list(map_tasks(str, [1], engine="local", scheduler="tcp://127.0.0.1:1"))
     with pytest.raises(GpicError, match="cannot reach the Dask scheduler"):
         list(map_tasks(str, [1, 2], engine="dask", scheduler="tcp://127.0.0.1:9"))
+
+
+def test_remote_scheduler_address_and_gpu_resources(tiny_shards, tmp_path: Path) -> None:
+    """`--scheduler tcp://...` sends work to an existing cluster; GPU tasks run on a worker offering GPU=1."""
+    from distributed import LocalCluster
+
+    shards = tiny_shards(3, 2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      resources={"GPU": 1}) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        summary = run_stage("license", shards, tmp_path / "remote", engine="dask", scheduler=cluster.scheduler_address,
+                            progress=False)
+        squares = dict(map_tasks(pow_two, [1, 2, 3], engine="dask", scheduler=cluster.scheduler_address, gpu=True))
+    assert summary["samples"] == 6 and summary["scheduler"] == cluster.scheduler_address
+    assert squares == {1: 1, 2: 4, 3: 9}
+
+
+def pow_two(x: int) -> int:
+    return x * x
