@@ -1,0 +1,338 @@
+"""Captioning at GPIC's four levels with Qwen3-VL: caption-type assignment, prompts, backends, resumable runs.
+
+Outputs, per input shard: ``OUT/<shard-stem>.captions.parquet`` (one row per key and level) then the completion
+marker ``OUT/done/<shard-stem>.done``. A rerun skips shards with a marker; a shard interrupted half-way is
+redone from its start (its parquet is written atomically only once complete), so a resumed run has no duplicates
+and no gaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from gpic_lab.errors import GpicError, UsageError
+
+LEVELS = ("tag", "short", "medium", "long")
+MIX = {"tag": 0.01, "short": 0.45, "medium": 0.45, "long": 0.09}  # GPIC §2.4
+MAX_NEW_TOKENS = {"tag": 48, "short": 80, "medium": 160, "long": 512}
+COLUMNS = ("key", "shard", "caption_type", "caption", "prompt_version", "model", "backend", "sampling",
+           "max_new_tokens", "n_tokens", "truncated", "model_warning")
+
+
+def caption_type_for(key: str, seed: int = 0) -> str:
+    """The caption level of an image, from a seeded hash of its key (1% tag / 45% short / 45% medium / 9% long)."""
+    u = int.from_bytes(hashlib.sha256(f"gpic-caption-type:{seed}:{key}".encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for level in LEVELS:
+        edge += MIX[level]
+        if u < edge:
+            return level
+    return LEVELS[-1]
+
+
+def load_prompt(level: str) -> tuple[str, str]:
+    """(prompt text, version) of a level from gpic_lab/prompts/caption_<level>.txt ('#' lines are comments)."""
+    if level not in LEVELS:
+        raise UsageError(f"unknown caption level {level!r} (known: {', '.join(LEVELS)})")
+    raw = resources.files("gpic_lab").joinpath("prompts", f"caption_{level}.txt").read_text(encoding="utf-8")
+    lines = [ln for ln in raw.splitlines() if not ln.startswith("#")]
+    version = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("version:")), None)
+    if not version:
+        raise GpicError(f"prompts/caption_{level}.txt: missing 'version:' line")
+    text = "\n".join(ln for ln in lines if not ln.startswith("version:")).strip()
+    return text, f"{version}+{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+class Captioner(Protocol):
+    """What a backend provides: caption a batch of PIL images, one level each."""
+
+    name: str
+    model: str
+    model_warning: str
+    sampling: dict[str, Any]
+
+    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
+        """One {text, n_tokens, truncated, max_new_tokens} per image."""
+        ...
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+class TransformersCaptioner:
+    """Qwen3-VL through transformers (bf16 + SDPA/flash on CUDA; the real code path on CPU with the tiny model)."""
+
+    name = "transformers"
+
+    def __init__(self, model_path: str | os.PathLike[str], device: str | None = None, dtype: Any = None,
+                 min_pixels: int | None = None, max_pixels: int | None = None,
+                 max_new_tokens: dict[str, int] | None = None, **sampling: Any) -> None:
+        from gpic_lab import qwen
+
+        self.model_obj, self.processor = qwen.load_qwen3vl(model_path, device, dtype, min_pixels, max_pixels)
+        self.model = str(model_path)
+        self.model_warning = qwen.TINY_WARNING if qwen.is_tiny(model_path) else ""
+        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.sampling = {"do_sample": False, **sampling}
+        self.prompts = {lv: load_prompt(lv)[0] for lv in LEVELS}
+
+    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
+        from gpic_lab import qwen
+
+        budget = max(self.max_new_tokens[lv] for lv in levels)
+        out = qwen.generate(self.model_obj, self.processor, images, [self.prompts[lv] for lv in levels],
+                            max_new_tokens=budget, return_details=True, **self.sampling)
+        for row, lv in zip(out, levels, strict=True):  # a batch shares one budget: enforce each level's own
+            cap = self.max_new_tokens[lv]
+            if row["n_tokens"] > cap:
+                ids = self.processor.tokenizer(row["text"], add_special_tokens=False)["input_ids"][:cap]
+                row.update(text=self.processor.tokenizer.decode(ids).strip(), n_tokens=cap, truncated=True)
+            else:
+                row["truncated"] = row["n_tokens"] >= cap
+            row["max_new_tokens"] = cap
+        return out
+
+
+class VllmCaptioner:
+    """Qwen3-VL through vLLM's offline engine (optional extra; CUDA only)."""
+
+    name = "vllm"
+
+    def __init__(self, model_path: str | os.PathLike[str], min_pixels: int | None = None, max_pixels: int | None = None,
+                 max_new_tokens: dict[str, int] | None = None, **sampling: Any) -> None:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise UsageError("--backend vllm needs the optional vllm package (pip install vllm) and a CUDA GPU") from exc
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--backend vllm needs a CUDA GPU")
+        from gpic_lab import qwen
+
+        mm = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
+        self.llm = vllm.LLM(model=str(qwen.resolve_model_path(model_path)), limit_mm_per_prompt={"image": 1},
+                            mm_processor_kwargs=mm or None, dtype="bfloat16")
+        self.vllm = vllm
+        self.model = str(model_path)
+        self.model_warning = qwen.TINY_WARNING if qwen.is_tiny(model_path) else ""
+        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.sampling = {"temperature": 0.0, **{k: v for k, v in sampling.items() if k != "do_sample"}}
+        tok = self.llm.get_tokenizer()
+        self.texts = {lv: tok.apply_chat_template(qwen_messages(load_prompt(lv)[0]), tokenize=False,
+                                                  add_generation_prompt=True) for lv in LEVELS}
+
+    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
+        requests = [{"prompt": self.texts[lv], "multi_modal_data": {"image": im}} for im, lv in zip(images, levels, strict=True)]
+        params = [self.vllm.SamplingParams(max_tokens=self.max_new_tokens[lv], **self.sampling) for lv in levels]
+        outs = self.llm.generate(requests, params, use_tqdm=False)
+        return [{"text": o.outputs[0].text.strip(), "n_tokens": len(o.outputs[0].token_ids),
+                 "truncated": o.outputs[0].finish_reason == "length", "max_new_tokens": self.max_new_tokens[lv]}
+                for o, lv in zip(outs, levels, strict=True)]
+
+
+def qwen_messages(prompt: str) -> list[dict[str, Any]]:
+    from gpic_lab.qwen import build_messages
+
+    return build_messages(prompt)
+
+
+def tiny_model_dir() -> Path:
+    """The tiny random Qwen3-VL under the state dir (built on first use)."""
+    from gpic_lab import qwen
+    from gpic_lab.paths import state_root
+
+    path = state_root() / "models" / "qwen3vl-tiny"
+    if not qwen.is_tiny(path):
+        qwen.build_tiny_qwen3vl(path)
+    return path
+
+
+def make_captioner(model: str, backend: str = "transformers", **kwargs: Any) -> Captioner:
+    """A backend by name; ``model="tiny"`` uses (and builds) the tiny random model."""
+    path = tiny_model_dir() if model == "tiny" else model
+    if backend == "transformers":
+        return TransformersCaptioner(path, **kwargs)
+    if backend == "vllm":
+        kwargs.pop("device", None)
+        kwargs.pop("dtype", None)
+        return VllmCaptioner(path, **kwargs)
+    raise UsageError(f"unknown backend {backend!r} (transformers or vllm)")
+
+
+def prepare_image(data: bytes, max_pixels: int | None) -> Any:
+    """Decode (JPEG draft mode when far above max_pixels), convert to RGB and bound the pixel count."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(data))
+    if max_pixels and im.format == "JPEG" and im.width * im.height > 4 * max_pixels:
+        scale = (max_pixels / (im.width * im.height)) ** 0.5
+        im.draft("RGB", (max(1, int(im.width * scale * 2)), max(1, int(im.height * scale * 2))))
+    im = im.convert("RGB")
+    if max_pixels and im.width * im.height > max_pixels:
+        scale = (max_pixels / (im.width * im.height)) ** 0.5
+        im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.BICUBIC)
+    return im
+
+
+def jobs_for(samples: Iterable[Any], levels: str, seed: int) -> list[tuple[Any, str]]:
+    """(sample, level) pairs, sorted by image area so a batch holds similar sizes (less padding)."""
+    if levels not in ("auto", "all"):
+        raise UsageError(f"--levels must be auto or all, got {levels!r}")
+    jobs = [(s, lv) for s in samples for lv in (LEVELS if levels == "all" else (caption_type_for(s.key, seed),))]
+    return sorted(jobs, key=lambda j: (j[0].meta.get("img_width", 0) * j[0].meta.get("img_height", 0), j[0].key, j[1]))
+
+
+def run_batches(captioner: Captioner, items: Sequence[tuple[Any, str, Any]], batch_size: int,
+                on_done: Any = None, state: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Caption (sample, level, image) items in batches; halve the batch on CUDA OOM instead of crashing.
+
+    ``state["batch"]`` carries the (possibly halved) batch size from one call to the next.
+    """
+    state = state if state is not None else {}
+    results: list[dict[str, Any]] = []
+    i, size = 0, max(1, state.get("batch", batch_size))
+    while i < len(items):
+        chunk = items[i:i + size]
+        try:
+            out = captioner.caption([c[2] for c in chunk], [c[1] for c in chunk])
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            if size == 1:
+                raise GpicError(f"out of memory with batch size 1 on {chunk[0][0].key}: lower --max-pixels") from exc
+            _empty_cache()
+            size //= 2
+            state["batch"] = size
+            print(f"caption: out of memory, batch size -> {size}", file=sys.stderr)
+            continue
+        results += out
+        i += len(chunk)
+        if on_done:
+            on_done(len(chunk))
+    return results
+
+
+def _empty_cache() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _decoded(jobs: list[tuple[Any, str]], max_pixels: int | None, workers: int,
+             ahead: int = 32) -> Iterator[tuple[Any, str, Any]]:
+    """(sample, level, PIL image) with decode/resize in background threads, in order, at most ``ahead`` images
+    decoded ahead of the consumer (the levels of one key are adjacent in ``jobs`` and share one decode)."""
+    from collections import deque
+
+    keys = list(dict.fromkeys(s.key for s, _ in jobs))
+    by_key = {s.key: s for s, _ in jobs}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque[tuple[str, Any]] = deque()
+        nxt = 0
+        current: tuple[str, Any] | None = None
+        for s, lv in jobs:
+            while nxt < len(keys) and len(pending) < ahead:
+                pending.append((keys[nxt], pool.submit(prepare_image, by_key[keys[nxt]].image, max_pixels)))
+                nxt += 1
+            if current is None or current[0] != s.key:
+                key, fut = pending.popleft()
+                current = (key, fut.result())
+            yield s, lv, current[1]
+
+
+def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], captioner: Captioner,
+                   levels: str = "auto", batch_size: int = 8, seed: int = 0, workers: int = 2,
+                   max_pixels: int | None = None, progress: bool = True, force: bool = False) -> dict[str, Any]:
+    """Caption every shard; skip shards whose completion marker exists (unless force). Returns run stats."""
+    from gpic_lab.shards import iter_samples, list_shards
+
+    shards = list_shards(paths)
+    out = Path(out_dir)
+    todo = [s for s in shards if force or not (out / "done" / f"{Path(s).stem}.done").is_file()]
+    total = sum(1 for _ in iter_samples(todo, images=False)) * (len(LEVELS) if levels == "all" else 1)
+    bar = _bar(total, progress)
+    stats = {"shards": len(shards), "skipped": len(shards) - len(todo), "captions": 0, "tokens": 0, "seconds": 0.0}
+    t0 = time.perf_counter()
+    try:
+        for shard in todo:
+            rows = caption_one_shard(shard, captioner, levels, batch_size, seed, workers, max_pixels, bar.update)
+            write_rows(out / f"{Path(shard).stem}.captions.parquet", rows)
+            from gpic_lab.fsio import write_bytes_atomic
+
+            write_bytes_atomic(out / "done" / f"{Path(shard).stem}.done", f"{len(rows)}\n".encode())
+            stats["captions"] += len(rows)
+            stats["tokens"] += sum(r["n_tokens"] for r in rows)
+    finally:
+        bar.close()
+    stats["seconds"] = time.perf_counter() - t0
+    return stats
+
+
+def caption_one_shard(shard: str, captioner: Captioner, levels: str, batch_size: int, seed: int, workers: int,
+                      max_pixels: int | None, on_done: Any = None) -> list[dict[str, Any]]:
+    """Caption rows of one shard (in key, level order)."""
+    from gpic_lab.shards import iter_samples
+
+    jobs = jobs_for(iter_samples([shard]), levels, seed)
+    items: list[tuple[Any, str, Any]] = []
+    results: list[dict[str, Any]] = []
+    window: list[tuple[Any, str, Any]] = []
+    state: dict[str, int] = {}
+    for item in _decoded(jobs, max_pixels, workers, ahead=max(8, 2 * batch_size)):
+        window.append(item)
+        if len(window) >= 4 * batch_size:
+            results += run_batches(captioner, window, batch_size, on_done, state)
+            items += [(s, lv, None) for s, lv, _ in window]  # drop decoded images once captioned
+            window = []
+    results += run_batches(captioner, window, batch_size, on_done, state)
+    items += [(s, lv, None) for s, lv, _ in window]
+    version = {lv: load_prompt(lv)[1] for lv in LEVELS}
+    sampling = json.dumps(captioner.sampling, sort_keys=True)
+    rows = [{"key": s.key, "shard": Path(shard).name, "caption_type": lv, "caption": r["text"],
+             "prompt_version": version[lv], "model": captioner.model, "backend": captioner.name,
+             "sampling": sampling, "max_new_tokens": int(r["max_new_tokens"]), "n_tokens": int(r["n_tokens"]),
+             "truncated": bool(r["truncated"]), "model_warning": captioner.model_warning}
+            for (s, lv, _), r in zip(items, results, strict=True)]
+    order = {lv: i for i, lv in enumerate(LEVELS)}
+    return sorted(rows, key=lambda r: (r["key"], order[r["caption_type"]]))
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+
+    from gpic_lab.fsio import write_parquet_atomic
+
+    write_parquet_atomic(path, pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in COLUMNS}))
+
+
+def load_captions(out_dir: str | os.PathLike[str]) -> Any:
+    """All ``*.captions.parquet`` under a caption output directory as one DataFrame."""
+    import pandas as pd
+
+    files = sorted(Path(out_dir).glob("*.captions.parquet"))
+    if not files:
+        raise UsageError(f"{out_dir}: no *.captions.parquet files")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="caption", file=sys.stderr, disable=not enabled, smoothing=0.1)

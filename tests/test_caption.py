@@ -1,0 +1,162 @@
+"""gpic_lab.caption: type mix per shard, prompts, real generation on the tiny model, resume, OOM backoff."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpic_lab import caption
+from gpic_lab.errors import GpicError, UsageError
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gpic_lab import qwen
+
+    return qwen.build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen_caption"))
+
+
+@pytest.fixture(scope="module")
+def captioner(tiny_model: Path) -> caption.TransformersCaptioner:
+    return caption.TransformersCaptioner(tiny_model, device="cpu", max_new_tokens={lv: 6 for lv in caption.LEVELS})
+
+
+def test_type_mix_per_shard_within_sampling_error() -> None:
+    n_shards, per_shard = 8, 2500
+    for s in range(n_shards):
+        keys = [hashlib.sha256(f"{s}:{i}".encode()).hexdigest() for i in range(per_shard)]
+        levels = [caption.caption_type_for(k) for k in keys]
+        for level, p in caption.MIX.items():
+            frac = levels.count(level) / per_shard
+            sigma = (p * (1 - p) / per_shard) ** 0.5
+            assert abs(frac - p) < 4 * sigma + 1e-9, (s, level, frac)
+    key = "ab" * 32
+    assert caption.caption_type_for(key) == caption.caption_type_for(key)  # deterministic
+    keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(200)]
+    assert [caption.caption_type_for(k, 0) for k in keys] != [caption.caption_type_for(k, 1) for k in keys]
+
+
+def test_prompts_are_versioned_and_state_the_rules() -> None:
+    versions = set()
+    for level in caption.LEVELS:
+        text, version = caption.load_prompt(level)
+        assert version.startswith(f"{level}/v") and "+" in version
+        assert "NOT VISIBLE." in text and '"image"' in text and "#" not in text.splitlines()[0]
+        versions.add(version)
+    assert len(versions) == 4
+    assert "foreground" in caption.load_prompt("long")[0]
+    assert "3 to 8 tags" in caption.load_prompt("tag")[0]
+    with pytest.raises(UsageError, match="unknown caption level"):
+        caption.load_prompt("huge")
+
+
+def test_caption_shards_real_generation_on_tiny_model(tiny_shards, captioner, tmp_path: Path) -> None:
+    import pandas as pd
+
+    shards = tiny_shards(2, 4)
+    stats = caption.caption_shards(shards, tmp_path / "out", captioner, batch_size=3, progress=False)
+    assert stats["shards"] == 2 and stats["skipped"] == 0 and stats["captions"] == 8
+    frame = caption.load_captions(tmp_path / "out")
+    assert list(frame.columns) == list(caption.COLUMNS)
+    assert frame["key"].is_unique and len(frame) == 8
+    assert all(frame["caption_type"] == frame["key"].map(caption.caption_type_for))
+    assert (frame["model_warning"].str.contains("PLACEHOLDERS")).all()
+    assert (frame["n_tokens"] <= frame["max_new_tokens"]).all() and (frame["n_tokens"] >= 1).all()
+    assert frame["prompt_version"].str.match(r"^(tag|short|medium|long)/v\d+\+[0-9a-f]{8}$").all()
+    assert (frame["sampling"] == '{"do_sample": false}').all()
+    assert sorted(p.name for p in (tmp_path / "out" / "done").iterdir()) == \
+        ["gpic_train_00000.done", "gpic_train_00001.done"]
+    again = caption.caption_shards(shards, tmp_path / "again", captioner, batch_size=8, progress=False)
+    assert again["captions"] == 8
+    # greedy + deterministic: the batch size changes nothing
+    pd.testing.assert_frame_equal(frame, caption.load_captions(tmp_path / "again"))
+
+
+def test_levels_all_gives_four_rows_per_key(tiny_shards, captioner, tmp_path: Path) -> None:
+    shards = tiny_shards(1, 3)
+    caption.caption_shards(shards, tmp_path / "all", captioner, levels="all", batch_size=4, progress=False)
+    frame = caption.load_captions(tmp_path / "all")
+    assert len(frame) == 12
+    assert all(tuple(g) == caption.LEVELS for _, g in frame.groupby("key")["caption_type"])
+    with pytest.raises(UsageError, match="--levels"):
+        caption.jobs_for([], "some", 0)
+
+
+class _Interrupting:
+    """The real tiny captioner, interrupted (like Ctrl-C) after ``limit`` batches."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner, self.limit, self.calls = inner, limit, 0
+        self.name, self.model, self.model_warning, self.sampling = (inner.name, inner.model, inner.model_warning,
+                                                                    inner.sampling)
+
+    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt
+        return self.inner.caption(images, levels)
+
+
+def test_resume_after_interruption_has_no_duplicates_or_gaps(tiny_shards, captioner, tmp_path: Path) -> None:
+    from gpic_lab.shards import iter_samples
+
+    shards = tiny_shards(3, 4)
+    out = tmp_path / "resume"
+    with pytest.raises(KeyboardInterrupt):  # shard 0 complete (2 batches), shard 1 interrupted half-way
+        caption.caption_shards(shards, out, _Interrupting(captioner, 3), batch_size=2, progress=False)
+    assert [p.name for p in (out / "done").iterdir()] == ["gpic_train_00000.done"]
+    assert [p.name for p in out.glob("*.captions.parquet")] == ["gpic_train_00000.captions.parquet"]
+    stats = caption.caption_shards(shards, out, captioner, batch_size=2, progress=False)
+    assert stats["skipped"] == 1 and stats["captions"] == 8
+    frame = caption.load_captions(out)
+    assert frame["key"].is_unique
+    assert set(frame["key"]) == {s.key for s in iter_samples(shards, images=False)}
+    assert caption.caption_shards(shards, out, captioner, progress=False)["skipped"] == 3
+
+
+class _OomAbove:
+    """The real tiny captioner that raises a CUDA-style OOM for batches larger than ``cap``."""
+
+    def __init__(self, inner: Any, cap: int) -> None:
+        self.inner, self.cap, self.sizes = inner, cap, []
+        self.name, self.model, self.model_warning, self.sampling = (inner.name, inner.model, inner.model_warning,
+                                                                    inner.sampling)
+
+    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
+        self.sizes.append(len(images))
+        if len(images) > self.cap:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner.caption(images, levels)
+
+
+def test_oom_halves_the_batch_and_keeps_every_caption(tiny_shards, captioner, tmp_path: Path) -> None:
+    shards = tiny_shards(1, 7)
+    oom = _OomAbove(captioner, 2)
+    caption.caption_shards(shards, tmp_path / "oom", oom, batch_size=8, progress=False)
+    frame = caption.load_captions(tmp_path / "oom")
+    assert len(frame) == 7 and frame["key"].is_unique
+    assert oom.sizes[:3] == [7, 4, 2] and max(oom.sizes[3:]) == 2  # halved, then kept at the working size
+    with pytest.raises(GpicError, match="batch size 1"):
+        caption.caption_shards(shards, tmp_path / "oom1", _OomAbove(captioner, 0), batch_size=2, progress=False)
+
+
+def test_unknown_backend_and_missing_vllm_are_usage_errors(tiny_model: Path) -> None:
+    with pytest.raises(UsageError, match="unknown backend"):
+        caption.make_captioner(str(tiny_model), backend="onnx")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(UsageError, match="vllm"):
+            caption.make_captioner(str(tiny_model), backend="vllm")
+
+
+def test_prepare_image_bounds_pixels() -> None:
+    from conftest import make_image
+
+    im = caption.prepare_image(make_image(3, 640, 480), 100 * 100)
+    assert im.mode == "RGB" and im.width * im.height <= 100 * 100
+    assert abs(im.width / im.height - 640 / 480) < 0.05
+    assert caption.prepare_image(make_image(3, 64, 48, "PNG"), 100 * 100).size == (64, 48)
