@@ -160,3 +160,24 @@ def test_prepare_image_bounds_pixels() -> None:
     assert im.mode == "RGB" and im.width * im.height <= 100 * 100
     assert abs(im.width / im.height - 640 / 480) < 0.05
     assert caption.prepare_image(make_image(3, 64, 48, "PNG"), 100 * 100).size == (64, 48)
+
+
+def test_cli_caption_tiny_model_and_bad_usage(tiny_shards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gpic_lab.cli import main
+
+    monkeypatch.setenv("GPIC_LAB_STATE", str(tmp_path / "state"))
+    shards = tiny_shards(1, 2)
+    args = ["caption", str(shards[0]), "--out", str(tmp_path / "cli"), "--model", "tiny", "--max-new-tokens", "4",
+            "--no-progress", "--device", "cpu"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["captions"] == 2
+    assert "PLACEHOLDERS" in err and (tmp_path / "state" / "models" / "qwen3vl-tiny" / "config.json").is_file()
+    assert main(args) == 0 and json.loads(capsys.readouterr()[0].splitlines()[-1])["skipped"] == 1
+    assert main([*args[:-2], "--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr()[1]
+    assert main(["caption", str(shards[0]), "--out", str(tmp_path / "x"), "--model", str(tmp_path / "nope")]) == 2
+    assert "model directory not found" in capsys.readouterr()[1]
