@@ -37,7 +37,7 @@ BASE_FIELDS: dict[str, str] = {
     "license_family": "str", "spdx": "str", "permissive": "bool", "attribution": "str", "retrieved_at": "str",
     "caption": "str", "caption_type": "str", "split": "list", "width": "int", "height": "int",
     "caption_words": "int", "caption_chars": "int", "qc_flags": "list", "dropped": "bool", "drop_reasons": "list",
-    "drop_reason": "str",
+    "drop_reason": "str", "license_reason": "str",
 }
 
 

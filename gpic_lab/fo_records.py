@@ -182,16 +182,12 @@ def caption_flags(meta: dict[str, Any]) -> list[str]:
 
 
 def license_info(meta: dict[str, Any]) -> dict[str, Any]:
-    """license_family, spdx, permissive and source from gpic_lab.licenses (empty/None while it is absent)."""
-    import importlib.util
-
-    if importlib.util.find_spec("gpic_lab.licenses") is None:
-        return {"license_family": "", "spdx": "", "permissive": None, "source": ""}
-    from gpic_lab.licenses import license_family, normalize, source_of
+    """license_family, spdx, permissive and source from gpic_lab.licenses."""
+    from gpic_lab.licenses import normalize, source_of
 
     norm = normalize(meta.get("license", ""), meta.get("license_url"))
-    return {"license_family": license_family(meta.get("license", ""), meta.get("license_url")),
-            "spdx": norm.spdx or "", "permissive": bool(norm.permissive), "source": source_of(meta)}
+    return {"license_family": norm.family, "spdx": norm.spdx or "", "permissive": bool(norm.permissive),
+            "license_reason": norm.reason, "source": source_of(meta)}
 
 
 def build_row(sample: Sample, filepath: Path, decisions: StageDecisions,
