@@ -76,12 +76,19 @@ class TransformersCaptioner:
 
     def __init__(self, model_path: str | os.PathLike[str], device: str | None = None, dtype: Any = None,
                  min_pixels: int | None = None, max_pixels: int | None = None,
-                 max_new_tokens: dict[str, int] | None = None, **sampling: Any) -> None:
+                 max_new_tokens: dict[str, int] | None = None, fixed_tokens: bool = False, **sampling: Any) -> None:
+        """``model_path="random-4b"``: the 4B architecture with random weights (throughput only); ``fixed_tokens``:
+        every caption is generated to exactly its budget (EOS/pad suppressed), for throughput at a set length."""
         from gpic_lab import qwen
 
-        self.model_obj, self.processor = qwen.load_qwen3vl(model_path, device, dtype, min_pixels, max_pixels)
+        if str(model_path) == "random-4b":
+            self.model_obj, self.processor = qwen.random_qwen3vl_4b(device, dtype, min_pixels, max_pixels)
+            self.model_warning = qwen.RANDOM_4B_WARNING
+        else:
+            self.model_obj, self.processor = qwen.load_qwen3vl(model_path, device, dtype, min_pixels, max_pixels)
+            self.model_warning = qwen.TINY_WARNING if qwen.is_tiny(model_path) else ""
         self.model = str(model_path)
-        self.model_warning = qwen.TINY_WARNING if qwen.is_tiny(model_path) else ""
+        self.fixed_tokens = fixed_tokens
         self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
         self.sampling = {"do_sample": False, **sampling}
         self.prompts = {lv: load_prompt(lv)[0] for lv in LEVELS}
@@ -90,8 +97,11 @@ class TransformersCaptioner:
         from gpic_lab import qwen
 
         budget = max(self.max_new_tokens[lv] for lv in levels)
+        extra: dict[str, Any] = {}
+        if self.fixed_tokens:
+            extra = {"min_new_tokens": budget, "suppress_tokens": [self.model_obj.generation_config.pad_token_id]}
         out = qwen.generate(self.model_obj, self.processor, images, [self.prompts[lv] for lv in levels],
-                            max_new_tokens=budget, return_details=True, **self.sampling)
+                            max_new_tokens=budget, return_details=True, **self.sampling, **extra)
         for row, lv in zip(out, levels, strict=True):  # a batch shares one budget: enforce each level's own
             cap = self.max_new_tokens[lv]
             if row["n_tokens"] > cap:

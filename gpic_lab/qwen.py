@@ -75,6 +75,40 @@ def _image_processor(min_pixels: int, max_pixels: int, patch_size: int = 16) -> 
                                     size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
 
 
+TINY_SHAPE: dict[str, dict[str, Any]] = {
+    "text": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 num_key_value_heads=1, head_dim=16,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3],
+                                  "mrope_interleaved": True}),
+    "vision": dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
+                   temporal_patch_size=2, out_hidden_size=32, num_position_embeddings=64, deepstack_visual_indexes=[0]),
+}
+# Qwen3-VL-4B-Instruct's published architecture (config.json of the hub repo): same compute per token.
+QWEN3VL_4B_SHAPE: dict[str, dict[str, Any]] = {
+    "text": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                 num_key_value_heads=8, head_dim=128, vocab_size=151936, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                 rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": [24, 20, 20],
+                                  "mrope_interleaved": True}),
+    "vision": dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
+                   spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=2560, num_position_embeddings=2304,
+                   deepstack_visual_indexes=[5, 11, 17], hidden_act="gelu_pytorch_tanh"),
+}
+RANDOM_4B_WARNING = ("randomly initialised Qwen3-VL-4B architecture (gpic_lab.qwen.random_qwen3vl_4b): real compute "
+                     "cost per token, but captions are PLACEHOLDERS (random tokens)")
+
+
+def _config(config_cls: type, ids: dict[str, int], shape: dict[str, dict[str, Any]]) -> Any:
+    """A Qwen3VLConfig of the given text/vision shape wired to our tokenizer's special-token ids."""
+    text = {"vocab_size": 0, **shape["text"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]}
+    text["vocab_size"] = max(text["vocab_size"], max(ids.values()) + 1)
+    return config_cls(
+        text_config=text, vision_config=dict(shape["vision"]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=bool(shape["text"].get("tie_word_embeddings", False)))
+
+
 def build_tiny_qwen3vl(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """Save a tiny random Qwen3-VL (real config classes, ~145k params) + PIL processor + tokenizer.
 
@@ -91,18 +125,7 @@ def build_tiny_qwen3vl(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _byte_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen3VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3],
-                                          "mrope_interleaved": True},
-                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16,
-                           spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=32,
-                           num_position_embeddings=64, deepstack_visual_indexes=[0]),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    config = _config(Qwen3VLConfig, ids, TINY_SHAPE)
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config).eval()
     model.generation_config.eos_token_id = ids["<|im_end|>"]
@@ -114,6 +137,36 @@ def build_tiny_qwen3vl(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     processor.save_pretrained(out)
     (out / TINY_MARKER).write_text(json.dumps({"warning": TINY_WARNING, "seed": seed}) + "\n")
     return out
+
+
+def random_qwen3vl_4b(device: str | None = None, dtype: Any = None, min_pixels: int | None = None,
+                      max_pixels: int | None = None, attn_implementation: str = "sdpa", seed: int = 0,
+                      shape: dict[str, dict[str, Any]] | None = None) -> tuple[Any, Any]:
+    """In-memory Qwen3-VL with the 4B architecture and random weights, plus the PIL processor (for throughput).
+
+    Nothing is downloaded or saved; the byte tokenizer stands in for Qwen's (generated ids beyond it decode to
+    nothing, so benches count tokens, not text). ``device="meta"`` builds it without memory (parameter counts).
+    """
+    import torch
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    tokenizer = _byte_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = _config(Qwen3VLConfig, ids, shape or QWEN3VL_4B_SHAPE)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = Qwen3VLForConditionalGeneration._from_config(config, dtype=dtype,
+                                                             attn_implementation=attn_implementation).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    processor = _processor_class()(
+        image_processor=_image_processor(min_pixels or DEFAULT_MIN_PIXELS, max_pixels or DEFAULT_MAX_PIXELS),
+        tokenizer=tokenizer, chat_template=CHAT_TEMPLATE)
+    return model, processor
 
 
 def is_tiny(path: str | os.PathLike[str]) -> bool:

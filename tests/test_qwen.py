@@ -114,3 +114,21 @@ def test_gpu_bf16_load(tiny_dir: Path) -> None:
     assert model.config._attn_implementation in ("sdpa", "flash_attention_2")
     out = qwen.generate(model, processor, _images()[:2], ["a", "b"], max_new_tokens=4)
     assert len(out) == 2
+
+
+def test_random_4b_has_the_published_architecture() -> None:
+    model, processor = qwen.random_qwen3vl_4b(device="meta")
+    n = sum(p.numel() for p in model.parameters())
+    assert 4.2e9 < n < 4.7e9, n  # Qwen3-VL-4B: ~4.4B parameters (tied embeddings)
+    text = model.config.text_config
+    assert (text.hidden_size, text.num_hidden_layers, text.num_key_value_heads, text.vocab_size) == (2560, 36, 8, 151936)
+    assert model.config.vision_config.depth == 24 and model.config._attn_implementation == "sdpa"
+    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+
+
+def test_random_small_shape_generates_fixed_lengths() -> None:
+    shape = {"text": {**qwen.TINY_SHAPE["text"], "vocab_size": 1000}, "vision": qwen.TINY_SHAPE["vision"]}
+    model, processor = qwen.random_qwen3vl_4b(device="cpu", shape=shape, min_pixels=32 * 32, max_pixels=64 * 64)
+    out = qwen.generate(model, processor, _images()[:2], ["a", "bb"], max_new_tokens=5, min_new_tokens=5,
+                        return_details=True)
+    assert [r["n_tokens"] for r in out] == [5, 5] and all(r["truncated"] for r in out)
