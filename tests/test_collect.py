@@ -1,0 +1,362 @@
+"""Source collection against the 127.0.0.1 replay server: faults, resume after crashes and a SIGKILL, bad keys,
+byte dedup, budgets, and URLs never in shards."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gpic_lab.collect.collector import collect_commons, collect_flickr, make_client
+from gpic_lab.collect.http import BadApiKey, HttpClient, HttpError, _retry_after
+from gpic_lab.collect.replay import ReplayServer, default_catalog
+from gpic_lab.collect.writer import PROVENANCE_COLUMNS, read_provenance
+from gpic_lab.errors import UsageError
+from gpic_lab.licenses import FLICKR_PERMISSIVE_IDS, normalize
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "replay-key"
+ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+@pytest.fixture(scope="module")
+def catalog() -> list:
+    return default_catalog()
+
+
+@pytest.fixture
+def server(catalog: list):
+    with ReplayServer(list(catalog), api_key=KEY, retry_after=1, timeout_s=1.0) as srv:
+        yield srv
+
+
+def _client(**kw) -> HttpClient:
+    return make_client(**{"rate": None, "retries": 4, "timeout": 5.0, "backoff": 0.01, "seed": 0, **kw})
+
+
+def _flickr(out: Path, srv: ReplayServer, client: HttpClient | None = None, **kw):
+    return collect_flickr(out, base_url=srv.flickr_url, api_key=KEY, client=client or _client(),
+                          **{"per_page": 5, "shard_size": 4, **kw})
+
+
+def _shard_samples(out: Path) -> list:
+    from gpic_lab.shards import iter_samples
+
+    shards = sorted((out / "shards").glob("*.tar"))
+    return list(iter_samples(shards)) if shards else []
+
+
+def _keys(out: Path) -> list[str]:
+    return [s.key for s in _shard_samples(out)]
+
+
+def test_flickr_clean_collection_writes_gpic_records(server: ReplayServer, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from gpic_lab.schema import FIELDS, check_meta
+
+    result = _flickr(tmp_path, server)
+    assert result.status == "done"
+    samples = _shard_samples(tmp_path)
+    keys = [s.key for s in samples]
+    assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+    assert result.counts["written"] == len(keys)
+    assert result.counts["duplicate-bytes"] == 1 and result.counts["not-an-image"] == 1
+    assert result.http["hosts"] == ["127.0.0.1"]
+    for s in samples:
+        meta = s.meta
+        assert list(meta) == list(FIELDS)
+        assert meta["key"] == s.key == hashlib.sha256(s.image).hexdigest()
+        assert (meta["img_width"], meta["img_height"]) == Image.open(io.BytesIO(s.image)).size
+        assert meta["caption"] == "" and meta["caption_type"] == "" and meta["split"] == []
+        assert ISO_Z.match(meta["retrieved_at"])
+        lic = normalize(meta["license"], meta["license_url"])
+        assert lic.permissive, meta
+        assert meta["attribution"].endswith(f"via Flickr ({lic.label})")
+        assert check_meta(meta, require_caption=False) == []
+    # the size fallback: photo 3 has no 'c' variant, its 'z' (640px) bytes were collected instead
+    fallback = server.variant(server.items[3], "z")
+    assert hashlib.sha256(fallback).hexdigest() in keys
+
+
+def test_urls_only_in_provenance_never_in_shards(server: ReplayServer, tmp_path: Path) -> None:
+    _flickr(tmp_path / "f", server)
+    collect_commons(tmp_path / "c", base_url=server.commons_url, category="Sample images", limit=5,
+                    client=_client(), shard_size=4)
+    for out in (tmp_path / "f", tmp_path / "c"):
+        prov = read_provenance(out)
+        assert list(prov.columns) == list(PROVENANCE_COLUMNS)
+        assert sorted(prov["key"]) == sorted(_keys(out))
+        assert prov["image_url"].str.startswith(server.url + "/img/").all()
+        for tar in (out / "shards").glob("*.tar"):
+            data = tar.read_bytes()
+            for needle in (b"127.0.0.1", b"/img/", b"flickr.com/photos", b"wikimedia.org/wiki/File", b"User:"):
+                assert needle not in data, (tar.name, needle)
+
+
+def test_faults_are_retried_and_nothing_is_lost(server: ReplayServer, tmp_path: Path) -> None:
+    for target, fault in [("api", "429"), ("api", "500"), ("api", "malformed-json"), ("api", "truncate"),
+                          ("api", "timeout"), ("image", "503"), ("image", "truncate"), ("image", "timeout"),
+                          ("image", "500")]:
+        server.inject(target, fault)
+    client = _client(timeout=0.4, retries=6)  # the five api faults hit the first page request in a row
+    result = _flickr(tmp_path, server, client)
+    assert server.pending_faults() == 0
+    assert set(_keys(tmp_path)) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+    retries = result.http["retries"]
+    assert retries == {"http-429": 1, "http-500": 2, "malformed-json": 1, "truncated-body": 2, "timeout": 2,
+                       "http-503": 1}
+    assert client.stats.retry_after == [1.0, 1.0]  # Retry-After of the 429 and the 503 honoured
+    assert result.http["waited_s"] >= 2.0
+
+
+def test_non_image_body_and_exhausted_retries_are_counted_not_fatal(server: ReplayServer, tmp_path: Path) -> None:
+    server.inject("image", "non-image")
+    server.inject("image", "500", count=3)  # retries=2: three attempts, all fail
+    result = _flickr(tmp_path, server, _client(retries=2))
+    expected = server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+    keys = set(_keys(tmp_path))
+    assert len(expected - keys) == 2 and keys < expected
+    assert result.counts["not-an-image"] == 2  # the served HTML page + the injected non-image body
+    assert result.counts["download-http-500"] == 1
+    assert result.counts["written"] == len(keys)
+
+
+def test_retry_after_forms_and_limit() -> None:
+    assert _retry_after("7") == 7.0
+    assert _retry_after(None) is None and _retry_after("soon") is None
+    assert 0 <= _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9  # a past date: no wait
+    with ReplayServer([], retry_after=3600) as srv:
+        srv.inject("api", "429")
+        client = HttpClient(retries=3, max_retry_after=10)
+        with pytest.raises(HttpError, match="asked to wait 3600s"):
+            client.get(srv.flickr_url, {"method": "x"}, parse_json=True)
+
+
+def test_bad_key_is_a_clear_error_and_the_key_is_never_shown(server: ReplayServer, tmp_path: Path) -> None:
+    secret = "s3cr3t-KEY-0042"
+    with pytest.raises(BadApiKey, match=r"rejected the API key from \$FLICKR_API_KEY") as info:
+        collect_flickr(tmp_path / "a", base_url=server.flickr_url, api_key=secret, client=_client())
+    assert secret not in str(info.value)
+    # the key is redacted from retry-exhausted errors too, and never stored in the state
+    server.inject("api", "500", count=2)
+    with pytest.raises(HttpError) as info2:
+        collect_flickr(tmp_path / "b", base_url=server.flickr_url, api_key=secret, client=_client(retries=1))
+    assert secret not in str(info2.value) and "api_key=***" in str(info2.value)
+    for path in (tmp_path / "b").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()
+    # CLI: exit 2, one line, no key; a missing variable names the variable
+    env = {**os.environ, "FLICKR_API_KEY": secret}
+    cmd = [sys.executable, "-m", "gpic_lab.cli", "collect", "flickr", "--out", str(tmp_path / "cli"), "--rate", "0",
+           "--base-url", server.flickr_url]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and secret not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("gpic-lab collect: error: Flickr rejected the API key")
+    env.pop("FLICKR_API_KEY")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "set the FLICKR_API_KEY environment variable" in proc.stderr
+
+
+def test_budget_stops_cleanly_and_resumes(server: ReplayServer, tmp_path: Path) -> None:
+    runs = []
+    for _ in range(20):
+        result = _flickr(tmp_path, server, _client(budget=7))
+        runs.append(result.status)
+        if result.status == "done":
+            break
+    assert runs[0] == "budget" and runs[-1] == "done" and len(runs) > 2
+    keys = _keys(tmp_path)
+    assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["done"] and state["spool"] == [] and state["counts"]["written"] == len(keys)
+    assert _flickr(tmp_path, server).status == "done"  # a finished collection is not redone
+    assert len(_keys(tmp_path)) == len(keys)
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("point", ["download", "shard-written", "provenance-written"])
+def test_crash_at_any_point_resumes_without_loss_or_duplicates(server: ReplayServer, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, point: str) -> None:
+    import gpic_lab.collect.writer as writer_mod
+    import gpic_lab.shardwriter as shardwriter
+
+    calls = Counter()
+    if point == "download":
+        real_get = HttpClient.get
+
+        def get(self, url, params=None, parse_json=False):
+            calls["n"] += 1
+            if "/img/" in url and calls["n"] == 9:
+                raise Crash(point)
+            return real_get(self, url, params, parse_json)
+
+        monkeypatch.setattr(HttpClient, "get", get)
+    elif point == "shard-written":
+        real_write = shardwriter.write_shard
+
+        def write(path, samples):
+            real_write(path, samples)
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise Crash(point)
+
+        monkeypatch.setattr(shardwriter, "write_shard", write)
+    else:
+        real_prov = writer_mod.write_parquet_atomic
+
+        def prov(path, table):
+            real_prov(path, table)
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise Crash(point)
+
+        monkeypatch.setattr(writer_mod, "write_parquet_atomic", prov)
+    with pytest.raises(Crash):
+        _flickr(tmp_path, server, shard_size=3, per_page=4)
+    monkeypatch.undo()
+    result = _flickr(tmp_path, server, shard_size=3, per_page=4)
+    assert result.status == "done"
+    keys = _keys(tmp_path)
+    assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+    assert result.counts["written"] == len(keys) and result.counts["duplicate-bytes"] == 1
+    assert sorted(read_provenance(tmp_path)["key"]) == sorted(keys)
+    assert not list((tmp_path / ".spool").glob("*"))
+
+
+_CHILD = """
+import sys
+from gpic_lab.collect.collector import collect_flickr, make_client
+collect_flickr(sys.argv[1], base_url=sys.argv[2], api_key="replay-key", per_page=4, shard_size=3,
+               client=make_client(rate=12, backoff=0.01))
+"""
+
+
+def test_sigkill_mid_collection_then_resume(server: ReplayServer, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(out), server.flickr_url], cwd=ROOT)
+    state = out / "state.json"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(state.read_text())["shard_index"] >= 1:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    assert not json.loads(state.read_text())["done"]
+    result = _flickr(out, server, shard_size=3, per_page=4)
+    assert result.status == "done"
+    keys = _keys(out)
+    assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+    assert result.counts["written"] == len(keys)
+
+
+def test_commons_allimages_and_category(server: ReplayServer, tmp_path: Path) -> None:
+    result = collect_commons(tmp_path / "all", base_url=server.commons_url, limit=4, client=_client(), shard_size=5)
+    assert result.status == "done" and result.pages == 4  # 16 files, 4 per page, continue tokens followed
+    keys = _keys(tmp_path / "all")
+    assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("wikimedia")
+    assert result.counts["unsupported-mime"] == 1  # the PDF
+    assert result.counts["license-not-permissive"] == 6  # CC BY-SA x4, GFDL x2, filtered before download
+    samples = _shard_samples(tmp_path / "all")
+    assert all(s.meta["attribution"].startswith('"Sample file') and "via Wikimedia Commons (" in s.meta["attribution"]
+               for s in samples)
+    assert {s.image_ext for s in samples} == {"jpg", "png"}
+    # thumbnails (iiurlwidth) instead of originals: declared width honoured, SHA-1 check skipped
+    thumbs = collect_commons(tmp_path / "thumb", base_url=server.commons_url, category="Sample images",
+                             thumb_width=64, client=_client())
+    assert thumbs.counts["written"] == len(keys)
+    assert max(s.meta["img_width"] for s in _shard_samples(tmp_path / "thumb")) <= 64
+
+
+def test_all_licenses_then_license_stage_drops_non_permissive(server: ReplayServer, tmp_path: Path) -> None:
+    from gpic_lab.licenses import license_stage
+
+    result = collect_commons(tmp_path, base_url=server.commons_url, client=_client(), permissive_only=False)
+    # file 14 (CC BY-SA 3.0) repeats the bytes of file 01 (CC BY 4.0): the first copy wins, the twin is counted
+    assert result.counts["duplicate-bytes"] == 1
+    samples = _shard_samples(tmp_path)
+    decisions = {d.key: d for d in license_stage(samples, {})}
+    dropped = Counter((normalize(s.meta["license"]).family, decisions[s.key].reason)
+                      for s in samples if not decisions[s.key].keep)
+    assert dropped == {("CC-BY-SA", "license-not-permissive"): 3, ("GFDL", "license-not-permissive"): 2}
+    assert sum(d.keep for d in decisions.values()) == len(server.expected_keys("wikimedia"))
+
+
+def test_sha1_mismatch_and_exact_duplicates(catalog: list, tmp_path: Path) -> None:
+    import dataclasses
+
+    items = [it for it in catalog if it.source == "wikimedia" and it.kind == "image"][:4]
+    twin = dataclasses.replace(items[0], id="9999", title="Twin of file 00")  # same bytes, another file page
+    with ReplayServer([*items, twin], api_key=KEY) as srv:
+        original = srv.commons_query
+        srv.commons_query = lambda q: _corrupt_sha1(original(q), "Sample_file_01")
+        result = collect_commons(tmp_path, base_url=srv.commons_url, client=_client(), permissive_only=False)
+    assert result.counts["duplicate-bytes"] == 1 and result.counts["sha1-mismatch"] == 1
+    assert len(_keys(tmp_path)) == 3
+
+
+def _corrupt_sha1(answer: dict, title: str) -> dict:
+    for page in answer.get("query", {}).get("pages", []):
+        if title in page["title"]:
+            page["imageinfo"][0]["sha1"] = "0" * 40
+    return answer
+
+
+def test_usage_errors_and_query_mismatch(server: ReplayServer, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="valid ids are 0-16"):
+        _flickr(tmp_path, server, license_ids="4,99")
+    with pytest.raises(UsageError, match="not a Flickr size suffix"):
+        _flickr(tmp_path, server, size="xx")
+    with pytest.raises(UsageError, match="expected an ISO date"):
+        _flickr(tmp_path, server, min_upload_date="last tuesday")
+    _flickr(tmp_path, server, max_items=2)
+    with pytest.raises(UsageError, match="different query"):
+        _flickr(tmp_path, server, size="z")
+
+
+def test_item_limit_and_rate_limit(server: ReplayServer, tmp_path: Path) -> None:
+    client = _client(rate=40)
+    first = _flickr(tmp_path, server, client, max_items=3)
+    assert first.status == "limit" and len(_keys(tmp_path)) == 3
+    assert client.stats.waited_s > 0  # requests were spaced to the rate
+    rest = _flickr(tmp_path, server)
+    assert rest.status == "done"
+    assert set(_keys(tmp_path)) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
+
+
+def test_cli_collect_and_status(server: ReplayServer, tmp_path: Path) -> None:
+    env = {**os.environ, "FLICKR_API_KEY": KEY}
+    base = [sys.executable, "-m", "gpic_lab.cli", "collect"]
+    proc = subprocess.run([*base, "commons", "--out", str(tmp_path), "--base-url", server.commons_url, "--rate", "0",
+                           "--limit", "4", "--budget", "3"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and "rerun the same command to resume" in proc.stderr
+    proc = subprocess.run([*base, "commons", "--out", str(tmp_path), "--base-url", server.commons_url, "--rate", "0",
+                           "--limit", "4"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "done"
+    status = subprocess.run([*base, "status", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert json.loads(status.stdout)["done"] is True
+    bad = subprocess.run([*base, "commons", "--out", str(tmp_path / "x"), "--budget", "-1"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("gpic-lab collect: error: --budget")
