@@ -126,7 +126,97 @@ runs.record({"dataset": dataset_name, "samples": len(dataset), "embedded": embed
     ])
 
 
-BUILDERS = {"20": nb20}
+def nb21() -> Path:
+    return write("21_audit_license.ipynb", [
+        md("""
+# 21 · License audit
+
+Audits the licenses of packaged GPIC output and of raw input: distribution by license family × source × split ×
+tier (samples and megapixels), non-permissive leaks (must be **zero** in packaged output), missing or mismatched
+attribution / `license_url`, licenses by year of retrieval, and a CSV attribution report a downstream user can
+publish.
+
+- **Inputs:** packaged shards (default: the clean sample splits) and raw shards (default: `sample/raw`, which holds
+  planted non-permissive and badly attributed records).
+- **Outputs:** `interim/21_audit_license/attribution.csv`, `leaks_raw.parquet`, figures
+  `figures/21_audit_license/{license_families.png,license_sunburst.html}`, metrics.
+- **Package:** `gpic_lab.audits.license` (`license_table`, `distribution`, `leaks`, `attribution_problems`,
+  `by_year`, `attribution_report`, `family_figure`, `sunburst`); license rules from `gpic_lab.licenses`.
+"""),
+        code("""
+packaged: str = "sample/train,sample/val,sample/test"  # comma-separated packaged shard files/dirs, relative to the data root
+raw: str = "sample/raw"  # comma-separated raw shard files/dirs to audit for leaks ("": skip)
+breakdown: str = "license_family,source,split_dir,tier"  # columns of the distribution table
+""", params=True),
+        code("""
+import pandas as pd
+
+from gpic_lab import paths, plots, runs
+from gpic_lab.audits import license as audit
+from gpic_lab.fsio import write_parquet_atomic
+
+stage = "21_audit_license"
+out_dir = paths.interim_dir(stage)
+packaged_paths = [paths.resolve_data(p.strip()) for p in packaged.split(",") if p.strip()]
+raw_paths = [paths.resolve_data(p.strip()) for p in raw.split(",") if p.strip()]
+by = tuple(c.strip() for c in breakdown.split(",") if c.strip())
+"""),
+        md("## License facts per sample\nOne row per sample, from the JSON sidecars only (no image decoding)."),
+        code("""
+table = audit.license_table(packaged_paths)
+raw_table = audit.license_table(raw_paths) if raw_paths else table.iloc[0:0]
+pd.DataFrame({"packaged": audit.summary(table), "raw": audit.summary(raw_table)})
+"""),
+        md("## Distribution (samples and megapixels)\nA sample listed in several tiers counts once per tier."),
+        code("""
+audit.distribution(table, by=by)
+"""),
+        code("""
+fig = audit.family_figure(pd.concat([table, raw_table]), "packaged + raw")
+plots.save(fig, stage, "license_families")
+"""),
+        code("""
+sun = audit.sunburst(pd.concat([table, raw_table]), "License status → family → source → split dir")
+plots.save(sun, stage, "license_sunburst")
+sun
+"""),
+        md("## Non-permissive leaks\nPackaged output must have none; raw input shows what the license stage has to drop."),
+        code("""
+packaged_leaks = audit.leaks(table)
+raw_leaks = audit.leaks(raw_table)
+write_parquet_atomic(out_dir / "leaks_raw.parquet", raw_leaks)
+all_leaks = pd.concat([packaged_leaks.assign(set="packaged"), raw_leaks.assign(set="raw")])
+all_leaks.assign(key=all_leaks["key"].str[:12])
+"""),
+        md("## Missing or mismatched attribution / license_url"),
+        code("""
+problems = pd.concat([audit.attribution_problems(table).assign(set="packaged"),
+                      audit.attribution_problems(raw_table).assign(set="raw")])
+problems.assign(key=problems["key"].str[:12])
+"""),
+        md("## Licenses by year of retrieval"),
+        code("""
+audit.by_year(pd.concat([table, raw_table]))
+"""),
+        md("## Attribution report\nPermissive samples only: key, attribution, license, SPDX id, license URL, source."),
+        code("""
+report = audit.attribution_report(table, out_dir / "attribution.csv")
+pd.read_csv(report).head(10)
+"""),
+        code("""
+assert len(packaged_leaks) == 0, f"{len(packaged_leaks)} non-permissive samples in packaged output"
+assert len(pd.read_csv(report)) == int(table["permissive"].sum())
+assert audit.distribution(table, by=("license_family",))["samples"].sum() == len(table)
+"""),
+        code("""
+runs.record({"packaged": audit.summary(table), "raw": audit.summary(raw_table),
+             "packaged_leaks": len(packaged_leaks), "raw_leaks": len(raw_leaks),
+             "attribution_report": str(report)}, stage)
+"""),
+    ])
+
+
+BUILDERS = {"20": nb20, "21": nb21}
 
 if __name__ == "__main__":
     for key in sys.argv[1:] or list(BUILDERS):
