@@ -55,7 +55,8 @@ for _names, _value in [
     (("united states government work", "us government work", "u.s. government work", "pd usgov",
       "public domain us government", "pd usgov nasa", "pd usgov military"),
      ("LicenseRef-USGovWork", "PD", "United States Government Work")),
-    (("public domain mark", "public domain mark 1.0", "pdm", "pdm 1.0", "pd mark", "publicdomainmark"),
+    (("public domain mark", "public domain mark 1.0", "pdm", "pdm 1.0", "pd mark", "publicdomainmark",
+      "cc pdm", "cc pdm 1.0"),
      ("LicenseRef-PDM-1.0", "PD", "Public Domain Mark 1.0")),
     (("public domain dedication (cc0)", "public domain dedication", "cc0", "cc0 1.0", "cc zero", "cc 0",
       "cc zero 1.0", "cc0 1.0 universal", "cc0 1.0 universal (cc0 1.0) public domain dedication",
@@ -68,7 +69,7 @@ for _names, _value in [
      ("LicenseRef-PublicDomain", "PD", "Public domain")),
     (("gfdl", "gnu free documentation license", "gfdl 1.2", "gfdl 1.3", "gfdl self", "gnu fdl"),
      ("LicenseRef-GFDL", "GFDL", "GFDL")),
-    (("fal", "free art license", "licence art libre", "lal"), ("LicenseRef-FAL", "other", "Free Art License")),
+    (("fal", "free art license", "licence art libre", "lal", "fal 1.3", "free art license 1.3", "lal 1.3"), ("LicenseRef-FAL", "other", "Free Art License")),
     (("gpl", "gplv2", "gplv3", "gnu general public license", "lgpl"), ("LicenseRef-GPL", "other", "GPL")),
     (("copyrighted free use", "attribution", "attribution only", "cc sampling+"),
      ("LicenseRef-Other", "other", "Other")),
@@ -193,7 +194,7 @@ def _clean(name: str) -> str:
 
 _CC_WORDS = {"by": "by", "attribution": "by", "nc": "nc", "noncommercial": "nc", "nd": "nd", "noderivs": "nd",
              "sa": "sa", "sharealike": "sa"}
-_FILLER = {"cc", "international", "generic", "unported", "deed", "legalcode", "and"}
+_FILLER = {"cc", "international", "generic", "unported", "deed", "legalcode", "and", "migrated"}  # Commons: "3.0 migrated"
 
 
 def _parse_cc_name(s: str) -> License | None:

@@ -70,6 +70,21 @@ REAL_WORLD = [
     ("Attribution", None, "LicenseRef-Other", False),  # Commons {{Attribution}} template, not CC BY
     ("Copyrighted free use", None, "LicenseRef-Other", False),
     ("cc-by-sa-3.0", None, "CC-BY-SA-3.0", False),
+    ("CC BY-SA 3.0 migrated", None, "CC-BY-SA-3.0", False),
+    ("CC-BY-SA-3.0-migrated", None, "CC-BY-SA-3.0", False),
+    ("cc-by-sa-4.0,3.0,2.5,2.0,1.0", None, "CC-BY-SA-4.0", False),
+    ("CC PDM 1.0", "https://creativecommons.org/publicdomain/mark/1.0/", "LicenseRef-PDM-1.0", True),
+    ("FAL 1.3", None, "LicenseRef-FAL", False),
+    ("PD-US-expired", None, "LicenseRef-PublicDomain", True),
+    ("PD-USGov", None, "LicenseRef-USGovWork", True),
+    ("Copyrighted", "", "LicenseRef-AllRightsReserved", False),
+    ("CC BY 2.0 kr", "https://creativecommons.org/licenses/by/2.0/kr/deed.en", "CC-BY-2.0-KR", True),
+    ("Attribution 2.0 Generic (CC BY 2.0)", None, "CC-BY-2.0", True),
+    ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/deed.zh-hans", "CC-BY-4.0", True),
+    ("https://creativecommons.org/licenses/by/2.0/deed.en_GB", None, "CC-BY-2.0", True),
+    ("http://creativecommons.org/licenses/by-sa/2.0/legalcode", None, "CC-BY-SA-2.0", False),
+    ("OGL 3", None, "LicenseRef-Unknown", False),
+    ("17", None, "LicenseRef-Unknown", False),  # not a Flickr license id
     ("cc-by-4.0", None, "CC-BY-4.0", True),
     # plain GPIC strings and SPDX ids
     ("CC BY 2.0", "https://creativecommons.org/licenses/by/2.0/", "CC-BY-2.0", True),
