@@ -360,3 +360,51 @@ def test_cli_collect_and_status(server: ReplayServer, tmp_path: Path) -> None:
     bad = subprocess.run([*base, "commons", "--out", str(tmp_path / "x"), "--budget", "-1"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("gpic-lab collect: error: --budget")
+
+
+def test_report_collect_demo_and_url_leak_check(tmp_path: Path, sample_dir: Path) -> None:
+    from gpic_lab.collect import report
+    from gpic_lab.shardwriter import write_shard
+
+    table = report.collect_demo(tmp_path, ["flickr", "commons"], max_items=3, faults="api:503",
+                                permissive_only=True, sample=str(sample_dir))
+    assert list(table.index) == ["flickr", "commons"]
+    assert (table["written"] == 3).all() and (table["status"] == "limit").all()
+    assert (table["retries"] >= 1).all() and set(table["hosts"]) == {"127.0.0.1"}
+    records = report.collected_records(tmp_path)
+    assert len(records) == 6 and set(records["source"]) == {"flickr", "wikimedia"}
+    assert report.url_leaks(tmp_path) == 0
+    # plant a leak: rewrite the flickr shard with the photo's image URL inside its attribution
+    shard = next((tmp_path / "flickr" / "shards").glob("*.tar"))
+    samples = _shard_samples(tmp_path / "flickr")
+    url = read_provenance(tmp_path / "flickr").set_index("key").at[samples[0].key, "image_url"]
+    leaked = {**samples[0].meta, "attribution": f"{samples[0].meta['attribution']} {url}"}
+    write_shard(shard, [(samples[0].key, leaked, samples[0].image, samples[0].image_ext), *samples[1:]])
+    assert report.url_leaks(tmp_path) == 1
+    with pytest.raises(UsageError, match="unknown replay source"):
+        report.collect_demo(tmp_path, ["instagram"])
+    with pytest.raises(UsageError, match="bad fault"):
+        report.collect_demo(tmp_path, ["flickr"], faults="api:teapot")
+
+
+def test_report_confusion_and_scores(sample_dir: Path) -> None:
+    import pandas as pd
+
+    from gpic_lab.collect import report
+
+    decisions = pd.DataFrame({
+        "key": ["a", "b", "c", "d", "e"], "shard": ["s"] * 5, "keep": [True, False, False, True, False],
+        "reason": [None, "license-unknown", "license-not-permissive", None, "attribution-missing"],
+        "license": ["CC BY 2.0"] * 5, "license_family": ["CC-BY"] * 5, "source": ["flickr"] * 5})
+    truth = pd.Series({"b": "license-unknown", "c": "license-url-mismatch", "d": "license-not-permissive"})
+    table = report.confusion(decisions, truth)
+    assert table.loc["clean", "kept"] == 1 and table.loc["clean", "attribution-missing"] == 1
+    assert table.loc["license-url-mismatch", "license-not-permissive"] == 1
+    assert table.loc["license-not-permissive", "kept"] == 1
+    assert int(table.to_numpy().sum()) == 5
+    score = report.scores(decisions, truth)
+    assert (score["caught"], score["right_reason"], score["false_drops"]) == (2, 1, 1)
+    real = report.load_truth(sample_dir / "ground_truth.csv")
+    assert len(real) == 8 and set(real) >= {"license-not-permissive", "license-unknown"}
+    with pytest.raises(UsageError, match="no ground truth"):
+        report.load_truth(sample_dir / "missing.csv")

@@ -216,3 +216,23 @@ def test_stage_on_sample_matches_ground_truth(sample_dir: Path) -> None:
     relaxed = {d.key: d for d in license_stage(raw, {"require_attribution": False})}
     missing = next(k for k, lab in planted.items() if lab == "attribution-missing")
     assert relaxed[missing].keep
+
+
+def test_license_stage_through_the_engine(sample_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from gpic_lab.stages import run_stage
+
+    summary = run_stage("license", [str(sample_dir / "raw"), str(sample_dir / "train")], tmp_path, workers=1,
+                        progress=False)
+    frame = pd.read_parquet(tmp_path / "decisions.parquet")
+    truth = {r["key"]: r["label"] for r in csv.DictReader((sample_dir / "ground_truth.csv").open())
+             if r["kind"] == "license"}
+    dropped = frame[~frame["keep"]].set_index("key")["reason"].to_dict()
+    assert dropped == truth
+    assert summary["dropped"] == len(truth) and summary["kept"] + summary["dropped"] == len(frame)
+    assert frame["license_spdx"].notna().all()
+    counts = pd.read_csv(tmp_path / "counts.csv")
+    assert counts["count"].sum() == len(frame)
+    assert set(counts.loc[counts["reason"] == "license-not-permissive", "license_family"]) == \
+        {"CC-BY-NC", "ARR", "CC-BY-SA", "GFDL", "CC-BY-ND"}
