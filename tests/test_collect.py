@@ -72,6 +72,8 @@ def test_flickr_clean_collection_writes_gpic_records(server: ReplayServer, tmp_p
     assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
     assert result.counts["written"] == len(keys)
     assert result.counts["duplicate-bytes"] == 1 and result.counts["not-an-image"] == 1
+    listed = [it for it in server.items if it.source == "flickr" and int(it.license) in FLICKR_PERMISSIVE_IDS]
+    assert sum(result.counts.values()) == len(listed)  # every listed photo is written or counted with a reason
     assert result.http["hosts"] == ["127.0.0.1"]
     for s in samples:
         meta = s.meta
