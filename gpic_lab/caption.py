@@ -89,19 +89,31 @@ class TransformersCaptioner:
             self.model_warning = qwen.TINY_WARNING if qwen.is_tiny(model_path) else ""
         self.model = str(model_path)
         self.fixed_tokens = fixed_tokens
+        self.prep_workers = min(8, os.cpu_count() or 1) if str(self.model_obj.device).startswith("cuda") else 1
         self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
         self.sampling = {"do_sample": False, **sampling}
         self.prompts = {lv: load_prompt(lv)[0] for lv in LEVELS}
 
+    def prepare(self, images: list[Any], levels: list[str]) -> Any:
+        """CPU preprocessing of a batch (tokenize + image processor, chunked over threads)."""
+        from gpic_lab import qwen
+
+        return qwen.prepare_inputs(self.processor, images, [self.prompts[lv] for lv in levels],
+                                   workers=self.prep_workers)
+
     def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
+        return self.caption_prepared(self.prepare(images, levels), levels)
+
+    def caption_prepared(self, inputs: Any, levels: list[str]) -> list[dict[str, Any]]:
+        """Generate for a batch from ``prepare`` (each level's own token budget enforced)."""
         from gpic_lab import qwen
 
         budget = max(self.max_new_tokens[lv] for lv in levels)
         extra: dict[str, Any] = {}
         if self.fixed_tokens:
             extra = {"min_new_tokens": budget, "suppress_tokens": [self.model_obj.generation_config.pad_token_id]}
-        out = qwen.generate(self.model_obj, self.processor, images, [self.prompts[lv] for lv in levels],
-                            max_new_tokens=budget, return_details=True, **self.sampling, **extra)
+        out = qwen.generate_from_inputs(self.model_obj, self.processor, inputs, max_new_tokens=budget,
+                                        return_details=True, **self.sampling, **extra)
         for row, lv in zip(out, levels, strict=True):  # a batch shares one budget: enforce each level's own
             cap = self.max_new_tokens[lv]
             if row["n_tokens"] > cap:
@@ -209,29 +221,49 @@ def run_batches(captioner: Captioner, items: Sequence[tuple[Any, str, Any]], bat
                 on_done: Any = None, state: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Caption (sample, level, image) items in batches; halve the batch on CUDA OOM instead of crashing.
 
-    ``state["batch"]`` carries the (possibly halved) batch size from one call to the next.
+    A captioner with ``prepare``/``caption_prepared`` gets the next batch preprocessed in a background thread
+    while the current one generates. ``state["batch"]`` carries the (possibly halved) batch size onwards.
     """
     state = state if state is not None else {}
     results: list[dict[str, Any]] = []
     i, size = 0, max(1, state.get("batch", batch_size))
-    while i < len(items):
-        chunk = items[i:i + size]
-        try:
-            out = captioner.caption([c[2] for c in chunk], [c[1] for c in chunk])
-        except Exception as exc:
-            if not _is_oom(exc):
-                raise
-            if size == 1:
-                raise GpicError(f"out of memory with batch size 1 on {chunk[0][0].key}: lower --max-pixels") from exc
-            _empty_cache()
-            size //= 2
-            state["batch"] = size
-            print(f"caption: out of memory, batch size -> {size}", file=sys.stderr)
-            continue
-        results += out
-        i += len(chunk)
-        if on_done:
-            on_done(len(chunk))
+    prepare = getattr(captioner, "prepare", None)
+    pool = ThreadPoolExecutor(1) if prepare else None
+    ahead: tuple[int, int, Any] | None = None  # (start, size, future of prepared inputs)
+
+    def submit(start: int, n: int) -> tuple[int, int, Any] | None:
+        nxt = items[start:start + n]
+        return (start, n, pool.submit(prepare, [c[2] for c in nxt], [c[1] for c in nxt])) if nxt and pool else None
+
+    try:
+        while i < len(items):
+            chunk = items[i:i + size]
+            levels = [c[1] for c in chunk]
+            try:
+                if prepare:
+                    ready = ahead[2] if ahead and ahead[:2] == (i, size) else pool.submit(
+                        prepare, [c[2] for c in chunk], levels)
+                    ahead = submit(i + len(chunk), size)
+                    out = captioner.caption_prepared(ready.result(), levels)
+                else:
+                    out = captioner.caption([c[2] for c in chunk], levels)
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                if size == 1:
+                    raise GpicError(f"out of memory with batch size 1 on {chunk[0][0].key}: lower --max-pixels") from exc
+                _empty_cache()
+                size //= 2
+                state["batch"] = size
+                print(f"caption: out of memory, batch size -> {size}", file=sys.stderr)
+                continue
+            results += out
+            i += len(chunk)
+            if on_done:
+                on_done(len(chunk))
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
@@ -307,7 +339,7 @@ def caption_one_shard(shard: str, captioner: Captioner, levels: str, batch_size:
     state: dict[str, int] = {}
     for item in _decoded(jobs, max_pixels, workers, ahead=max(8, 2 * batch_size)):
         window.append(item)
-        if len(window) >= 4 * batch_size:
+        if len(window) >= 8 * batch_size:
             results += run_batches(captioner, window, batch_size, on_done, state)
             items += [(s, lv, None) for s, lv, _ in window]  # drop decoded images once captioned
             window = []

@@ -68,6 +68,43 @@ def _byte_tokenizer() -> Any:
     return tokenizer
 
 
+def _approx_bpe_tokenizer(vocab_size: int = 2000) -> Any:
+    """A byte-level BPE trained in code on our caption prompts and the sample corpus' captions.
+
+    Stands in for Qwen's tokenizer in ``random_qwen3vl_4b``: a prompt gets about as many tokens as Qwen's BPE
+    gives it (the short prompt: ~230 vs 900 with the byte tokenizer), so prefill cost is realistic.
+    """
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    from gpic_lab.caption import LEVELS, load_prompt
+    from gpic_lab.paths import sample_dir
+
+    texts = [load_prompt(lv)[0] for lv in LEVELS]
+    captions = sample_dir() / "captions.json"
+    if captions.is_file():
+        texts += [c[lv] for c in json.loads(captions.read_text()).values() for lv in LEVELS if c.get(lv)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model = json.loads(bpe.to_str())["model"]
+    vocab = dict(model["vocab"])
+    for tok in SPECIAL_TOKENS:
+        vocab[tok] = len(vocab)
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None,
+                               eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    from tokenizers import AddedToken
+
+    tokenizer.add_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIAL_TOKENS],
+                         special_tokens=True)
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
 def _image_processor(min_pixels: int, max_pixels: int, patch_size: int = 16) -> Any:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -144,8 +181,8 @@ def random_qwen3vl_4b(device: str | None = None, dtype: Any = None, min_pixels: 
                       shape: dict[str, dict[str, Any]] | None = None) -> tuple[Any, Any]:
     """In-memory Qwen3-VL with the 4B architecture and random weights, plus the PIL processor (for throughput).
 
-    Nothing is downloaded or saved; the byte tokenizer stands in for Qwen's (generated ids beyond it decode to
-    nothing, so benches count tokens, not text). ``device="meta"`` builds it without memory (parameter counts).
+    Nothing is downloaded or saved; a small BPE trained in code stands in for Qwen's tokenizer (similar prompt
+    lengths; generated ids beyond it decode to nothing, so benches count tokens, not text). ``device="meta"`` builds it without memory (parameter counts).
     """
     import torch
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
@@ -153,7 +190,7 @@ def random_qwen3vl_4b(device: str | None = None, dtype: Any = None, min_pixels: 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
-    tokenizer = _byte_tokenizer()
+    tokenizer = _approx_bpe_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     config = _config(Qwen3VLConfig, ids, shape or QWEN3VL_4B_SHAPE)
     torch.manual_seed(seed)
@@ -269,16 +306,47 @@ def build_messages(prompt: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
 
 
-def prepare_inputs(processor: Any, images: list[Any], prompts: list[str], device: Any = None) -> Any:
-    """Chat-format, tokenize and preprocess a batch (left padding; keeps ``mm_token_type_ids``)."""
+def prepare_inputs(processor: Any, images: list[Any], prompts: list[str], device: Any = None,
+                   workers: int = 1) -> Any:
+    """Chat-format, tokenize and preprocess a batch (left padding; keeps ``mm_token_type_ids``).
+
+    ``workers > 1`` preprocesses chunks of the batch in threads and merges them (same tensors as one call).
+    """
     if len(images) != len(prompts):
         raise UsageError(f"{len(images)} images but {len(prompts)} prompts")
     texts = [processor.apply_chat_template(build_messages(p), tokenize=False, add_generation_prompt=True)
              for p in prompts]
     processor.tokenizer.padding_side = "left"
     rgb = [im.convert("RGB") if getattr(im, "mode", "RGB") != "RGB" else im for im in images]
-    inputs = processor(text=texts, images=rgb, return_tensors="pt", padding=True)
+    n = max(1, min(workers, len(rgb)))
+    if n == 1:
+        inputs = processor(text=texts, images=rgb, return_tensors="pt", padding=True)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = [(len(rgb) * i // n, len(rgb) * (i + 1) // n) for i in range(n)]
+        with ThreadPoolExecutor(n) as pool:
+            parts = list(pool.map(lambda b: processor(text=texts[b[0]:b[1]], images=rgb[b[0]:b[1]],
+                                                      return_tensors="pt", padding=True), bounds))
+        inputs = _merge_left_padded(parts, processor.tokenizer.pad_token_id)
     return inputs.to(device) if device is not None else inputs
+
+
+def _merge_left_padded(parts: list[Any], pad_id: int) -> Any:
+    """Concatenate processor outputs of batch chunks: sequence tensors left-padded to the longest chunk."""
+    import torch
+    from transformers import BatchFeature
+
+    width = max(p["input_ids"].shape[1] for p in parts)
+    merged: dict[str, Any] = {}
+    for key in parts[0].keys():
+        if key in ("input_ids", "attention_mask", "mm_token_type_ids"):
+            fill = pad_id if key == "input_ids" else 0
+            merged[key] = torch.cat([torch.nn.functional.pad(p[key], (width - p[key].shape[1], 0), value=fill)
+                                     for p in parts])
+        else:
+            merged[key] = torch.cat([p[key] for p in parts])
+    return BatchFeature(merged)
 
 
 def generate(model: Any, processor: Any, images: list[Any], prompts: list[str], max_new_tokens: int = 128,
@@ -292,11 +360,18 @@ def generate(model: Any, processor: Any, images: list[Any], prompts: list[str], 
         return_details: return dicts {text, n_tokens, truncated} instead of plain strings.
         **gen: extra ``model.generate`` keyword arguments (temperature, top_p, repetition_penalty...).
     """
-    import torch
-
     if not images:
         return []
-    inputs = prepare_inputs(processor, images, prompts, device=model.device)
+    inputs = prepare_inputs(processor, images, prompts)
+    return generate_from_inputs(model, processor, inputs, max_new_tokens, return_details, **gen)
+
+
+def generate_from_inputs(model: Any, processor: Any, inputs: Any, max_new_tokens: int = 128,
+                         return_details: bool = False, **gen: Any) -> list[str] | list[dict[str, Any]]:
+    """``generate`` on inputs from ``prepare_inputs`` (lets a caller preprocess the next batch meanwhile)."""
+    import torch
+
+    inputs = inputs.to(model.device)
     gen.setdefault("do_sample", False)
     tok = processor.tokenizer
     eos = model.generation_config.eos_token_id or tok.convert_tokens_to_ids("<|im_end|>")

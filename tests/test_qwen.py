@@ -132,3 +132,15 @@ def test_random_small_shape_generates_fixed_lengths() -> None:
     out = qwen.generate(model, processor, _images()[:2], ["a", "bb"], max_new_tokens=5, min_new_tokens=5,
                         return_details=True)
     assert [r["n_tokens"] for r in out] == [5, 5] and all(r["truncated"] for r in out)
+
+
+def test_chunked_preprocessing_equals_one_call(loaded) -> None:
+    import torch
+
+    _, processor = loaded
+    images, prompts = _images(), ["Describe.", "A much longer prompt than the others here.", "Tags.", "Short"]
+    one = qwen.prepare_inputs(processor, images, prompts)
+    three = qwen.prepare_inputs(processor, images, prompts, workers=3)
+    assert set(one.keys()) == set(three.keys())
+    for key in one.keys():
+        assert torch.equal(one[key], three[key]), key

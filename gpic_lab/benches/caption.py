@@ -179,7 +179,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for level in levels:
         ours = measure(captioner, images, level, batch)
         base = measure(captioner, images[:n_base], level, 1)
-        rows[level] = {"ours": ours, "baseline": base}
+        from gpic_lab.caption import load_prompt
+
+        prompt_tokens = len(captioner.processor.tokenizer(load_prompt(level)[0])["input_ids"])
+        rows[level] = {"ours": ours, "baseline": base, "prompt_tokens": prompt_tokens}
         print(f"  {level}: batched {ours['images_per_s']:.2f} img/s ({ours['tokens_per_s']:.0f} tok/s, "
               f"GPU {ours['gpu_util_mean']}%, {ours['gpu_mem_peak_gb']} GB) vs one-at-a-time "
               f"{base['images_per_s']:.2f} img/s", file=sys.stderr)
