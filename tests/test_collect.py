@@ -86,9 +86,18 @@ def test_flickr_clean_collection_writes_gpic_records(server: ReplayServer, tmp_p
         assert lic.permissive, meta
         assert meta["attribution"].endswith(f"via Flickr ({lic.label})")
         assert check_meta(meta, require_caption=False) == []
+    # only the chosen size (or a smaller fallback) is downloaded, never the original
+    variants = Counter(e["path"].rsplit("/", 1)[-1].split(".")[0] for e in server.log if e["kind"] == "image")
+    assert set(variants) == {"c", "z"} and variants["z"] == 1
     # the size fallback: photo 3 has no 'c' variant, its 'z' (640px) bytes were collected instead
     fallback = server.variant(server.items[3], "z")
     assert hashlib.sha256(fallback).hexdigest() in keys
+
+
+def test_small_size_variant(server: ReplayServer, tmp_path: Path) -> None:
+    result = _flickr(tmp_path, server, size="q")
+    assert result.counts["written"] >= 15
+    assert max(max(s.meta["img_width"], s.meta["img_height"]) for s in _shard_samples(tmp_path)) <= 150
 
 
 def test_urls_only_in_provenance_never_in_shards(server: ReplayServer, tmp_path: Path) -> None:

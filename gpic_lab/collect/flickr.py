@@ -99,7 +99,9 @@ class FlickrSource:
         self.filters["max_upload_date"] = query.get("max_upload_date", self.filters["max_upload_date"])
 
     def _extras(self) -> str:
-        return ",".join(["license", "owner_name", "o_dims", "date_upload", *(f"url_{s}" for s in SIZES)])
+        """license, owner, original dims and the URLs of the chosen size and every smaller one (the fallbacks)."""
+        sizes = SIZES[: SIZES.index(self.size) + 1]
+        return ",".join(["license", "owner_name", "o_dims", "date_upload", *(f"url_{s}" for s in sizes)])
 
     def fetch(self, cursor: Any) -> Page:
         page = int(cursor or 1)

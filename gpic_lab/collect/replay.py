@@ -224,17 +224,26 @@ class ReplayServer:
                        and lo <= it.uploaded <= hi), key=lambda it: (it.uploaded, it.id))
         per_page, page = max(1, min(500, int(q.get("per_page", 100)))), max(1, int(q.get("page", 1)))
         chunk = rows[(page - 1) * per_page: page * per_page]
+        extras = {x.strip() for x in q.get("extras", "").split(",")}
         return {"photos": {"page": page, "pages": (len(rows) + per_page - 1) // per_page, "perpage": per_page,
-                           "total": len(rows), "photo": [self._flickr_photo(it) for it in chunk]}, "stat": "ok"}
+                           "total": len(rows), "photo": [self._flickr_photo(it, extras) for it in chunk]},
+                "stat": "ok"}
 
-    def _flickr_photo(self, it: ReplayItem) -> dict[str, Any]:
+    def _flickr_photo(self, it: ReplayItem, extras: set[str]) -> dict[str, Any]:
+        """One search row; like Flickr, url_<s>/width_<s>/height_<s> only for the requested url_<s> extras."""
         row: dict[str, Any] = {"id": it.id, "owner": f"{int(it.id) % 97}@N00", "secret": "abc", "server": "65535",
-                               "farm": 66, "title": it.title, "ispublic": 1, "license": it.license,
-                               "ownername": it.author, "dateupload": str(it.uploaded)}
+                               "farm": 66, "title": it.title, "ispublic": 1}
+        for extra, fields in (("license", {"license": it.license}), ("owner_name", {"ownername": it.author}),
+                              ("date_upload", {"dateupload": str(it.uploaded)})):
+            if extra in extras:
+                row.update(fields)
         for s in it.sizes:
+            if f"url_{s}" not in extras:
+                continue
             w, h = self._dims_of(it, s)
             row.update({f"url_{s}": f"{self.url}/img/{it.id}/{s}.{it.ext}", f"width_{s}": w, f"height_{s}": h})
-        row["o_width"], row["o_height"] = it.dims()
+        if "o_dims" in extras:
+            row["o_width"], row["o_height"] = it.dims()
         return row
 
     def _dims_of(self, it: ReplayItem, suffix: str) -> tuple[int, int]:
