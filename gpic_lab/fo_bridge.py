@@ -273,6 +273,21 @@ def near_duplicates(dataset: Any, view: Any, field: str, threshold: float) -> in
     return pairs
 
 
+def attach_audit(dataset: Any, audit: str, scores: dict[str, dict[str, Any]]) -> int:
+    """Write audit scores ({key: {column: value}}) as fields `<audit>_<column>` on the samples with those keys
+    (others untouched); re-running overwrites. Returns the number of samples updated."""
+    from gpic_lab.fo_records import slug
+
+    present = set(dataset.distinct("key")) & set(scores)
+    columns = sorted({c for key in present for c in scores[key]})
+    declare_schema(dataset, {f"{slug(audit)}_{slug(c)}": _kind_of(next(
+        scores[k][c] for k in present if scores[k].get(c) is not None)) for c in columns
+        if any(scores[k].get(c) is not None for k in present)})
+    for c in columns:
+        dataset.set_values(f"{slug(audit)}_{slug(c)}", {k: scores[k].get(c) for k in present}, key_field="key")
+    return len(present)
+
+
 def day_one_views(dataset: Any) -> dict[str, Any]:
     """The saved views a researcher wants on day one, by name (built from fields present in the dataset)."""
     from fiftyone import ViewField as F

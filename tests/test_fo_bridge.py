@@ -170,6 +170,17 @@ def test_embeddings_brain_and_views(fo_env: Path, sample_dir: Path, tmp_path: Pa
     keys = ds.values("key")
     np.savez(tmp_path / "emb.npz", keys=np.array(keys[:4]), embeddings=np.eye(4, 8, dtype=np.float32))
     assert fo_bridge.attach_embeddings(ds, tmp_path / "emb.npz", field="file_emb") == 4
+    # audit scores by key -> fields and the worst-hallucination view
+    halluc = {r["key"]: {"hallucination_rate": 1.0, "hallucinated_objects": r["detail"]}
+              for r in truth if r["kind"] == "hallucination"}
+    halluc["not-a-key"] = {"hallucination_rate": 0.5}
+    halluc[keys[0]] = {"hallucination_rate": 0.0, "hallucinated_objects": None}
+    assert fo_bridge.attach_audit(ds, "caption", halluc) == 4
+    views = fo_bridge.save_views(ds)
+    worst = ds.load_saved_view("worst_hallucination_captions")
+    assert views["worst_hallucination_captions"] == 4 and worst.first()["caption_hallucination_rate"] == 1.0
+    assert set(worst.values("key")[:3]) == {r["key"] for r in truth if r["kind"] == "hallucination"}
+    assert fo_bridge.attach_audit(ds, "caption", halluc) == 4 and len(ds) == len(keys)  # idempotent
 
 
 def test_cli_load_and_bad_input(fo_env: Path, sample_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
