@@ -1,0 +1,71 @@
+"""FAISS pair search against the numpy brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpic_lab import knn
+from gpic_lab.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    return knn.planted_embeddings(6000, dim=64, dup_fraction=0.1, seed=3)
+
+
+def test_planted_embeddings_are_unit_and_have_dups(vectors: np.ndarray) -> None:
+    assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    ref = knn.exact_pairs_numpy(vectors, 0.9)
+    assert 100 < len(ref) < 6000 and (ref.i < ref.j).all() and (ref.sim > 0.9).all()
+
+
+def test_numpy_reference_matches_dense_matrix(vectors: np.ndarray) -> None:
+    x = vectors[:700]
+    ref = knn.exact_pairs_numpy(x, 0.5, block=128)
+    s = x @ x.T
+    r, c = np.nonzero(np.triu(s, 1) > 0.5)
+    assert ref.as_set() == set(zip(r.tolist(), c.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("method", ["exact", "ivf"])
+def test_faiss_finds_the_reference_pairs(vectors: np.ndarray, method: str) -> None:
+    ref = knn.exact_pairs_numpy(vectors, 0.9)
+    found = knn.similar_pairs(vectors, 0.9, method=method, chunk_size=1000)
+    assert found.info["method"] == method
+    assert knn.recall(found, ref) >= 0.99
+    assert found.as_set() <= ref.as_set() | {(a, b) for a, b in found.as_set()
+                                             if float(vectors[a] @ vectors[b]) > 0.899}
+    assert (found.i < found.j).all() and len(found.as_set()) == len(found)
+    by_pair = dict(zip(zip(found.i.tolist(), found.j.tolist(), strict=True), found.sim.tolist(), strict=True))
+    a, b = next(iter(by_pair))
+    assert by_pair[(a, b)] == pytest.approx(float(vectors[a] @ vectors[b]), abs=2e-3)
+
+
+def test_streamed_chunks_equal_in_memory(vectors: np.ndarray) -> None:
+    calls = []
+
+    def chunks():
+        calls.append(1)
+        return (vectors[s:s + 512] for s in range(0, len(vectors), 512))
+
+    streamed = knn.similar_pairs(chunks, 0.9, method="exact")
+    assert streamed.as_set() == knn.similar_pairs(vectors, 0.9, method="exact").as_set()
+    assert len(calls) >= 2  # read once to add, once to query: never concatenated
+
+
+def test_auto_method_and_bad_method(vectors: np.ndarray) -> None:
+    assert knn.similar_pairs(vectors[:100], 0.9).info["method"] == "exact"
+    with pytest.raises(UsageError, match="unknown method"):
+        knn.similar_pairs(vectors, 0.9, method="lsh")
+    empty = knn.similar_pairs(np.zeros((0, 8), np.float32), 0.9)
+    assert len(empty) == 0
+
+
+def test_cross_pairs_finds_query_base_matches(vectors: np.ndarray) -> None:
+    base = vectors[:50]
+    noisy = base[:5] + 0.01 * np.random.default_rng(0).standard_normal(base[:5].shape).astype(np.float32)
+    queries = np.concatenate([vectors[100:200], noisy / np.linalg.norm(noisy, axis=1, keepdims=True)])
+    pairs = knn.cross_pairs(queries, base, 0.9)
+    assert {(i - 100, j) for i, j in zip(pairs.i.tolist(), pairs.j.tolist(), strict=True) if i >= 100} == {(k, k) for k in range(5)}
+    assert (np.diff(pairs.sim) <= 0).all()
