@@ -288,6 +288,15 @@ def attach_audit(dataset: Any, audit: str, scores: dict[str, dict[str, Any]]) ->
     return len(present)
 
 
+def export_audit(name: str, audit: str, scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """attach_audit + save_views on the persistent dataset `name`; a no-op ({"updated": 0}) when it does not exist."""
+    if name not in list_datasets():
+        return {"dataset": name, "updated": 0, "views": {}}
+    dataset = open_dataset(name)
+    updated = attach_audit(dataset, audit, scores)
+    return {"dataset": name, "updated": updated, "views": save_views(dataset)}
+
+
 def day_one_views(dataset: Any) -> dict[str, Any]:
     """The saved views a researcher wants on day one, by name (built from fields present in the dataset)."""
     from fiftyone import ViewField as F

@@ -107,3 +107,29 @@ def test_vlm_answerer_plumbing_with_tiny_qwen(tmp_path: Path, sample_dir: Path) 
     assert h.chair(mentions, captions)["mentions"] == 4
     with pytest.raises(UsageError):
         h.audit_captions([h.CaptionItem("x", "A dog.")], vlm)  # no image
+
+
+def test_caption_helpers(sample_dir: Path, tmp_path: Path) -> None:
+    from gpic_lab.audits import captions as cap
+
+    items = h.items_from_shards([sample_dir / "raw" / "gpic_raw_captions.tar"])
+    stub = h.TableAnswerer({(it.key, m.concept): False for it in items[-3:] for m in extract_mentions(it.caption)})
+    _, scored = h.audit_captions(items, stub)
+    planted = cap.planted_check(scored, sample_dir / "ground_truth.csv")
+    assert len(planted) == 3 and planted["all_found"].all()
+    assert set(planted.set_index("key").loc["4b92f7b678f1d8fcc1ac9d60ee3ab38a1d6658b79f8fabf670bac5a8b55b1aef",
+                                           ["expected", "found"]]) == {"cup;umbrella"}
+    missed = cap.planted_check(scored.assign(hallucinated_objects=""), sample_dir / "ground_truth.csv")
+    assert not missed["all_found"].any()
+    worst = cap.worst(scored, 2)
+    assert len(worst) == 2 and worst["hallucination_rate"].min() == 1.0
+    by_key = cap.scores_by_key(scored)
+    assert by_key[worst["key"][0]]["hallucination_rate"] == 1.0 and by_key[items[0].key]["hallucination_rate"] is None
+    rows = cap.review_items(items, worst)
+    assert rows[0]["image"][:2] == b"\xff\xd8" and rows[0]["id"].endswith(":" + worst["caption_type"][0])
+    assert len(cap.worst_figure(items, worst).axes) == 4
+    assert cap.make_answerer("references+classifier", {}).name == "references+imagenet-classifier"
+    for bad in ("vlm", "nope", ""):
+        with pytest.raises(UsageError):
+            cap.make_answerer(bad)
+    assert cap.load_vlm("", tmp_path) is None
