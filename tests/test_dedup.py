@@ -1,0 +1,150 @@
+"""GPIC's two-tier rule: unit cases on hand-made graphs, then the planted sample corpus end to end (CLI)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpic_lab import dedup
+from gpic_lab.errors import UsageError
+
+SSCD = dedup.DEFAULTS["sscd"]
+
+
+def _run(n: int, pairs: list[tuple[int, int, float]], pixels: list[int], rule: dedup.Rule = SSCD,
+         sha: list[str] | None = None, permissive: list[bool] | None = None) -> dedup.Result:
+    keys = np.array([f"k{i:02d}" for i in range(n)])
+    rank = dedup.rank_order(np.array(pixels), keys, None if permissive is None else np.array(permissive))
+    pi, pj, ps = (np.array([p[k] for p in pairs]) for k in range(3)) if pairs else (np.zeros(0),) * 3
+    return dedup.apply_rule(n, pi, pj, ps, rank, rule, None if sha is None else np.array(sha))
+
+
+def test_pair_above_near_dup_drops_lower_resolution() -> None:
+    res = _run(3, [(0, 1, 0.97), (1, 2, 0.95)], [100, 200, 300])
+    assert res.keep.tolist() == [False, True, True]
+    assert (res.reason[0], res.kept[0], res.similarity[0]) == ("near-dup>0.9625", 1, pytest.approx(0.97))
+    # 0.95 is a link (component of 3 < 5) but below 0.9625: both kept
+
+
+def test_chain_points_to_the_survivor() -> None:
+    res = _run(3, [(0, 1, 0.99), (1, 2, 0.98)], [100, 200, 300])
+    assert res.keep.tolist() == [False, False, True]
+    assert res.kept.tolist() == [2, 2, -1]
+    assert res.similarity[0] == pytest.approx(0.99)  # no direct pair to 2: the link it was dropped by
+
+
+def test_cluster_of_five_keeps_only_the_highest_resolution() -> None:
+    pairs = [(0, 1, 0.91), (1, 2, 0.92), (2, 3, 0.93), (3, 4, 0.91), (5, 6, 0.91)]
+    res = _run(7, pairs, [10, 50, 20, 30, 40, 5, 6])
+    assert res.keep.tolist() == [False, True, False, False, False, True, True]
+    assert set(res.reason[[0, 2, 3, 4]]) == {"cluster>=5"} and set(res.kept[[0, 2, 3, 4]]) == {1}
+    assert res.similarity[2] == pytest.approx(0.92)  # direct link to the survivor
+    assert res.component_size.tolist()[:5] == [5] * 5
+    # the same component is left alone with cluster_min 6 (all links < 0.9625)
+    assert _run(7, pairs, [10, 50, 20, 30, 40, 5, 6], dedup.Rule(0.9, 0.9625, 6)).keep.all()
+
+
+def test_exact_bytes_first_then_thresholds_are_parameters() -> None:
+    res = _run(3, [(0, 2, 0.93)], [100, 100, 50], sha=["a", "a", "b"])
+    assert res.keep.tolist() == [True, False, True] and res.reason[1] == "exact-dup" and res.kept[1] == 0
+    low = _run(3, [(0, 2, 0.93)], [100, 100, 50], dedup.Rule(0.9, 0.92), sha=["a", "a", "b"])
+    assert low.keep.tolist() == [True, False, False] and low.reason[2] == "near-dup>0.92"
+    assert low.counts() == {"kept": 1, "exact-dup": 1, "near-dup>0.92": 1}
+
+
+def test_license_aware_tie_rule_prefers_permissive() -> None:
+    plain = _run(2, [(0, 1, 0.99)], [100, 200], permissive=None)
+    aware = _run(2, [(0, 1, 0.99)], [100, 200], dedup.Rule(license_aware=True), permissive=[True, False])
+    assert plain.keep.tolist() == [False, True] and aware.keep.tolist() == [True, False]
+    mask = dedup.permissive_mask([{"license": "CC BY 2.0"}, {"license": "All Rights Reserved"}, {}])
+    assert mask.tolist() == [True, False, False]
+
+
+def test_rule_validation_and_defaults() -> None:
+    with pytest.raises(UsageError, match="link"):
+        dedup.Rule(0.95, 0.9)
+    with pytest.raises(UsageError, match="cluster_min"):
+        dedup.Rule(cluster_min=1)
+    with pytest.raises(UsageError, match="no defaults"):
+        dedup.default_rule("clip")
+    assert dedup.default_rule("sscd") == dedup.Rule(0.90, 0.9625, 5)
+    assert dedup.default_rule("efficientnet", near_dup=0.85).near_dup == 0.85
+
+
+@pytest.fixture(scope="module")
+def truth(sample_dir: Path) -> pd.DataFrame:
+    gt = pd.read_csv(sample_dir / "ground_truth.csv")
+    return gt.assign(original=gt["detail"].str.removeprefix("of:"))
+
+
+@pytest.fixture(scope="module")
+def sample_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("dedup") / "decisions.parquet"
+    cmd = [sys.executable, "-m", "gpic_lab.cli", "dedup", str(sample_dir / "train"),
+           str(sample_dir / "raw" / "gpic_raw_dups.tar"), "-o", str(out), "--against", str(sample_dir / "test"),
+           str(sample_dir / "val"), "--cache", str(out.parent / "cache")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return out, proc
+
+
+def test_cli_removes_every_planted_copy_and_nothing_else(sample_run, truth: pd.DataFrame) -> None:
+    out, proc = sample_run
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(out)
+    assert {"key", "shard", "stage", "keep", "reason", "kept_key", "similarity", "license_family",
+            "source"} <= set(frame.columns)
+    assert frame["key"].is_unique and len(frame) == 18
+    planted = truth[truth["kind"] == "near-dup"].set_index("key")
+    dropped = frame[~frame["keep"]].set_index("key")
+    assert set(dropped.index) == set(planted.index)  # recall 1, precision 1
+    group_size = planted.groupby("original").size()
+    for key, row in dropped.iterrows():
+        original = planted.loc[key, "original"]
+        assert row["kept_key"] == original, (planted.loc[key, "label"], row.to_dict())
+        expected = "cluster>=5" if group_size[original] + 1 >= 5 else "near-dup>0.8"
+        assert row["reason"] == expected and row["similarity"] > 0.75
+    kept = frame[frame["keep"]]
+    assert kept["reason"].isna().all() and kept["kept_key"].isna().all()
+    counts = pd.read_csv(out.with_name("counts.csv"))
+    assert counts["count"].sum() == 18
+    summary = json.loads(out.with_name("summary.json").read_text())
+    assert summary["counts"]["kept"] == 10 and summary["encoder"] == "efficientnet"
+
+
+def test_leakage_report_finds_planted_overlap(sample_run, truth: pd.DataFrame) -> None:
+    out, _ = sample_run
+    leaks = pd.read_csv(out.with_name("leakage.csv"))
+    planted = truth[truth["kind"] == "leakage"]
+    assert set(zip(leaks["train_key"], leaks["heldout_key"], strict=True)) == set(
+        zip(planted["key"], planted["original"], strict=True))
+    keys = json.loads(out.with_name("leakage_keys.json").read_text())
+    assert keys["keys"] == sorted(planted["key"]) and keys["field"] == "key"
+
+
+def test_leakage_counts_identical_bytes_even_below_threshold() -> None:
+    from gpic_lab.embed import Embeddings
+
+    def emb(keys: list[str], vecs: list[list[float]], sha: list[str]) -> Embeddings:
+        n = len(keys)
+        return Embeddings(np.array(keys), np.array(["s"] * n), np.array(vecs, np.float32), np.ones(n, int),
+                          np.ones(n, int), np.array(sha), [{}] * n)
+
+    train = emb(["a", "b"], [[1, 0], [0, 1]], ["h1", "h2"])
+    test = emb(["t"], [[0.6, 0.8]], ["h2"])
+    leaks = dedup.leakage(train, test, 0.9)
+    assert leaks[["train_key", "heldout_key", "same_bytes"]].values.tolist() == [["b", "t", True]]
+
+
+def test_cli_bad_usage_exits_2(tmp_path: Path, sample_dir: Path) -> None:
+    base = [sys.executable, "-m", "gpic_lab.cli", "dedup", str(sample_dir / "train")]
+    for extra, msg in ((["-o", str(tmp_path / "x.csv")], "must end in .parquet"),
+                       (["-o", str(tmp_path / "x.parquet"), "--encoder", "sscd"], "needs --weights"),
+                       (["-o", str(tmp_path / "x.parquet"), "--link", "0.99", "--near-dup", "0.9"], "link")):
+        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
