@@ -12,16 +12,20 @@ extreme-aspect       longest / shortest side > ``max_aspect``                   
 extreme-resolution   width x height > ``max_megapixels`` (never decoded: bombs)    header only
 underexposed         share of luma <= ``dark_level`` >= ``exposure_share``           decoded, analysis size
 overexposed          share of luma >= ``bright_level`` >= ``exposure_share``         decoded, analysis size
-blank                largest per-channel RGB std < ``blank_std``                   decoded, analysis size
+blank                luma std < ``blank_std`` and (colour check) every RGB        decoded, analysis size
+                     channel's std < ``blank_std``
 blur                 Laplacian variance < ``blur_laplacian_var`` and (edge          decoded, analysis size
                      sharpness < ``blur_edge_sharpness`` or gradient anisotropy
                      < ``blur_anisotropy`` (directional / motion blur))
 ==================== ============================================================ ==========================
 
-Pixel statistics are computed on a downscale whose longest side is ``analysis_side`` (box filter). With
-``reduced=True`` (default) JPEGs are decoded at a reduced DCT scale (PIL ``draft``: 1/2, 1/4 or 1/8) that is still
-at least ``analysis_side`` on the longest side, so the statistics see almost the same pixels as a full-resolution
-decode followed by the same downscale; ``gpic-lab bench filters`` measures how often both give the same decision.
+Pixel statistics are computed on the luma plane downscaled to longest side ``analysis_side`` (box filter): exposure
+and variance from its 256-bin histogram, sharpness from a 4-neighbour Laplacian (gradient statistics only for blur
+candidates). With ``reduced=True`` (default) JPEGs decode only their luma plane, at a reduced DCT scale (PIL
+``draft``: 1/2, 1/4 or 1/8) still at least ``analysis_side`` on the longest side, so the statistics see almost the
+same pixels as a full-resolution decode followed by the same downscale; ``gpic-lab bench filters`` measures how
+often both give the same decision. Colour is decoded only for near-flat luma (to tell equal-luma colour patterns
+from blank frames).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from gpic_lab.errors import UsageError
 
 REASONS = ("undecodable", "too-small", "extreme-aspect", "extreme-resolution", "underexposed", "overexposed",
            "blank", "blur")
-SCORES = ("longest_side", "aspect", "megapixels", "decode_scale", "rgb_std", "luma_mean", "dark_share",
+SCORES = ("longest_side", "aspect", "megapixels", "decode_scale", "pixel_std", "luma_mean", "dark_share",
           "bright_share", "laplacian_var", "edge_sharpness", "grad_anisotropy")
 
 
@@ -54,7 +58,7 @@ class QualityThresholds:
         dark_level: luma (0-255) at or below which a pixel counts as dark.
         bright_level: luma at or above which a pixel counts as blown out.
         exposure_share: share of dark (bright) pixels at which an image is under- (over-) exposed.
-        blank_std: near-blank when the largest per-channel standard deviation of RGB is below this.
+        blank_std: near-blank when the luma standard deviation and every RGB channel's are below this.
         blur_laplacian_var: blur candidate when the variance of the 4-neighbour Laplacian is below this.
         blur_edge_sharpness: no sharp edge anywhere when p99.9 gradient magnitude / (p99 - p1 luma) is below this.
         blur_anisotropy: directional (motion) blur when min/max of horizontal vs vertical gradient energy is below.
@@ -63,13 +67,13 @@ class QualityThresholds:
     min_longest_side: int = 256
     max_aspect: float = 5.0
     max_megapixels: float = 64.0
-    analysis_side: int = 256
+    analysis_side: int = 128
     dark_level: int = 24
     bright_level: int = 235
     exposure_share: float = 0.9
     blank_std: float = 4.0
-    blur_laplacian_var: float = 25.0
-    blur_edge_sharpness: float = 0.12
+    blur_laplacian_var: float = 40.0
+    blur_edge_sharpness: float = 0.2
     blur_anisotropy: float = 0.3
 
     @classmethod
@@ -117,54 +121,101 @@ def geometry_reason(width: int, height: int, t: QualityThresholds, scores: dict[
     return None
 
 
-def decode_for_analysis(im: Any, side: int, reduced: bool = True) -> tuple[np.ndarray, float]:
-    """RGB uint8 array with longest side ``side`` (box downscale; never upscaled) and the JPEG DCT scale used.
+def analysis_factor(width: int, height: int, side: int) -> int:
+    """The largest power-of-two factor (1, 2, 4 or 8: libjpeg's DCT scales) that keeps the longest side >= side."""
+    factor, longest = 1, max(width, height)
+    while factor < 8 and -(-longest // (2 * factor)) >= side:
+        factor *= 2
+    return factor
 
-    ``reduced`` lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the result stays >= ``side``.
+
+def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
+    """``im`` in ``mode`` at the analysis size: 1/factor of the original (ceil), box-resized to ``side`` when an image
+    is so large that even 1/8 stays >= 2 * side. JPEGs with ``reduced`` get the factor from the DCT (no full decode);
+    everything else is decoded fully and box-reduced by the same factor, giving the same size."""
+    width, height = im.size
+    factor = analysis_factor(width, height, side)
+    if reduced and im.format == "JPEG" and factor > 1:
+        im.draft(mode, (width // factor, height // factor))
+    out = im.convert(mode)
+    done = round(width / out.size[0]) if out.size[0] else 1  # DCT factor already applied (sizes are ceil)
+    if factor > done:
+        out = out.reduce(factor // done)
+    if max(out.size) >= 2 * side:
+        from PIL import Image
+
+        f = side / max(out.size)
+        out = out.resize((max(1, round(out.size[0] * f)), max(1, round(out.size[1] * f))), Image.Resampling.BOX)
+    return out, factor
+
+
+def analysis_luma(im: Any, side: int, reduced: bool = True) -> tuple[Any, float]:
+    """Grayscale (luma) PIL image at the analysis size (see ``_scaled``) and the DCT scale libjpeg used (1 = full).
+
+    ``reduced`` lets libjpeg decode only the luma plane at 1/2, 1/4 or 1/8 scale.
     """
+    width = im.size[0]
+    out, _factor = _scaled(im, "L", side, reduced)
+    return out, (im.size[0] / width if im.size[0] else 1.0)
+
+
+def chroma_std(data: bytes, side: int, reduced: bool = True) -> float:
+    """Largest per-channel RGB standard deviation at analysis size (only run for near-flat luma)."""
     from PIL import Image
 
-    width, height = im.size
-    scale = 1.0
-    longest = max(width, height)
-    if reduced and im.format == "JPEG" and longest > side:
-        want = (max(1, math.ceil(width * side / longest)), max(1, math.ceil(height * side / longest)))
-        im.draft("RGB", want)
-        scale = im.size[0] / width
-    rgb = im.convert("RGB")
-    w, h = rgb.size
-    if max(w, h) > side:
-        f = side / max(w, h)
-        rgb = rgb.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX)
-    return np.asarray(rgb), scale
+    rgb, _factor = _scaled(Image.open(io.BytesIO(data)), "RGB", side, reduced)
+    hist = np.asarray(rgb.histogram(), dtype=np.float64).reshape(3, 256)
+    return float(max(_hist_moments(h)[1] for h in hist))
 
 
-def pixel_stats(rgb: np.ndarray, t: QualityThresholds) -> dict[str, float]:
-    """Exposure, variance and sharpness statistics of an RGB uint8 array (see the module table)."""
-    f = rgb.astype(np.float32)
-    luma = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
-    stats = {"rgb_std": float(f.reshape(-1, 3).std(axis=0).max()), "luma_mean": float(luma.mean()),
-             "dark_share": float((luma <= t.dark_level).mean()), "bright_share": float((luma >= t.bright_level).mean())}
-    if min(luma.shape) < 3:
-        return {**stats, "laplacian_var": math.nan, "edge_sharpness": math.nan, "grad_anisotropy": math.nan}
-    lap = 4 * luma[1:-1, 1:-1] - luma[:-2, 1:-1] - luma[2:, 1:-1] - luma[1:-1, :-2] - luma[1:-1, 2:]
-    gx, gy = np.diff(luma, axis=1)[:-1, :], np.diff(luma, axis=0)[:, :-1]
-    mag = np.sqrt(gx * gx + gy * gy)
-    lo, hi = np.percentile(luma, [1, 99])
+def _hist_moments(hist: np.ndarray) -> tuple[float, float]:
+    levels = np.arange(256, dtype=np.float64)
+    n = max(hist.sum(), 1.0)
+    mean = float((hist * levels).sum() / n)
+    return mean, float(np.sqrt(max((hist * (levels - mean) ** 2).sum() / n, 0.0)))
+
+
+def luma_stats(luma: Any, t: QualityThresholds) -> dict[str, float]:
+    """Exposure and variance statistics from the luma histogram (cheap: 256 bins)."""
+    hist = np.asarray(luma.histogram(), dtype=np.float64)
+    n = max(hist.sum(), 1.0)
+    mean, std = _hist_moments(hist)
+    return {"luma_mean": mean, "pixel_std": std, "dark_share": float(hist[: t.dark_level + 1].sum() / n),
+            "bright_share": float(hist[t.bright_level:].sum() / n)}
+
+
+def sharpness_stats(luma: Any, t: QualityThresholds) -> dict[str, float]:
+    """Laplacian variance; edge sharpness and gradient anisotropy only when the Laplacian says "blur candidate"
+    (NaN otherwise: they cannot change the decision)."""
+    import cv2  # opencv-python-headless: 3x3 filters without numpy temporaries
+
+    a = np.asarray(luma)
+    out = {"laplacian_var": math.nan, "edge_sharpness": math.nan, "grad_anisotropy": math.nan}
+    if min(a.shape) < 3:
+        return out
+    _mean, std = cv2.meanStdDev(cv2.Laplacian(a, cv2.CV_32F, ksize=1)[1:-1, 1:-1])
+    out["laplacian_var"] = float(std[0, 0]) ** 2
+    if out["laplacian_var"] >= t.blur_laplacian_var:
+        return out
+    f = a.astype(np.float32)
+    gx, gy = np.diff(f, axis=1)[:-1, :], np.diff(f, axis=0)[:, :-1]
     ex, ey = float((gx * gx).mean()), float((gy * gy).mean())
-    stats.update(laplacian_var=float(lap.var()),
-                 edge_sharpness=float(np.percentile(mag, 99.9) / max(hi - lo, 1.0)),
-                 grad_anisotropy=min(ex, ey) / max(ex, ey) if max(ex, ey) > 0 else 1.0)
-    return stats
+    mag = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy)).ravel()
+    k = min(mag.size - 1, int(mag.size * 0.999))
+    cdf = np.cumsum(np.asarray(luma.histogram(), dtype=np.float64))
+    lo, hi = np.searchsorted(cdf, [0.01 * cdf[-1], 0.99 * cdf[-1]])
+    out["edge_sharpness"] = float(np.partition(mag, k)[k] / max(float(hi - lo), 1.0))
+    out["grad_anisotropy"] = min(ex, ey) / max(ex, ey) if max(ex, ey) > 0 else 1.0
+    return out
 
 
 def pixel_reason(s: dict[str, float], t: QualityThresholds) -> str | None:
-    """The first failing pixel check (exposure, blank, blur) for statistics from ``pixel_stats``."""
+    """The first failing pixel check (exposure, blank, blur) for statistics from ``luma_stats``/``sharpness_stats``."""
     if s["dark_share"] >= t.exposure_share:
         return "underexposed"
     if s["bright_share"] >= t.exposure_share:
         return "overexposed"
-    if s["rgb_std"] < t.blank_std:
+    if s["pixel_std"] < t.blank_std:
         return "blank"
     lap = s["laplacian_var"]
     if not math.isnan(lap) and lap < t.blur_laplacian_var and (
@@ -187,11 +238,13 @@ def check_image(data: bytes | None, t: QualityThresholds = DEFAULT, reduced: boo
     if reason:
         return reason, scores
     try:
-        rgb, scale = decode_for_analysis(im, t.analysis_side, reduced)
+        luma, scores["decode_scale"] = analysis_luma(im, t.analysis_side, reduced)
+        scores.update(luma_stats(luma, t))
+        if scores["pixel_std"] < t.blank_std:  # flat luma: is there colour contrast (equal-luma patterns)?
+            scores["pixel_std"] = max(scores["pixel_std"], chroma_std(data, t.analysis_side, reduced))
     except Exception:  # noqa: BLE001 - truncated or corrupt data
         return "undecodable", scores
-    scores["decode_scale"] = scale
-    scores.update(pixel_stats(rgb, t))
+    scores.update(sharpness_stats(luma, t))
     return pixel_reason(scores, t), scores
 
 
