@@ -85,4 +85,14 @@ def test_faces_on_real_photos(sample_dir: Path) -> None:
     table, per_key = bias.face_vs_mentions(t, bias.face_counts(images))
     assert per_key.set_index("key").loc[astronaut, "caption_mentions_person"]
     assert table["images"].sum() == len(images)
-    assert len(bias.faces_figure(images, boxes).axes) == 4
+    assert len(bias.faces_figure(images, boxes).axes) == 1  # one image with a face
+
+
+def test_eye_check_removes_texture_faces(sample_dir: Path) -> None:
+    from gpic_lab.audits.hallucination import items_from_shards
+
+    images = {it.key: it.image for it in items_from_shards([sample_dir / d for d in ("train", "val", "test")])}
+    loose = bias.face_counts(images, verify_eyes=False)
+    strict = bias.face_counts(images)
+    assert sum(strict.values()) == 1 < sum(loose.values())  # only the astronaut keeps her face
+    assert all(strict[k] <= loose[k] for k in images)

@@ -147,6 +147,20 @@ def frequencies(table: Any, name: str, by: str | None = None) -> Any:
     return out.rename(columns={"group": by}) if by else out.drop(columns="group")
 
 
+def frequency_table(table: Any, lists: Sequence[str]) -> Any:
+    """`frequencies` of several lists stacked, with a `list` column first."""
+    import pandas as pd
+
+    parts = [frequencies(table, name).assign(list=name) for name in lists]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return out[["list", *[c for c in out.columns if c != "list"]]] if len(out) else out
+
+
+def rows_from_items(items: Sequence[Any]) -> list[dict[str, Any]]:
+    """caption_table rows from caption items (key, caption, caption_type and their meta columns)."""
+    return [{"key": it.key, "caption": it.caption, "caption_type": it.caption_type, **it.meta} for it in items]
+
+
 def cooccurrence(table: Any, a: str = "gender", b: str = "occupations") -> Any:
     """Captions mentioning each (category of a) × (term of b) pair."""
     import pandas as pd
@@ -161,18 +175,26 @@ def cooccurrence(table: Any, a: str = "gender", b: str = "occupations") -> Any:
     return pd.DataFrame(rows).value_counts().unstack(fill_value=0)
 
 
-def detect_faces(images: dict[str, Any], max_side: int = 640, min_neighbors: int = 8,
-                 min_size_frac: float = 0.1) -> dict[str, list[tuple[int, int, int, int]]]:
-    """Frontal face boxes (x, y, w, h in original pixels) per image, by key, from OpenCV's Haar cascade
-    `haarcascade_frontalface_default.xml` (shipped in opencv-python-headless). Faces smaller than
-    `min_size_frac` of the short side are ignored (texture false positives); profiles are not found."""
+def _cascade(name: str) -> Any:
     import cv2
-    import numpy as np
 
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+    path = cv2.data.haarcascades + name
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
         raise GpicError(f"bias: cannot load the Haar cascade {path}")
+    return cascade
+
+
+def detect_faces(images: dict[str, Any], max_side: int = 640, min_neighbors: int = 8, min_size_frac: float = 0.1,
+                 verify_eyes: bool = True) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Frontal face boxes (x, y, w, h in original pixels) per image, by key, from OpenCV's Haar cascade
+    `haarcascade_frontalface_default.xml` (shipped in opencv-python-headless). Faces smaller than
+    `min_size_frac` of the short side are ignored; with `verify_eyes` a face is kept only when the eye cascade
+    finds an eye in its upper part (removes texture false positives); profiles are not found."""
+    import numpy as np
+
+    cascade = _cascade("haarcascade_frontalface_default.xml")
+    eyes = _cascade("haarcascade_eye.xml") if verify_eyes else None
     out: dict[str, list[tuple[int, int, int, int]]] = {}
     for key, image in images.items():
         im = image.convert("L")
@@ -180,8 +202,12 @@ def detect_faces(images: dict[str, Any], max_side: int = 640, min_neighbors: int
         if scale < 1.0:
             im = im.resize((round(im.width * scale), round(im.height * scale)))
         side = max(24, int(min_size_frac * min(im.size)))
-        boxes = cascade.detectMultiScale(np.asarray(im), scaleFactor=1.1, minNeighbors=min_neighbors,
-                                         minSize=(side, side))
+        gray = np.asarray(im)
+        boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(side, side))
+        if eyes is not None:
+            boxes = [(x, y, w, h) for x, y, w, h in boxes
+                     if len(eyes.detectMultiScale(gray[y:y + h * 5 // 8, x:x + w], 1.1, 3,
+                                                  minSize=(max(8, w // 10),) * 2))]
         out[key] = [tuple(int(round(v / scale)) for v in b) for b in boxes]  # type: ignore[misc]
     return out
 
@@ -197,6 +223,7 @@ def faces_figure(images: dict[str, Any], boxes: dict[str, list[tuple[int, int, i
     from matplotlib.patches import Rectangle
 
     keys = [k for k, b in boxes.items() if b]
+    cols = max(1, min(cols, len(keys)))
     rows = max(1, (len(keys) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
     for ax in axes.flat:
