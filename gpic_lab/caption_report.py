@@ -101,6 +101,8 @@ def rates_figure(tables: Mapping[str, Any]) -> Any:
         for i, lv in enumerate(present):
             row = table[table["caption_type"] == lv].iloc[0]
             ax.bar(x + i * width, [row[r] for r in REASON_ORDER], width, label=f"{lv} (n={int(row['n'])})")
+        if not table[list(REASON_ORDER)].to_numpy().any():
+            ax.text(0.5, 0.5, "no rule failures", transform=ax.transAxes, ha="center", fontsize=12, color="0.4")
         ax.set_xticks(x + 0.4 - width / 2, REASON_ORDER, rotation=40, ha="right")
         ax.set_ylim(0, 1.05)
         ax.set_title(name)
@@ -112,7 +114,7 @@ def rates_figure(tables: Mapping[str, Any]) -> Any:
 
 
 def gallery_figure(paths: Sequence[str | os.PathLike[str]], levels: Mapping[str, Mapping[str, str]],
-                   generated: Any = None, n: int = 3, width: int = 62) -> Any:
+                   generated: Any = None, n: int = 3, width: int = 44) -> Any:
     """Images next to their hand-written captions of all four levels and the model's caption (if any)."""
     import textwrap
 
@@ -123,7 +125,7 @@ def gallery_figure(paths: Sequence[str | os.PathLike[str]], levels: Mapping[str,
     gen = {} if generated is None else {r["key"]: r for r in generated.to_dict("records")}
     samples = [s for s in iter_samples(list_shards(paths)) if s.key in levels][:n]
     cols = [*LEVELS, "model"] if gen else list(LEVELS)
-    fig, axes = plt.subplots(len(samples), len(cols) + 1, figsize=(3.1 * (len(cols) + 1), 3.3 * max(len(samples), 1)),
+    fig, axes = plt.subplots(len(samples), len(cols) + 1, figsize=(2.9 * (len(cols) + 1), 2.7 * max(len(samples), 1)),
                              squeeze=False, gridspec_kw={"width_ratios": [1.1] + [1.6] * len(cols)})
     for row, s in zip(axes, samples, strict=True):
         row[0].imshow(s.open_image().convert("RGB"))
@@ -131,14 +133,30 @@ def gallery_figure(paths: Sequence[str | os.PathLike[str]], levels: Mapping[str,
         for ax, col in zip(row[1:], cols, strict=True):
             if col == "model":
                 g = gen.get(s.key)
-                text = f"[{g['caption_type']}] {g['caption']}" if g else "(not captioned)"
+                text = f"[{g['caption_type']}] {printable(g['caption'])}" if g else "(not captioned)"
             else:
                 text = levels[s.key].get(col, "")
-            ax.text(0, 1, textwrap.fill(text[:480], width // 2), va="top", fontsize=7, family="sans-serif",
-                    wrap=True, transform=ax.transAxes)
+            ax.text(0, 1, textwrap.fill(text[:700], width), va="top", fontsize=6.5, transform=ax.transAxes)
             ax.set_title(col if col != "model" else "model (placeholder)" if g and g["model_warning"] else col,
                          fontsize=9)
         for ax in row:
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def printable(text: str) -> str:
+    """Control and undecodable characters shown as escapes (tiny-model placeholders are random bytes)."""
+    return "".join(c if c.isprintable() and c != "\ufffd" else f"\\x{ord(c):02x}" if ord(c) < 256 else "?"
+                   for c in text)
+
+
+def captions_table(frame: Any, width: int = 60) -> Any:
+    """Generated captions for display: short keys, printable captions cut to ``width``."""
+    cols = ["key", "caption_type", "caption", "n_tokens", "truncated", "prompt_version"]
+    return frame[cols].assign(key=frame["key"].str[:12], caption=[printable(c)[:width] for c in frame["caption"]])
+
+
+def types_match(frame: Any, seed: int = 0) -> bool:
+    """True when every row's caption_type is the one the seeded key hash assigns."""
+    return all(caption_type_for(k, seed) == t for k, t in zip(frame["key"], frame["caption_type"], strict=True))
