@@ -242,3 +242,38 @@ def features_from_tensor(model: Any, pixel_values: Any) -> np.ndarray:
     with torch.inference_mode():
         hidden = model(pixel_values=pixel_values).last_hidden_state
     return hidden[:, 0].float().cpu().numpy().astype(np.float64)
+
+
+TINY = "tiny"
+
+
+def resolve_model(spec: str | os.PathLike[str]) -> Path:
+    """A weights path; the word 'tiny' builds (once) the random placeholder under the state root."""
+    if str(spec) == TINY:
+        from gpic_lab.paths import state_root
+
+        return build_tiny_dinov2(state_root() / "models" / "dinov2-tiny-random")
+    return Path(spec)
+
+
+def model_tag(path: str | os.PathLike[str]) -> str:
+    """Name + weights digest for file names, e.g. 'dinov2-vitl14-1a2b3c4d' or 'dinov2-tiny-random-...'."""
+    import hashlib
+    import json
+
+    p = Path(path)
+    files = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                h.update(block)
+    arch = "vitl14"
+    cfg = p / "config.json" if p.is_dir() else None
+    if cfg is not None and cfg.exists():
+        c = json.loads(cfg.read_text())
+        if c.get("hidden_size") != 1024 or c.get("num_hidden_layers") != 24:
+            arch = f"d{c.get('hidden_size')}l{c.get('num_hidden_layers')}"
+    if "tiny" in p.name:
+        arch = "tiny-random"
+    return f"dinov2-{arch}-{h.hexdigest()[:8]}"

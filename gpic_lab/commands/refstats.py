@@ -1,0 +1,36 @@
+"""`gpic-lab refstats SHARDS... --model PATH --out DIR`: reference statistics (GPIC npz layout) from shards."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("refstats", help="build FD-DINOv2 reference stats from shards (GPIC-256 preprocessing)",
+                       description="Writes <out>/gpic-<split>_n<N>_<model>_<preprocess>_fp32.npz (dino_mu, "
+                                   "dino_sigma, dino_embeddings, key, tar_idx) plus a .json provenance sidecar. "
+                                   "Refuses to overwrite. Exit 0 ok, 1 failure, 2 usage error.")
+    p.add_argument("shards", nargs="+", metavar="SHARDS", help="tar shards or directories of them")
+    p.add_argument("--model", required=True, metavar="PATH",
+                   help="DINOv2 weights (transformers dir or hub .pth); 'tiny' builds the random placeholder")
+    p.add_argument("--out", required=True, metavar="DIR_OR_NPZ")
+    p.add_argument("--split", default="test", help="name used in the file name (default test)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-embeddings", action="store_true", help="store only mu/sigma (no PRDC/MMD later)")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many samples")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpic_lab.dinov2 import load_dinov2, model_tag, resolve_model
+    from gpic_lab.refstats import build_refstats
+
+    path = resolve_model(args.model)
+    model = load_dinov2(path, device=args.device)
+    res = build_refstats(args.shards, model, args.out, split=args.split, model_tag=model_tag(path),
+                         batch_size=args.batch_size, threads=args.threads, keep_embeddings=not args.no_embeddings,
+                         limit=args.limit)
+    print(json.dumps(res))
+    return 0

@@ -1,0 +1,234 @@
+"""The GPIC evaluation protocol: streaming DINOv2 features of generated images -> FD, PRDC, MMD vs reference stats.
+
+Generated samples are a folder of 256x256 RGB PNGs named `{caption_type}_{key}.png` (validated: names, sizes,
+mode, duplicate keys, count; a warning below 50,000), an ADM-style npz (`arr_0`, uint8 [N, 256, 256, 3]), or an
+npz of precomputed `dino_embeddings`. Decoding + preprocessing run on a thread pool one batch ahead of batched
+inference (CUDA when present).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpic_lab.errors import GpicError, UsageError
+
+RECOMMENDED_N = 50_000
+GEN_SIZE = (256, 256)
+NAME_RE = re.compile(r"^(?P<ctype>[a-z]+)_(?P<key>[0-9A-Za-z][0-9A-Za-z-]*)\.png$")
+
+
+def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generated: bool) -> tuple[Any, Any]:
+    """(id, uint8 224x224x3 array) or (id, 'problem-code')."""
+    from PIL import Image, UnidentifiedImageError
+
+    from gpic_lab.preprocess import reference_256, resize_224
+
+    ident, data = item
+    try:
+        if isinstance(data, np.ndarray):
+            img = Image.fromarray(data)
+        else:
+            img = Image.open(io.BytesIO(data))
+        if check_generated and img.size != GEN_SIZE:
+            return ident, "bad_size"
+        if check_generated and img.mode != "RGB":
+            return ident, "not_rgb"
+        return ident, resize_224(reference_256(img) if reference else img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return ident, "undecodable"
+
+
+def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any, reference: bool,
+                    batch_size: int = 64, threads: int | None = None, skipped: Counter[str] | None = None,
+                    check_generated: bool = False) -> Iterator[tuple[list[Any], np.ndarray]]:
+    """Yield (ids, float64 features [B, D]) per batch; problems are counted in `skipped` by code, never silent."""
+    import torch
+
+    from gpic_lab.dinov2 import features_from_tensor
+    from gpic_lab.preprocess import normalize
+
+    skipped = skipped if skipped is not None else Counter()
+    param = next(model.parameters())
+    workers = threads or min(16, os.cpu_count() or 1)
+    it = iter(items)
+
+    def chunk() -> list[Any]:
+        out = []
+        for item in it:
+            out.append(item)
+            if len(out) == batch_size:
+                break
+        return out
+
+    def prepare(batch: list[Any]) -> tuple[list[Any], np.ndarray | None]:
+        done = list(pool.map(lambda x: _decode(x, reference, check_generated), batch))
+        good = [(i, a) for i, a in done if not isinstance(a, str)]
+        for _, a in done:
+            if isinstance(a, str):
+                skipped[a] += 1
+        if not good:
+            return [], None
+        return [i for i, _ in good], normalize(np.stack([a for _, a in good]))
+
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as ahead:
+        batch = chunk()
+        fut: Future[Any] | None = ahead.submit(prepare, batch) if batch else None
+        while fut is not None:
+            ids, arr = fut.result()
+            batch = chunk()  # read the next batch's bytes while its predecessor runs on the model
+            fut = ahead.submit(prepare, batch) if batch else None
+            if arr is not None:
+                x = torch.from_numpy(arr).to(param.device, dtype=param.dtype, non_blocking=True)
+                yield ids, features_from_tensor(model, x)
+
+
+def iter_generated(samples: str | os.PathLike[str], problems: Counter[str]) -> Iterator[tuple[Any, Any]]:
+    """(id, bytes|array) for a folder of `{caption_type}_{key}.png` or an ADM npz `arr_0`; name problems counted."""
+    from gpic_lab.schema import CAPTION_TYPES
+
+    p = Path(samples)
+    if p.is_dir():
+        seen: set[str] = set()
+        for f in sorted(p.iterdir()):
+            if f.is_dir() or f.name.startswith("."):
+                continue
+            m = NAME_RE.match(f.name)
+            if not m or m.group("ctype") not in CAPTION_TYPES:
+                problems["bad_name"] += 1
+                continue
+            if m.group("key") in seen:
+                problems["duplicate_key"] += 1
+                continue
+            seen.add(m.group("key"))
+            yield (m.group("key"), m.group("ctype")), f.read_bytes()
+    elif p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as data:
+            if "arr_0" not in data.files:
+                raise UsageError(f"{p}: npz has no arr_0 image array (members: {data.files})")
+            arr = data["arr_0"]
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise UsageError(f"{p}: arr_0 must be uint8 [N, 256, 256, 3], got {arr.dtype} {arr.shape}")
+        for i in range(len(arr)):
+            yield (str(i), ""), arr[i]
+    else:
+        raise UsageError(f"{p}: not a folder of PNGs or an .npz file")
+
+
+def _ref_warnings(ref: dict[str, Any], keys: list[str], n: int) -> list[str]:
+    warnings = []
+    if n < RECOMMENDED_N:
+        warnings.append(f"only {n} samples: {RECOMMENDED_N} recommended for a reliable FD-DINOv2 "
+                        "(FD is biased upward at small N; compare only at equal counts)")
+    if ref.get("keys") is not None and keys and keys[0] != "0":
+        unknown = len(set(keys) - set(ref["keys"].tolist()))
+        if unknown:
+            warnings.append(f"{unknown} sample key(s) are not in the reference key list")
+    return warnings
+
+
+def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
+             model_path: str | os.PathLike[str] | None = None, model: Any = None, batch_size: int = 64,
+             device: str | None = None, dtype: str = "fp32", strict: bool = True, prdc_max: int = 10_000,
+             mmd_subsets: int = 100, mmd_subset_size: int = 1000, seed: int = 0,
+             threads: int | None = None) -> dict[str, Any]:
+    """Run the protocol; returns fd, fd_mu, fd_sigma, PRDC, MMD (when the reference has embeddings), counts."""
+    from gpic_lab.fd import RunningStats, frechet_distance
+    from gpic_lab.prdc import mmd, prdc
+    from gpic_lab.refstats import read_stats
+
+    ref = read_stats(ref_npz)
+    problems: Counter[str] = Counter()
+    t0 = time.perf_counter()
+    sp = Path(samples)
+    pre = None
+    if sp.suffix == ".npz" and sp.is_file():
+        with np.load(sp, allow_pickle=False) as data:
+            if "dino_embeddings" in data.files:
+                pre = np.asarray(data["dino_embeddings"], np.float64)
+    if pre is not None:
+        feats, keys = pre, [str(i) for i in range(len(pre))]
+    else:
+        if model is None:
+            if model_path is None:
+                raise UsageError("eval: --model PATH is required to compute features of images")
+            from gpic_lab.dinov2 import load_dinov2, resolve_model
+
+            model = load_dinov2(resolve_model(model_path), device=device, dtype=_torch_dtype(dtype))
+        chunks, keys = [], []
+        for ids, f in stream_features(iter_generated(samples, problems), model, reference=False,
+                                      batch_size=batch_size, threads=threads, skipped=problems, check_generated=True):
+            chunks.append(f.astype(np.float32))
+            keys += [k for k, _ in ids]
+        feats = np.concatenate(chunks).astype(np.float64) if chunks else np.empty((0, 0))
+    if strict and problems:
+        raise GpicError(f"eval: {samples}: invalid samples ({_fmt(problems)}); fix them or pass --no-strict")
+    if len(feats) < 2:
+        raise GpicError(f"eval: {samples}: only {len(feats)} valid sample(s) ({_fmt(problems) or 'none found'})")
+    if feats.shape[1] != ref["mu"].shape[0]:
+        raise UsageError(f"eval: feature dim {feats.shape[1]} != reference dim {ref['mu'].shape[0]} ({ref_npz}): "
+                         "different backbone?")
+    extract_s = time.perf_counter() - t0
+    stats = RunningStats(feats.shape[1]).update(feats)
+    result: dict[str, Any] = dict(frechet_distance(stats.mean, stats.cov, ref["mu"], ref["sigma"]))
+    if ref["embeddings"] is not None:
+        result.update(prdc(ref["embeddings"], feats, max_n=prdc_max, seed=seed))
+        result.update(mmd(ref["embeddings"], feats, subsets=mmd_subsets, subset_size=mmd_subset_size, seed=seed))
+    result.update({"n_samples": len(feats), "n_ref": ref["n"], "dim": int(feats.shape[1]), "samples": str(samples),
+                   "ref": str(ref_npz), "model": str(model_path) if model_path else None, "dtype": dtype,
+                   "skipped": dict(problems), "warnings": _ref_warnings(ref, keys, len(feats)),
+                   "extract_seconds": round(extract_s, 3),
+                   "images_per_s": round(len(feats) / max(extract_s, 1e-9), 2) if pre is None else None})
+    return result
+
+
+def _fmt(c: Counter[str]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(c.items()))
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in table:
+        raise UsageError(f"eval: dtype {name!r} not in {sorted(table)}")
+    return table[name]
+
+
+def make_standins(shards: list[str], out_dir: str | os.PathLike[str], per_image: int = 4, seed: int = 0,
+                  scale: tuple[float, float] = (0.5, 1.0)) -> dict[str, Any]:
+    """Stand-ins for generated images: seeded random square crops (+ flips) of real images, 256x256 RGB PNGs
+    named `{caption_type}_{key}-{j}.png`. Not a generator: a labelled placeholder for exercising the protocol."""
+    from PIL import Image
+
+    from gpic_lab.fsio import write_bytes_atomic
+    from gpic_lab.shards import iter_samples, list_shards
+
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for sample in iter_samples(list_shards(shards)):
+        with sample.open_image() as im:
+            img = im.convert("RGB")
+        w, h = img.size
+        ctype = sample.meta.get("caption_type") or "medium"
+        for j in range(per_image):
+            side = int(min(w, h) * rng.uniform(*scale))
+            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+            crop = img.crop((left, top, left + side, top + side)).resize(GEN_SIZE, Image.BICUBIC)
+            if rng.random() < 0.5:
+                crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+            buf = io.BytesIO()
+            crop.save(buf, "PNG")
+            write_bytes_atomic(out / f"{ctype}_{sample.key}-{j}.png", buf.getvalue())
+            written += 1
+    return {"dir": str(out), "written": written}

@@ -1,0 +1,164 @@
+"""Reference statistics files in GPIC's npz layout: dino_mu, dino_sigma, optional dino_embeddings, key, tar_idx.
+
+Files we write are named by their full configuration (split, count, backbone + weights digest, preprocessing,
+precision), are written once (refusing to overwrite) and get a sidecar `<name>.json` with provenance (shards,
+counts, skipped members by reason, package versions). `read_stats` also reads the official GPIC
+`test_stats.npz` / `val_stats.npz` and any npz holding only `dino_embeddings`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpic_lab.errors import GpicError, UsageError
+
+PREPROCESS_TAG = "crop-pilbicubic256-stretch224-imagenet"
+
+
+def config_name(split: str, n: int, model_tag: str, dtype: str = "fp32") -> str:
+    """e.g. `gpic-test_n1000000_dinov2-vitl14-ab12cd34_crop-pilbicubic256-stretch224-imagenet_fp32.npz`."""
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{split}")
+    return f"gpic-{safe}_n{n}_{model_tag}_{PREPROCESS_TAG}_{dtype}.npz"
+
+
+def _load_member(data: Any, name: str, path: Path) -> np.ndarray:
+    try:
+        return np.asarray(data[name])
+    except ValueError:  # object arrays (e.g. a pickled key list) need allow_pickle
+        with np.load(path, allow_pickle=True) as again:
+            return np.asarray(again[name]).astype(str)
+
+
+def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """mu, sigma (float64), embeddings (or None), keys (or None), tar_idx (or None), n, path.
+
+    Accepts dino_mu + dino_sigma and/or dino_embeddings; mu/sigma come from the embeddings when absent.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: stats file not found")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable npz is a usage error
+        raise UsageError(f"{p}: not a readable npz file ({exc})") from exc
+    with data:
+        names = set(data.files)
+        emb = _load_member(data, "dino_embeddings", p).astype(np.float64) if "dino_embeddings" in names else None
+        if {"dino_mu", "dino_sigma"} <= names:
+            mu = _load_member(data, "dino_mu", p).astype(np.float64)
+            sigma = _load_member(data, "dino_sigma", p).astype(np.float64)
+        elif emb is not None:
+            from gpic_lab.fd import stats_from_features
+
+            mu, sigma = stats_from_features(emb)
+        else:
+            raise UsageError(f"{p}: holds neither dino_mu+dino_sigma nor dino_embeddings (members: {sorted(names)})")
+        keys = _load_member(data, "key", p).astype(str) if "key" in names else None
+        tar_idx = _load_member(data, "tar_idx", p) if "tar_idx" in names else None
+        n = int(_load_member(data, "n", p)) if "n" in names else (len(emb) if emb is not None else None)
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise UsageError(f"{p}: dino_mu {mu.shape} and dino_sigma {sigma.shape} are inconsistent")
+    return {"mu": mu, "sigma": sigma, "embeddings": emb, "keys": keys, "tar_idx": tar_idx, "n": n, "path": str(p)}
+
+
+def write_stats(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray, n: int,
+                embeddings: np.ndarray | None = None, keys: list[str] | None = None,
+                tar_idx: list[int] | None = None, provenance: dict[str, Any] | None = None) -> Path:
+    """Write the npz (atomically) and its sidecar JSON; refuses to overwrite an existing file."""
+    from gpic_lab.fsio import atomic_path, write_json_atomic
+
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise UsageError(f"{p}: reference stats must be written to a .npz path")
+    if p.exists():
+        raise GpicError(f"{p}: already exists; refusing to overwrite reference statistics")
+    arrays: dict[str, Any] = {"dino_mu": np.asarray(mu, np.float64), "dino_sigma": np.asarray(sigma, np.float64),
+                              "n": np.int64(n)}
+    if embeddings is not None:
+        arrays["dino_embeddings"] = np.asarray(embeddings, np.float32)
+    if keys is not None:
+        arrays["key"] = np.asarray(keys, dtype=str)
+    if tar_idx is not None:
+        arrays["tar_idx"] = np.asarray(tar_idx, dtype=np.int64)
+    with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    write_json_atomic(sidecar(p), {**(provenance or {}), "file": p.name, "n": n, "dim": int(np.asarray(mu).shape[0]),
+                                   "members": sorted(arrays), "versions": versions()})
+    return p
+
+
+def sidecar(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".json")
+
+
+def versions() -> dict[str, str]:
+    """Versions that change features or numerics."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("gpic-lab", "numpy", "scipy", "torch", "transformers", "pillow", "scikit-learn"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def tar_index(shard: str) -> int:
+    """The shard number from its name (gpic_test_00042.tar -> 42); -1 when it has none."""
+    m = re.search(r"(\d+)\D*$", Path(shard).name)
+    return int(m.group(1)) if m else -1
+
+
+def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], split: str = "test",
+                   model_tag: str = "dinov2", batch_size: int = 64, threads: int | None = None,
+                   keep_embeddings: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Stream shards -> GPIC-256 -> DINOv2 features -> running stats; write a config-named npz under `out`.
+
+    `out` is a directory (the file is named by `config_name`) or an explicit .npz path. Undecodable images are
+    skipped and counted by reason in the sidecar (never silently).
+    """
+    from gpic_lab.evaluate import stream_features
+    from gpic_lab.fd import RunningStats
+    from gpic_lab.shards import iter_samples, list_shards
+
+    paths = list_shards(shards)
+    dim = int(model.config.hidden_size)
+    stats, keys, tar_idx, embs = RunningStats(dim), [], [], []
+    skipped: Counter[str] = Counter()
+    t0 = time.perf_counter()
+
+    def items() -> Any:
+        count = 0
+        for sample in iter_samples(paths):
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield (sample.key, tar_index(sample.shard)), sample.image
+
+    for ids, feats in stream_features(items(), model, reference=True, batch_size=batch_size, threads=threads,
+                                      skipped=skipped):
+        stats.update(feats)
+        keys += [k for k, _ in ids]
+        tar_idx += [t for _, t in ids]
+        if keep_embeddings:
+            embs.append(feats.astype(np.float32))
+    if stats.n < 2:
+        raise GpicError(f"refstats: only {stats.n} image(s) decoded from {len(paths)} shard(s); need at least 2")
+    seconds = time.perf_counter() - t0
+    target = Path(out)
+    if target.suffix != ".npz":
+        target = target / config_name(split, stats.n, model_tag)
+    prov = {"kind": "gpic-lab refstats", "split": split, "shards": [str(p) for p in paths], "n_shards": len(paths),
+            "skipped": dict(skipped), "model": model_tag, "preprocess": PREPROCESS_TAG,
+            "seconds": round(seconds, 3), "images_per_s": round(stats.n / max(seconds, 1e-9), 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_stats(target, stats.mean, stats.cov, stats.n, np.concatenate(embs) if embs else None, keys, tar_idx, prov)
+    return {"path": str(target), "n": stats.n, "dim": dim, "skipped": dict(skipped), "seconds": seconds}
