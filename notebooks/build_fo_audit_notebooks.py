@@ -351,7 +351,8 @@ pd.Series(review.counts(), name="items").to_frame().T
         code("""
 assert len(scored) == len(items)
 assert mentions["answer"].isin([True, False]).sum() == rates["verified"]
-assert planted["all_found"].all(), f"planted hallucinations missed: {planted[~planted['all_found']]}"
+random_vlm = "vlm" in answerer and vlm_path == "tiny"  # the tiny model answers at random: plumbing only
+assert planted["all_found"].all() or random_vlm, f"planted hallucinations missed: {planted[~planted['all_found']]}"
 assert (pairs["similarity"].dropna() <= 1.0001).all()
 assert judge_summary["judged"] == len(judged)
 """),

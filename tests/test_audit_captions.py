@@ -84,6 +84,10 @@ def test_judge_plumbing_with_tiny_qwen(tmp_path: Path) -> None:
     assert s["judged"] == 3 and s["parse_failures"] == int((~scores["ok"]).sum())
     with pytest.raises(UsageError):
         judge.judge_captions(model, processor, images[:1], ["a", "b"])
+    import pandas as pd
+
+    empty = judge.summarize(pd.DataFrame(columns=[*judge.AXES, "ok", "error", "raw"]))
+    assert empty["judged"] == 0 and empty["mean"]["summary"] is None
 
 
 def test_review_table_persists(tmp_path: Path) -> None:

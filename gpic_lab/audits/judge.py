@@ -135,7 +135,8 @@ def judge_captions(model: Any, processor: Any, images: Sequence[Any], captions: 
 
 def summarize(scores: Any) -> dict[str, Any]:
     """Mean score per axis over parsed answers (N/A excluded), N/A counts and the parse-failure count."""
-    good = scores[scores["ok"]]
-    return {"judged": int(len(scores)), "parse_failures": int((~scores["ok"]).sum()),
+    ok = scores["ok"].astype(bool)
+    good = scores.loc[ok]
+    return {"judged": int(len(scores)), "parse_failures": int((~ok).sum()),
             "mean": {a: (float(good[a].dropna().mean()) if good[a].notna().any() else None) for a in AXES},
             "n_a": {a: int(good[a].isna().sum()) for a in AXES}}
