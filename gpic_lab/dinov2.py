@@ -82,18 +82,20 @@ def build_tiny_dinov2(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """
     import torch
     from transformers import Dinov2Model
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     out = Path(out_dir)
     if (out / "config.json").exists():
         return out
     torch.manual_seed(seed)
     model = Dinov2Model(_config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=4))
-    with torch.no_grad():  # non-trivial layer scale and pos-embeds so the tests see their effect
+    with torch.no_grad():  # non-trivial layer scale; patch projection at 1/sqrt(fan_in) so features vary by image
         for layer in model.encoder.layer:
             layer.layer_scale1.lambda1.uniform_(0.2, 1.5)
             layer.layer_scale2.lambda1.uniform_(0.2, 1.5)
-        model.embeddings.position_embeddings.normal_(0.0, 1.0)
-        model.embeddings.cls_token.normal_(0.0, 1.0)
+        proj = model.embeddings.patch_embeddings.projection.weight
+        proj.normal_(0.0, 1.0 / math.sqrt(proj[0].numel()))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp)
@@ -171,7 +173,9 @@ def load_dinov2(path_or_state_dict: str | os.PathLike[str] | dict[str, Any], dev
     """
     import torch
     from transformers import Dinov2Model
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if isinstance(path_or_state_dict, dict):
         model = _from_hub_state(path_or_state_dict, num_heads)
     else:

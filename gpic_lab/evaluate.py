@@ -142,18 +142,18 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
              threads: int | None = None) -> dict[str, Any]:
     """Run the protocol; returns fd, fd_mu, fd_sigma, PRDC, MMD (when the reference has embeddings), counts."""
     from gpic_lab.fd import RunningStats, frechet_distance
-    from gpic_lab.prdc import mmd, prdc
+    from gpic_lab.prdc import NEAREST_K, mmd, prdc
     from gpic_lab.refstats import read_stats
 
     ref = read_stats(ref_npz)
     problems: Counter[str] = Counter()
-    t0 = time.perf_counter()
     sp = Path(samples)
     pre = None
     if sp.suffix == ".npz" and sp.is_file():
         with np.load(sp, allow_pickle=False) as data:
             if "dino_embeddings" in data.files:
                 pre = np.asarray(data["dino_embeddings"], np.float64)
+    t0 = time.perf_counter()
     if pre is not None:
         feats, keys = pre, [str(i) for i in range(len(pre))]
     else:
@@ -164,6 +164,7 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
 
             model = load_dinov2(resolve_model(model_path), device=device, dtype=_torch_dtype(dtype))
         chunks, keys = [], []
+        t0 = time.perf_counter()
         for ids, f in stream_features(iter_generated(samples, problems), model, reference=False,
                                       batch_size=batch_size, threads=threads, skipped=problems, check_generated=True):
             chunks.append(f.astype(np.float32))
@@ -179,12 +180,17 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
     extract_s = time.perf_counter() - t0
     stats = RunningStats(feats.shape[1]).update(feats)
     result: dict[str, Any] = dict(frechet_distance(stats.mean, stats.cov, ref["mu"], ref["sigma"]))
-    if ref["embeddings"] is not None:
+    notes = []
+    if ref["embeddings"] is None:
+        notes.append("reference has no dino_embeddings: PRDC and MMD not computed")
+    elif min(len(feats), len(ref["embeddings"])) <= NEAREST_K:
+        notes.append(f"PRDC and MMD not computed: need more than k={NEAREST_K} samples per side")
+    else:
         result.update(prdc(ref["embeddings"], feats, max_n=prdc_max, seed=seed))
         result.update(mmd(ref["embeddings"], feats, subsets=mmd_subsets, subset_size=mmd_subset_size, seed=seed))
     result.update({"n_samples": len(feats), "n_ref": ref["n"], "dim": int(feats.shape[1]), "samples": str(samples),
                    "ref": str(ref_npz), "model": str(model_path) if model_path else None, "dtype": dtype,
-                   "skipped": dict(problems), "warnings": _ref_warnings(ref, keys, len(feats)),
+                   "skipped": dict(problems), "warnings": notes + _ref_warnings(ref, keys, len(feats)),
                    "extract_seconds": round(extract_s, 3),
                    "images_per_s": round(len(feats) / max(extract_s, 1e-9), 2) if pre is None else None})
     return result

@@ -130,6 +130,8 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
     from gpic_lab.shards import iter_samples, list_shards
 
     paths = list_shards(shards)
+    if Path(out).suffix == ".npz" and Path(out).exists():
+        raise GpicError(f"{out}: already exists; refusing to overwrite reference statistics")
     dim = int(model.config.hidden_size)
     stats, keys, tar_idx, embs = RunningStats(dim), [], [], []
     skipped: Counter[str] = Counter()

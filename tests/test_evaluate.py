@@ -1,0 +1,141 @@
+"""The evaluation protocol end to end: folder/npz inputs, validation, streaming, and the CLI verbs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from gpic_lab import dinov2, evaluate, fd, refstats  # noqa: E402
+from gpic_lab.errors import GpicError, UsageError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Tiny model (built once per module) and a temp root."""
+    root = tmp_path_factory.mktemp("eval")
+    model_dir = dinov2.build_tiny_dinov2(root / "dinov2-tiny")
+    model = dinov2.load_dinov2(model_dir, device="cpu")
+    return root, model_dir, model
+
+
+def _shards(root: Path, n: int, per: int, prefix: str) -> list[str]:
+    import hashlib
+
+    from conftest import make_image
+
+    from gpic_lab.schema import CAPTION_TYPES, new_record
+    from gpic_lab.shardwriter import write_shard
+
+    out = []
+    for s in range(n):
+        samples = []
+        for i in range(per):
+            data = make_image(int(hashlib.md5(f"{prefix}{s}{i}".encode()).hexdigest()[:6], 16), 300 + 7 * i, 240)
+            key = hashlib.sha256(data).hexdigest()
+            meta = new_record(key, 300 + 7 * i, 240, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/",
+                              "a", "2026-01-01T00:00:00Z", CAPTION_TYPES[i % 4], "c", ["full"])
+            samples.append((key, meta, data, "jpg"))
+        path = root / f"{prefix}_{s:05d}.tar"
+        write_shard(path, samples)
+        out.append(str(path))
+    return out
+
+
+def test_evaluate_folder_npz_and_embeddings_agree(setup) -> None:
+    from PIL import Image
+
+    root, _, model = setup
+    ref = refstats.build_refstats(_shards(root, 2, 6, "gpic_test"), model, root / "ref.npz")["path"]
+    gen = root / "gen"
+    info = evaluate.make_standins(_shards(root, 1, 4, "gpic_val"), gen, per_image=3)
+    assert info["written"] == 12
+    files = sorted(gen.iterdir())
+    assert all(evaluate.NAME_RE.match(f.name) for f in files)
+    res = evaluate.evaluate(gen, ref, model=model, batch_size=5)
+    assert res["n_samples"] == 12 and res["skipped"] == {} and res["fd"] > 0
+    assert res["fd"] == pytest.approx(res["fd_mu"] + res["fd_sigma"])
+    assert 0 <= res["precision"] <= 1 and 0 <= res["coverage"] <= 1 and "mmd" in res
+    assert any("50000 recommended" in w for w in res["warnings"])
+    # independent path: features of the same PNGs computed directly, FD vs the stored reference
+    imgs = [Image.open(f).convert("RGB") for f in files]
+    feats = dinov2.features(model, imgs)
+    st = refstats.read_stats(ref)
+    direct = fd.frechet_distance(*fd.stats_from_features(feats), st["mu"], st["sigma"])
+    assert res["fd"] == pytest.approx(direct["fd"], rel=1e-4)
+    # ADM npz of the same images, and a dino_embeddings npz, give the same FD
+    np.savez(root / "adm.npz", arr_0=np.stack([np.asarray(i) for i in imgs]))
+    assert evaluate.evaluate(root / "adm.npz", ref, model=model)["fd"] == pytest.approx(res["fd"], rel=1e-6)
+    np.savez(root / "emb.npz", dino_embeddings=feats)
+    assert evaluate.evaluate(root / "emb.npz", ref)["fd"] == pytest.approx(direct["fd"], rel=1e-9)
+
+
+def test_validation_counts_problems(setup) -> None:
+    from PIL import Image
+
+    root, _, model = setup
+    ref = root / "ref_v.npz"
+    refstats.build_refstats(_shards(root, 1, 6, "gpic_refv"), model, ref)
+    bad = root / "bad"
+    bad.mkdir()
+    for i in range(4):
+        Image.new("RGB", (256, 256), (i * 50, 10, 10)).save(bad / f"short_k{i}.png")
+    Image.new("RGB", (128, 256)).save(bad / "long_small.png")
+    Image.new("L", (256, 256)).save(bad / "medium_gray.png")
+    Image.new("RGB", (256, 256)).save(bad / "bogus_k9.png")
+    Image.new("RGB", (256, 256)).save(bad / "nounderscore.png")
+    (bad / "long_k7.png").write_bytes(b"x")
+    Image.new("RGB", (256, 256)).save(bad / "medium_k3.png")  # key k3 already used by short_k3
+    with pytest.raises(GpicError, match="bad_name: 2, bad_size: 1, duplicate_key: 1, not_rgb: 1, undecodable: 1"):
+        evaluate.evaluate(bad, ref, model=model)
+    res = evaluate.evaluate(bad, ref, model=model, strict=False)
+    assert res["n_samples"] == 4
+    assert res["skipped"] == {"bad_name": 2, "bad_size": 1, "duplicate_key": 1, "not_rgb": 1, "undecodable": 1}
+    with pytest.raises(UsageError, match="--model"):
+        evaluate.evaluate(bad, ref)
+    np.savez(root / "wrongdim.npz", dino_mu=np.zeros(5), dino_sigma=np.eye(5))
+    with pytest.raises(UsageError, match="different backbone"):
+        evaluate.evaluate(bad, root / "wrongdim.npz", model=model, strict=False)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpic_lab.cli", *args], capture_output=True, text=True, env=env,
+                          check=False)
+
+
+def test_cli_refstats_eval_fd(setup, capsys) -> None:
+    from gpic_lab import cli
+
+    root, model_dir, _ = setup
+    env = {**os.environ, "GPIC_LAB_STATE": str(root / "state")}
+    shards = _shards(root, 1, 6, "gpic_cli")
+    assert cli.main(["refstats", *shards, "--model", str(model_dir), "--out", str(root / "cli_ref"),
+                     "--split", "test"]) == 0
+    ref = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["path"]
+    assert Path(ref).name.startswith("gpic-test_n6_dinov2-")
+    assert cli.main(["refstats", *shards, "--model", str(model_dir), "--out", ref]) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    gen = root / "cli_gen"
+    evaluate.make_standins(shards, gen, per_image=2)
+    res_path = root / "results.json"
+    out = _cli("eval", str(gen), "--ref", ref, "--model", str(model_dir), "-o", str(res_path), env=env)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(res_path.read_text())
+    assert res["n_samples"] == 12 and "warning: only 12 samples" in out.stderr and res["fd"] > 0
+    # gpic-lab fd between the reference and an embeddings file reproduces the library value
+    st = refstats.read_stats(ref)
+    np.savez(root / "half.npz", dino_embeddings=st["embeddings"][:4])
+    out = _cli("fd", ref, str(root / "half.npz"), env=env)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    expect = fd.frechet_distance(st["mu"], st["sigma"], *fd.stats_from_features(st["embeddings"][:4]))
+    assert got["fd"] == pytest.approx(expect["fd"], rel=1e-9)
+    assert cli.main(["eval", str(gen), "--ref", str(root / "nope.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.npz" in err and "Traceback" not in err

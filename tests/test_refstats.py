@@ -1,0 +1,99 @@
+"""Reference statistics: streamed from shards, GPIC npz layout, refuse to overwrite, provenance, official files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from gpic_lab import dinov2, refstats  # noqa: E402
+from gpic_lab.errors import GpicError, UsageError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return dinov2.load_dinov2(dinov2.build_tiny_dinov2(tmp_path_factory.mktemp("m") / "dinov2-tiny"), device="cpu")
+
+
+def test_build_streams_shards_into_gpic_layout(tiny_shards, tiny_model, tmp_path) -> None:
+    from gpic_lab.preprocess import reference_256
+    from gpic_lab.shards import iter_samples
+
+    shards = tiny_shards(2, 4, prefix="gpic_test")
+    res = refstats.build_refstats([str(p) for p in shards], tiny_model, tmp_path / "ref", split="test",
+                                  model_tag="dinov2-tiny-random-x", batch_size=3)
+    path = res["path"]
+    assert re.search(r"gpic-test_n8_dinov2-tiny-random-x_crop-pilbicubic256-stretch224-imagenet_fp32\.npz$", path)
+    with np.load(path) as data:
+        assert {"dino_mu", "dino_sigma", "dino_embeddings", "key", "tar_idx"} <= set(data.files)
+        emb = data["dino_embeddings"]
+    st = refstats.read_stats(path)
+    assert st["n"] == 8 and st["tar_idx"].tolist() == [0] * 4 + [1] * 4
+    keys = [s.key for s in iter_samples([str(p) for p in shards], images=False)]
+    assert st["keys"].tolist() == keys
+    # running stats equal the one-pass statistics of the stored embeddings
+    np.testing.assert_allclose(st["mu"], emb.astype(np.float64).mean(0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(st["sigma"], np.cov(emb.astype(np.float64), rowvar=False), rtol=1e-8, atol=1e-12)
+    # and the embeddings are the protocol features: GPIC-256 then the 224 stretch
+    imgs = [reference_256(s.open_image()) for s in iter_samples([str(p) for p in shards])]
+    np.testing.assert_allclose(emb, dinov2.features(tiny_model, imgs), rtol=1e-5, atol=1e-5)
+    side = json.loads(refstats.sidecar(path).read_text())
+    assert side["n"] == 8 and side["n_shards"] == 2 and side["skipped"] == {}
+    assert side["versions"]["numpy"] == np.__version__ and side["preprocess"] == refstats.PREPROCESS_TAG
+    with pytest.raises(GpicError, match="refusing to overwrite"):
+        refstats.build_refstats([str(p) for p in shards], tiny_model, path)
+    with pytest.raises(GpicError, match="refusing to overwrite"):
+        refstats.build_refstats([str(p) for p in shards], tiny_model, tmp_path / "ref", split="test",
+                                model_tag="dinov2-tiny-random-x")
+
+
+def test_undecodable_images_are_counted(tiny_shards, tiny_model, tmp_path) -> None:
+    from gpic_lab.schema import new_record
+    from gpic_lab.shardwriter import write_shard
+
+    good = tiny_shards(1, 3)
+    junk = b"\xff\xd8\xff\xe0 definitely not a jpeg"
+    key = hashlib.sha256(junk).hexdigest()
+    meta = new_record(key, 10, 10, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/", "x",
+                      "2026-01-01T00:00:00Z", "short", "junk", ["full"])
+    bad = tmp_path / "gpic_test_00009.tar"
+    write_shard(bad, [(key, meta, junk, "jpg")])
+    res = refstats.build_refstats([str(good[0]), str(bad)], tiny_model, tmp_path / "r.npz")
+    assert res["n"] == 3 and res["skipped"] == {"undecodable": 1}
+    assert json.loads(refstats.sidecar(tmp_path / "r.npz").read_text())["skipped"] == {"undecodable": 1}
+
+
+def test_read_official_layout_and_embeddings_only(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(50, 6))
+    mu, sigma = emb.mean(0), np.cov(emb, rowvar=False)
+    keys = np.array([f"{i:064x}" for i in range(50)], dtype=object)  # pickled object array, as some writers do
+    np.savez(tmp_path / "test_stats.npz", dino_mu=mu.astype(np.float32), dino_sigma=sigma, key=keys,
+             tar_idx=np.arange(50) // 10)
+    st = refstats.read_stats(tmp_path / "test_stats.npz")
+    assert st["keys"][3] == f"{3:064x}" and st["tar_idx"][-1] == 4 and st["embeddings"] is None
+    assert st["mu"].dtype == np.float64 and st["sigma"].shape == (6, 6)
+    np.savez(tmp_path / "emb.npz", dino_embeddings=emb)
+    st2 = refstats.read_stats(tmp_path / "emb.npz")
+    np.testing.assert_allclose(st2["sigma"], sigma, rtol=1e-12)
+    assert st2["n"] == 50
+
+
+def test_read_errors_name_the_file(tmp_path) -> None:
+    with pytest.raises(UsageError, match="missing.npz: stats file not found"):
+        refstats.read_stats(tmp_path / "missing.npz")
+    np.savez(tmp_path / "odd.npz", something=np.zeros(2))
+    with pytest.raises(UsageError, match="odd.npz: holds neither"):
+        refstats.read_stats(tmp_path / "odd.npz")
+    np.savez(tmp_path / "shape.npz", dino_mu=np.zeros(3), dino_sigma=np.zeros((2, 2)))
+    with pytest.raises(UsageError, match="shape.npz: dino_mu"):
+        refstats.read_stats(tmp_path / "shape.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(UsageError, match="not a readable npz"):
+        refstats.read_stats(tmp_path / "text.npz")
+    with pytest.raises(UsageError, match=r"\.npz path"):
+        refstats.write_stats(tmp_path / "x.bin", np.zeros(2), np.eye(2), 2)
