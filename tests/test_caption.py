@@ -181,3 +181,18 @@ def test_cli_caption_tiny_model_and_bad_usage(tiny_shards, tmp_path: Path, monke
     assert "--batch-size must be >= 1" in capsys.readouterr()[1]
     assert main(["caption", str(shards[0]), "--out", str(tmp_path / "x"), "--model", str(tmp_path / "nope")]) == 2
     assert "model directory not found" in capsys.readouterr()[1]
+
+
+def test_bench_projection_and_lengths() -> None:
+    from gpic_lab.benches import caption as bench
+
+    rows = {lv: {"ours": {"images_per_s": r}} for lv, r in (("tag", 100.0), ("short", 50.0), ("medium", 40.0),
+                                                            ("long", 10.0))}
+    proj = bench.projection(rows, on_h100=True)
+    assert proj["short_h100_hours_100M"] == round(1e8 / 50 / 3600, 1)
+    assert proj["short_vs_gpic"] == round(50 / 56.1, 3)
+    expected = 1e8 * (0.01 / 100 + 0.45 / 50 + 0.45 / 40 + 0.09 / 10) / 3600
+    assert proj["mix_h100_hours_100M"] == round(expected, 1)
+    assert bench.projection({"short": rows["short"]}, on_h100=False)["mix_h100_hours_100M"] is None
+    lengths = bench.caption_lengths()
+    assert lengths["tag"] < lengths["short"] < lengths["medium"] < lengths["long"]

@@ -22,6 +22,7 @@ from collections import namedtuple
 from typing import Any
 
 GPIC_IMAGES_PER_S = {"short": 56.1, "medium": 49.3}  # per H100, GPIC paper
+MIX = {"tag": 0.01, "short": 0.45, "medium": 0.45, "long": 0.09}
 GPIC_H100_HOURS = 1500
 TOKENS_PER_WORD = 1.35  # English with Qwen's BPE, roughly
 _Item = namedtuple("_Item", "key")
@@ -144,6 +145,11 @@ def projection(rows: dict[str, dict[str, Any]], on_h100: bool) -> dict[str, Any]
         if level in GPIC_IMAGES_PER_S:
             out[f"{level}_gpic_h100_hours_100M"] = round(1e8 / GPIC_IMAGES_PER_S[level] / 3600, 1)
             out[f"{level}_vs_gpic"] = round(row["ours"]["images_per_s"] / GPIC_IMAGES_PER_S[level], 3)
+    if all(level in rows for level in MIX):
+        per_image = sum(p / rows[level]["ours"]["images_per_s"] for level, p in MIX.items())
+        out["mix_h100_hours_100M"] = round(1e8 * per_image / 3600, 1)
+    else:
+        out["mix_h100_hours_100M"] = None  # needs --levels tag,short,medium,long
     return out
 
 
