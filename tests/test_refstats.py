@@ -97,3 +97,26 @@ def test_read_errors_name_the_file(tmp_path) -> None:
         refstats.read_stats(tmp_path / "text.npz")
     with pytest.raises(UsageError, match=r"\.npz path"):
         refstats.write_stats(tmp_path / "x.bin", np.zeros(2), np.eye(2), 2)
+
+
+def test_eval_prompts_in_npz_key_order(tiny_shards, tmp_path, capsys) -> None:
+    from gpic_lab import cli
+    from gpic_lab.shards import iter_samples
+
+    shards = [str(p) for p in tiny_shards(2, 4, prefix="gpic_test")]
+    metas = {s.key: s.meta for s in iter_samples(shards, images=False)}
+    order = list(metas)[::-1][:5]
+    np.savez(tmp_path / "test_stats.npz", dino_mu=np.zeros(2), dino_sigma=np.eye(2), key=np.array(order))
+    out = tmp_path / "eval.jsonl"
+    assert cli.main(["eval-prompts", *shards, "--ref", str(tmp_path / "test_stats.npz"), "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["key"] for r in rows] == order
+    assert all(r["caption"] == metas[r["key"]]["caption"] and r["caption_type"] == metas[r["key"]]["caption_type"]
+               for r in rows)
+    assert json.loads(capsys.readouterr().out)["found"] == 5
+    np.savez(tmp_path / "more.npz", dino_mu=np.zeros(2), dino_sigma=np.eye(2), key=np.array(order + ["f" * 64]))
+    assert cli.main(["eval-prompts", *shards, "--ref", str(tmp_path / "more.npz"), "-o", str(out)]) == 1
+    assert "1 of 6 keys" in capsys.readouterr().err
+    assert cli.main(["eval-prompts", *shards, "--ref", str(tmp_path / "more.npz"), "-o", str(out),
+                     "--allow-missing"]) == 0
+    assert len(out.read_text().splitlines()) == 5
