@@ -109,6 +109,18 @@ def load_drops(decision_paths: Sequence[str]) -> tuple[dict[str, list[tuple[str,
     return drops, sorted(stages)
 
 
+def caption_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Captions parquet files from files or caption output directories (their ``*.captions.parquet``)."""
+    out: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        found = sorted(p.glob("*.captions.parquet")) if p.is_dir() else [p] if p.is_file() else []
+        if not found:
+            raise UsageError(f"{raw}: no captions parquet there")
+        out += [str(f) for f in found]
+    return out
+
+
 def load_captions(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     """key -> caption row from captions parquet(s) (later files win)."""
     import pandas as pd
@@ -292,7 +304,7 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     from gpic_lab.manifest import build_datasheet, build_manifest, write_outputs
 
     inputs = classify_inputs(paths)
-    inputs.captions += list(captions)
+    inputs.captions += caption_files(captions)
     out = Path(out_dir)
     stale = [p for p in out.glob("*/gpic_*.tar")] if out.is_dir() else []
     plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)

@@ -125,6 +125,14 @@ def test_captions_override_and_missing_caption_is_excluded(tmp_path: Path) -> No
     assert got[keys[0]]["caption"] == "New caption one." and got[keys[0]]["caption_type"] == "long"
     assert keys[1] not in got and m["splits"]["train"]["samples"] == 11
     assert json.loads((tmp_path / "out" / "datasheet.json").read_text())["drops"] == {"pack": {"missing-caption": 1}}
+    capdir = tmp_path / "captions"  # a `gpic-lab caption` output dir (parquet + done/ markers) via captions=
+    (capdir / "done").mkdir(parents=True)
+    (capdir / "done" / "x.done").write_text("1\n")
+    (capdir / "x.captions.parquet").write_bytes(caps.read_bytes())
+    again = pack.pack([src], tmp_path / "out2", 1, 0, 0, captions=[capdir])
+    assert again["shards"][0]["sha256"] == m["shards"][0]["sha256"]
+    with pytest.raises(UsageError, match="no captions parquet"):
+        pack.pack([src], tmp_path / "out3", 1, 0, 0, captions=[tmp_path / "nope"])
 
 
 def test_verify_names_missing_and_corrupt_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
