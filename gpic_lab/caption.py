@@ -13,13 +13,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+from gpic_lab.caption_feed import count_samples, decoded, jobs_for, prepare_image, read_shard
 from gpic_lab.errors import GpicError, UsageError
+
+__all__ = ["jobs_for", "prepare_image"]  # re-exported: part of this module's API
 
 LEVELS = ("tag", "short", "medium", "long")
 MIX = {"tag": 0.01, "short": 0.45, "medium": 0.45, "long": 0.09}  # GPIC §2.4
@@ -192,31 +195,6 @@ def make_captioner(model: str, backend: str = "transformers", **kwargs: Any) -> 
     raise UsageError(f"unknown backend {backend!r} (transformers or vllm)")
 
 
-def prepare_image(data: bytes, max_pixels: int | None) -> Any:
-    """Decode (JPEG draft mode when far above max_pixels), convert to RGB and bound the pixel count."""
-    import io
-
-    from PIL import Image
-
-    im = Image.open(io.BytesIO(data))
-    if max_pixels and im.format == "JPEG" and im.width * im.height > 4 * max_pixels:
-        scale = (max_pixels / (im.width * im.height)) ** 0.5
-        im.draft("RGB", (max(1, int(im.width * scale * 2)), max(1, int(im.height * scale * 2))))
-    im = im.convert("RGB")
-    if max_pixels and im.width * im.height > max_pixels:
-        scale = (max_pixels / (im.width * im.height)) ** 0.5
-        im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.BICUBIC)
-    return im
-
-
-def jobs_for(samples: Iterable[Any], levels: str, seed: int) -> list[tuple[Any, str]]:
-    """(sample, level) pairs, sorted by image area so a batch holds similar sizes (less padding)."""
-    if levels not in ("auto", "all"):
-        raise UsageError(f"--levels must be auto or all, got {levels!r}")
-    jobs = [(s, lv) for s in samples for lv in (LEVELS if levels == "all" else (caption_type_for(s.key, seed),))]
-    return sorted(jobs, key=lambda j: (j[0].meta.get("img_width", 0) * j[0].meta.get("img_height", 0), j[0].key, j[1]))
-
-
 def run_batches(captioner: Captioner, items: Sequence[tuple[Any, str, Any]], batch_size: int,
                 on_done: Any = None, state: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Caption (sample, level, image) items in batches; halve the batch on CUDA OOM instead of crashing.
@@ -277,44 +255,31 @@ def _empty_cache() -> None:
         pass
 
 
-def _decoded(jobs: list[tuple[Any, str]], max_pixels: int | None, workers: int,
-             ahead: int = 32) -> Iterator[tuple[Any, str, Any]]:
-    """(sample, level, PIL image) with decode/resize in background threads, in order, at most ``ahead`` images
-    decoded ahead of the consumer (the levels of one key are adjacent in ``jobs`` and share one decode)."""
-    from collections import deque
-
-    keys = list(dict.fromkeys(s.key for s, _ in jobs))
-    by_key = {s.key: s for s, _ in jobs}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque[tuple[str, Any]] = deque()
-        nxt = 0
-        current: tuple[str, Any] | None = None
-        for s, lv in jobs:
-            while nxt < len(keys) and len(pending) < ahead:
-                pending.append((keys[nxt], pool.submit(prepare_image, by_key[keys[nxt]].image, max_pixels)))
-                nxt += 1
-            if current is None or current[0] != s.key:
-                key, fut = pending.popleft()
-                current = (key, fut.result())
-            yield s, lv, current[1]
-
-
 def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], captioner: Captioner,
                    levels: str = "auto", batch_size: int = 8, seed: int = 0, workers: int = 2,
-                   max_pixels: int | None = None, progress: bool = True, force: bool = False) -> dict[str, Any]:
-    """Caption every shard; skip shards whose completion marker exists (unless force). Returns run stats."""
-    from gpic_lab.shards import iter_samples, list_shards
+                   max_pixels: int | None = None, progress: bool = True, force: bool = False,
+                   on_corrupt: str = "raise") -> dict[str, Any]:
+    """Caption every shard; skip shards whose completion marker exists (unless force). Returns run stats.
+
+    ``on_corrupt="skip"`` captions past unreadable samples, counted by code in ``stats["skipped_samples"]``.
+    """
+    from collections import Counter
+
+    from gpic_lab.shards import list_shards
 
     shards = list_shards(paths)
     out = Path(out_dir)
     todo = [s for s in shards if force or not (out / "done" / f"{Path(s).stem}.done").is_file()]
-    total = sum(1 for _ in iter_samples(todo, images=False)) * (len(LEVELS) if levels == "all" else 1)
+    total = count_samples(todo) * (len(LEVELS) if levels == "all" else 1)
     bar = _bar(total, progress)
-    stats = {"shards": len(shards), "skipped": len(shards) - len(todo), "captions": 0, "tokens": 0, "seconds": 0.0}
+    skipped: Counter[str] = Counter()
+    stats: dict[str, Any] = {"shards": len(shards), "skipped": len(shards) - len(todo), "captions": 0, "tokens": 0,
+                             "seconds": 0.0, "skipped_samples": skipped}
     t0 = time.perf_counter()
     try:
         for shard in todo:
-            rows = caption_one_shard(shard, captioner, levels, batch_size, seed, workers, max_pixels, bar.update)
+            rows = caption_one_shard(shard, captioner, levels, batch_size, seed, workers, max_pixels, bar.update,
+                                     on_corrupt, skipped)
             write_rows(out / f"{Path(shard).stem}.captions.parquet", rows)
             from gpic_lab.fsio import write_bytes_atomic
 
@@ -324,20 +289,20 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
     finally:
         bar.close()
     stats["seconds"] = time.perf_counter() - t0
+    stats["skipped_samples"] = dict(sorted(skipped.items()))
     return stats
 
 
 def caption_one_shard(shard: str, captioner: Captioner, levels: str, batch_size: int, seed: int, workers: int,
-                      max_pixels: int | None, on_done: Any = None) -> list[dict[str, Any]]:
+                      max_pixels: int | None, on_done: Any = None, on_corrupt: str = "raise",
+                      skipped: Any = None) -> list[dict[str, Any]]:
     """Caption rows of one shard (in key, level order)."""
-    from gpic_lab.shards import iter_samples
-
-    jobs = jobs_for(iter_samples([shard]), levels, seed)
+    jobs = jobs_for(read_shard(shard, on_corrupt, skipped), levels, seed)
     items: list[tuple[Any, str, Any]] = []
     results: list[dict[str, Any]] = []
     window: list[tuple[Any, str, Any]] = []
     state: dict[str, int] = {}
-    for item in _decoded(jobs, max_pixels, workers, ahead=max(8, 2 * batch_size)):
+    for item in decoded(jobs, max_pixels, workers, max(8, 2 * batch_size), on_corrupt, skipped):
         window.append(item)
         if len(window) >= 8 * batch_size:
             results += run_batches(captioner, window, batch_size, on_done, state)

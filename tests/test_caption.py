@@ -196,3 +196,19 @@ def test_bench_projection_and_lengths() -> None:
     assert bench.projection({"short": rows["short"]}, on_h100=False)["mix_h100_hours_100M"] is None
     lengths = bench.caption_lengths()
     assert lengths["tag"] < lengths["short"] < lengths["medium"] < lengths["long"]
+
+
+def test_corrupt_samples_raise_or_are_skipped_and_counted(sample_dir: Path, captioner, tmp_path: Path) -> None:
+    from gpic_lab.errors import ShardError
+
+    broken = [str(sample_dir / "broken" / n) for n in ("badjson.tar", "images.tar", "truncated.tar")]
+    with pytest.raises(ShardError, match="bad-json"):
+        caption.caption_shards(broken[:1], tmp_path / "raise", captioner, progress=False)
+    with pytest.raises(GpicError, match="image-decode"):
+        caption.caption_shards(broken[1:2], tmp_path / "raise2", captioner, progress=False)
+    stats = caption.caption_shards(broken, tmp_path / "skip", captioner, progress=False, on_corrupt="skip")
+    assert stats["skipped_samples"] == {"bad-json": 3, "image-decode": 3, "truncated-tar": 1}
+    frame = caption.load_captions(tmp_path / "skip")
+    assert len(frame) == stats["captions"] > 0 and frame["key"].is_unique
+    with pytest.raises(UsageError, match="on-corrupt"):
+        caption.caption_shards(broken[:1], tmp_path / "bad", captioner, progress=False, on_corrupt="ignore")

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                 "to this bound while decoding")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default cuda when available)")
     p.add_argument("--workers", type=int, default=2, help="background decode/resize threads (default 2)")
+    p.add_argument("--on-corrupt", choices=("raise", "skip"), default="raise",
+                   help="raise: stop at the first unreadable sample (default); skip: caption past them, counted by code")
     p.add_argument("--force", action="store_true", help="recaption shards that already have a marker")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
@@ -38,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.caption import LEVELS, caption_shards, make_captioner
     from gpic_lab.errors import UsageError
+    from gpic_lab.shards import list_shards
 
+    list_shards(args.paths)  # bad paths fail before the model loads
     for name in ("batch_size", "max_new_tokens", "min_pixels", "max_pixels", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"caption: WARNING: {captioner.model_warning}", file=sys.stderr)
     stats = caption_shards(args.paths, args.out, captioner, levels=args.levels, batch_size=args.batch_size,
                            seed=args.seed, workers=args.workers, max_pixels=args.max_pixels,
-                           progress=not args.no_progress, force=args.force)
+                           progress=not args.no_progress, force=args.force, on_corrupt=args.on_corrupt)
     rate = stats["captions"] / stats["seconds"] if stats["seconds"] else 0.0
     print(json.dumps({**stats, "images_per_s": round(rate, 3), "out": str(args.out)}))
     return 0
