@@ -149,21 +149,56 @@ def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
     return out, factor
 
 
-def analysis_luma(im: Any, side: int, reduced: bool = True) -> tuple[Any, float]:
-    """Grayscale (luma) PIL image at the analysis size (see ``_scaled``) and the DCT scale libjpeg used (1 = full).
+def _cv2_luma(data: bytes, fmt: str | None, width: int, height: int, factor: int) -> np.ndarray | None:
+    """Grayscale at 1/factor through OpenCV's libjpeg-turbo DCT-scaled decode (JPEG only: PNG has no reduced decode
+    and PIL decodes it as fast). None when it does not apply: not a JPEG, factor 1, no EOI marker at the end
+    (truncated files must fail in PIL's strict decoder) or an unexpected size."""
+    import cv2
 
-    ``reduced`` lets libjpeg decode only the luma plane at 1/2, 1/4 or 1/8 scale.
+    if fmt != "JPEG" or factor == 1 or not data[-16:].rstrip(b"\0").endswith(b"\xff\xd9"):
+        return None
+    flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    return arr if arr is not None and arr.shape == (-(-height // factor), -(-width // factor)) else None
+
+
+def analysis_luma(im: Any, side: int, reduced: bool = True, data: bytes | None = None) -> tuple[np.ndarray, float]:
+    """Grayscale (luma) uint8 array at the analysis size (see ``_scaled``) and the decode scale (1 = full decode).
+
+    ``reduced`` lets libjpeg decode only the luma plane at 1/2, 1/4 or 1/8 scale (through OpenCV when the encoded
+    ``data`` is given and complete, else through PIL's ``draft``); ``reduced=False`` is the reference: PIL full
+    decode, then a box reduction.
     """
-    width = im.size[0]
+    width, height = im.size
+    factor = analysis_factor(width, height, side)
+    if reduced and data is not None:
+        arr = _cv2_luma(data, im.format, width, height, factor)
+        if arr is not None:
+            if max(arr.shape) >= 2 * side:
+                import cv2
+
+                f = side / max(arr.shape)
+                arr = cv2.resize(arr, (max(1, round(arr.shape[1] * f)), max(1, round(arr.shape[0] * f))),
+                                 interpolation=cv2.INTER_AREA)
+            return arr, 1.0 / factor
     out, _factor = _scaled(im, "L", side, reduced)
-    return out, (im.size[0] / width if im.size[0] else 1.0)
+    return np.asarray(out), (im.size[0] / width if im.size[0] else 1.0)
 
 
 def chroma_std(data: bytes, side: int, reduced: bool = True) -> float:
     """Largest per-channel RGB standard deviation at analysis size (only run for near-flat luma)."""
+    import cv2
     from PIL import Image
 
-    rgb, _factor = _scaled(Image.open(io.BytesIO(data)), "RGB", side, reduced)
+    im = Image.open(io.BytesIO(data))
+    factor = analysis_factor(*im.size, side)
+    if reduced and im.format == "JPEG" and factor > 1 and data.rstrip(b"\0")[-2:] == b"\xff\xd9":
+        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        if arr is not None:
+            return float(cv2.meanStdDev(arr)[1].max())
+    rgb, _factor = _scaled(im, "RGB", side, reduced)
     hist = np.asarray(rgb.histogram(), dtype=np.float64).reshape(3, 256)
     return float(max(_hist_moments(h)[1] for h in hist))
 
@@ -175,21 +210,21 @@ def _hist_moments(hist: np.ndarray) -> tuple[float, float]:
     return mean, float(np.sqrt(max((hist * (levels - mean) ** 2).sum() / n, 0.0)))
 
 
-def luma_stats(luma: Any, t: QualityThresholds) -> dict[str, float]:
+def luma_stats(luma: np.ndarray, t: QualityThresholds) -> dict[str, float]:
     """Exposure and variance statistics from the luma histogram (cheap: 256 bins)."""
-    hist = np.asarray(luma.histogram(), dtype=np.float64)
+    hist = np.bincount(luma.ravel(), minlength=256).astype(np.float64)
     n = max(hist.sum(), 1.0)
     mean, std = _hist_moments(hist)
     return {"luma_mean": mean, "pixel_std": std, "dark_share": float(hist[: t.dark_level + 1].sum() / n),
             "bright_share": float(hist[t.bright_level:].sum() / n)}
 
 
-def sharpness_stats(luma: Any, t: QualityThresholds) -> dict[str, float]:
+def sharpness_stats(luma: np.ndarray, t: QualityThresholds) -> dict[str, float]:
     """Laplacian variance; edge sharpness and gradient anisotropy only when the Laplacian says "blur candidate"
     (NaN otherwise: they cannot change the decision)."""
     import cv2  # opencv-python-headless: 3x3 filters without numpy temporaries
 
-    a = np.asarray(luma)
+    a = luma
     out = {"laplacian_var": math.nan, "edge_sharpness": math.nan, "grad_anisotropy": math.nan}
     if min(a.shape) < 3:
         return out
@@ -202,7 +237,7 @@ def sharpness_stats(luma: Any, t: QualityThresholds) -> dict[str, float]:
     ex, ey = float((gx * gx).mean()), float((gy * gy).mean())
     mag = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy)).ravel()
     k = min(mag.size - 1, int(mag.size * 0.999))
-    cdf = np.cumsum(np.asarray(luma.histogram(), dtype=np.float64))
+    cdf = np.cumsum(np.bincount(a.ravel(), minlength=256).astype(np.float64))
     lo, hi = np.searchsorted(cdf, [0.01 * cdf[-1], 0.99 * cdf[-1]])
     out["edge_sharpness"] = float(np.partition(mag, k)[k] / max(float(hi - lo), 1.0))
     out["grad_anisotropy"] = min(ex, ey) / max(ex, ey) if max(ex, ey) > 0 else 1.0
@@ -238,7 +273,7 @@ def check_image(data: bytes | None, t: QualityThresholds = DEFAULT, reduced: boo
     if reason:
         return reason, scores
     try:
-        luma, scores["decode_scale"] = analysis_luma(im, t.analysis_side, reduced)
+        luma, scores["decode_scale"] = analysis_luma(im, t.analysis_side, reduced, data)
         scores.update(luma_stats(luma, t))
         if scores["pixel_std"] < t.blank_std:  # flat luma: is there colour contrast (equal-luma patterns)?
             scores["pixel_std"] = max(scores["pixel_std"], chroma_std(data, t.analysis_side, reduced))

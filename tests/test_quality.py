@@ -155,3 +155,14 @@ def test_quality_stage_through_the_engine(sample_dir: Path, tmp_path: Path) -> N
     assert {f"score_{s}" for s in quality.SCORES} <= set(frame.columns)
     marker = json.loads((tmp_path / "q" / "done" / "gpic_raw_quality.done").read_text())
     assert marker["samples"] == 9
+
+
+def test_opencv_fast_path_matches_pil_draft_decoding() -> None:
+    data = encode(scene(900, 700, seed=9))
+    fast, scale_fast = quality.analysis_luma(quality._header(data), 128, True, data)
+    slow, scale_slow = quality.analysis_luma(quality._header(data), 128, True, None)
+    full, scale_full = quality.analysis_luma(quality._header(data), 128, False, data)
+    assert fast.shape == slow.shape == full.shape == (175, 225)
+    assert scale_fast == scale_slow == 0.25 and scale_full == 1.0
+    assert np.abs(fast.astype(int) - slow.astype(int)).mean() < 1.0
+    assert np.abs(fast.astype(int) - full.astype(int)).mean() < 4.0
