@@ -251,12 +251,12 @@ def features_from_tensor(model: Any, pixel_values: Any) -> np.ndarray:
 TINY = "tiny"
 
 
-def resolve_model(spec: str | os.PathLike[str]) -> Path:
-    """A weights path; the word 'tiny' builds (once) the random placeholder under the state root."""
+def resolve_model(spec: str | os.PathLike[str], cache: str | os.PathLike[str] | None = None) -> Path:
+    """A weights path; the word 'tiny' builds (once) the random placeholder under `cache` (default: state root)."""
     if str(spec) == TINY:
         from gpic_lab.paths import state_root
 
-        return build_tiny_dinov2(state_root() / "models" / "dinov2-tiny-random")
+        return build_tiny_dinov2(Path(cache or state_root() / "models") / "dinov2-tiny-random")
     return Path(spec)
 
 

@@ -8,6 +8,7 @@ inference (CUDA when present).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import time
@@ -139,8 +140,11 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
              model_path: str | os.PathLike[str] | None = None, model: Any = None, batch_size: int = 64,
              device: str | None = None, dtype: str = "fp32", strict: bool = True, prdc_max: int = 10_000,
              mmd_subsets: int = 100, mmd_subset_size: int = 1000, seed: int = 0,
-             threads: int | None = None) -> dict[str, Any]:
-    """Run the protocol; returns fd, fd_mu, fd_sigma, PRDC, MMD (when the reference has embeddings), counts."""
+             threads: int | None = None, save_features: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Run the protocol; returns fd, fd_mu, fd_sigma, PRDC, MMD (when the reference has embeddings), counts.
+
+    `save_features` writes the sample features as an npz (`dino_embeddings`, `key`) usable with `gpic-lab fd`.
+    """
     from gpic_lab.fd import RunningStats, frechet_distance
     from gpic_lab.prdc import NEAREST_K, mmd, prdc
     from gpic_lab.refstats import read_stats
@@ -178,6 +182,11 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
         raise UsageError(f"eval: feature dim {feats.shape[1]} != reference dim {ref['mu'].shape[0]} ({ref_npz}): "
                          "different backbone?")
     extract_s = time.perf_counter() - t0
+    if save_features is not None:
+        from gpic_lab.fsio import atomic_path
+
+        with atomic_path(save_features) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, dino_embeddings=feats.astype(np.float32), key=np.asarray(keys, dtype=str))
     stats = RunningStats(feats.shape[1]).update(feats)
     result: dict[str, Any] = dict(frechet_distance(stats.mean, stats.cov, ref["mu"], ref["sigma"]))
     notes = []
@@ -238,3 +247,103 @@ def make_standins(shards: list[str], out_dir: str | os.PathLike[str], per_image:
             write_bytes_atomic(out / f"{ctype}_{sample.key}-{j}.png", buf.getvalue())
             written += 1
     return {"dir": str(out), "written": written}
+
+
+def shard_features(shards: list[str], model: Any, batch_size: int = 64, threads: int | None = None,
+                   limit: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Keys and float64 protocol features (GPIC-256 -> 224) of real images in shards; undecodable ones raise."""
+    from gpic_lab.shards import iter_samples, list_shards
+
+    skipped: Counter[str] = Counter()
+    pairs = ((s.key, s.image) for s in itertools.islice(iter_samples(list_shards(shards)), limit))
+    keys, chunks = [], []
+    for ids, f in stream_features(pairs, model, reference=True, batch_size=batch_size, threads=threads,
+                                  skipped=skipped):
+        keys += ids
+        chunks.append(f)
+    if skipped:
+        raise GpicError(f"eval: undecodable images in {shards}: {_fmt(skipped)}")
+    return keys, np.concatenate(chunks) if chunks else np.empty((0, 0))
+
+
+def compare(real: np.ndarray, fake: np.ndarray, seed: int = 0, mmd_subsets: int = 100) -> dict[str, float]:
+    """FD (fd, fd_mu, fd_sigma), PRDC and MMD of two feature arrays (PRDC/MMD when more than k per side)."""
+    from gpic_lab.fd import fd_from_features
+    from gpic_lab.prdc import NEAREST_K, mmd, prdc
+
+    res: dict[str, Any] = {k: v for k, v in fd_from_features(fake, real).items() if k != "eps_fallback"}
+    res["n_samples"] = len(fake)
+    if min(len(real), len(fake)) > NEAREST_K:
+        p = prdc(real, fake, seed=seed)
+        res.update({k: p[k] for k in ("precision", "recall", "density", "coverage")})
+        res["mmd"] = mmd(real, fake, subsets=mmd_subsets, seed=seed)["mmd"]
+    return res
+
+
+def oracle_table(ref_feats: np.ndarray, others: dict[str, np.ndarray] | None = None, fractions: tuple[float, ...] =
+                 (0.5, 0.25), seed: int = 0) -> Any:
+    """Real-vs-real noise floor in the style of GPIC Table 2: random subsets of the reference vs the rest, and
+    other real sets (e.g. val/test images) vs the whole reference. One row per subset (pandas DataFrame)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for frac in fractions:
+        n = int(round(len(ref_feats) * frac))
+        if n < 2 or len(ref_feats) - n < 2:
+            raise UsageError(f"eval: subset fraction {frac} of {len(ref_feats)} reference images is too small")
+        idx = rng.permutation(len(ref_feats))
+        rows.append({"subset": f"random {frac:.0%} of reference vs the rest", "n_subset": n,
+                     "n_against": len(ref_feats) - n, **compare(ref_feats[idx[n:]], ref_feats[idx[:n]], seed)})
+    for name, feats in (others or {}).items():
+        rows.append({"subset": f"{name} vs reference", "n_subset": len(feats), "n_against": len(ref_feats),
+                     **compare(ref_feats, feats, seed)})
+    return pd.DataFrame(rows)
+
+
+def metric_table(results: dict[str, dict[str, Any]]) -> Any:
+    """One row per evaluated set with the GPIC metric columns (pandas DataFrame)."""
+    import pandas as pd
+
+    cols = ["n_samples", "fd", "fd_mu", "fd_sigma", "precision", "recall", "density", "coverage", "mmd"]
+    return pd.DataFrame([{"set": name, **{c: r.get(c) for c in cols}} for name, r in results.items()])
+
+
+def plot_fd_split(*tables: Any, title: str = "FD = FD_μ + FD_Σ") -> Any:
+    """Stacked horizontal bars of fd_mu and fd_sigma per row of tables labelled by a `set` or `subset` column."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.concat([t.rename(columns={"subset": "set"})[["set", "fd_mu", "fd_sigma"]] for t in tables],
+                      ignore_index=True)
+    label = "set"
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(table) + 1.5))
+    y = np.arange(len(table))
+    ax.barh(y, table["fd_mu"], color="#4c72b0", label="FD_μ = ||μ1-μ2||²")
+    ax.barh(y, table["fd_sigma"], left=table["fd_mu"], color="#dd8452", label="FD_Σ = Tr(Σ1+Σ2-2(Σ1Σ2)^½)")
+    ax.set_yticks(y, table[label])
+    ax.invert_yaxis()
+    ax.set_xlabel("Fréchet distance (DINOv2 feature space)")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fd_curve(curves: dict[str, list[dict[str, float]]], title: str = "FD vs sample count") -> Any:
+    """Mean ± std of FD over repeats per subset size, one line per named curve (rows from fd.fd_curve)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, rows in curves.items():
+        g = pd.DataFrame(rows).groupby("n")["fd"].agg(["mean", "std"]).reset_index()
+        ax.errorbar(g["n"], g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("number of samples N (log scale)")
+    ax.set_ylabel("FD vs reference")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

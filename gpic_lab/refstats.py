@@ -117,19 +117,43 @@ def tar_index(shard: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def find_existing(out: str | os.PathLike[str], split: str, model_tag: str, shards: list[str]) -> dict[str, Any] | None:
+    """A config-named stats file under `out` whose sidecar lists exactly these shards, or None."""
+    import json
+
+    folder = Path(out)
+    if folder.suffix == ".npz":
+        cands = [folder] if folder.exists() else []
+    else:
+        cands = sorted(folder.glob(config_name(split, 0, model_tag).replace("_n0_", "_n*_")))
+    for cand in cands:
+        side = sidecar(cand)
+        if side.exists():
+            meta = json.loads(side.read_text())
+            if meta.get("shards") == [str(p) for p in shards]:
+                return {"path": str(cand), "n": meta["n"], "dim": meta["dim"], "skipped": meta.get("skipped", {}),
+                        "seconds": 0.0, "reused": True}
+    return None
+
+
 def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], split: str = "test",
                    model_tag: str = "dinov2", batch_size: int = 64, threads: int | None = None,
-                   keep_embeddings: bool = True, limit: int | None = None) -> dict[str, Any]:
+                   keep_embeddings: bool = True, limit: int | None = None, reuse: bool = False) -> dict[str, Any]:
     """Stream shards -> GPIC-256 -> DINOv2 features -> running stats; write a config-named npz under `out`.
 
     `out` is a directory (the file is named by `config_name`) or an explicit .npz path. Undecodable images are
-    skipped and counted by reason in the sidecar (never silently).
+    skipped and counted by reason in the sidecar (never silently). With `reuse`, an existing file of the same
+    configuration built from the same shards is returned instead (files are never overwritten).
     """
     from gpic_lab.evaluate import stream_features
     from gpic_lab.fd import RunningStats
     from gpic_lab.shards import iter_samples, list_shards
 
     paths = list_shards(shards)
+    if reuse:
+        found = find_existing(out, split, model_tag, paths)
+        if found is not None:
+            return found
     if Path(out).suffix == ".npz" and Path(out).exists():
         raise GpicError(f"{out}: already exists; refusing to overwrite reference statistics")
     dim = int(model.config.hidden_size)
