@@ -19,13 +19,14 @@ blur                 Laplacian variance < ``blur_laplacian_var`` and (edge      
                      < ``blur_anisotropy`` (directional / motion blur))
 ==================== ============================================================ ==========================
 
-Pixel statistics are computed on the luma plane downscaled to longest side ``analysis_side`` (box filter): exposure
-and variance from its 256-bin histogram, sharpness from a 4-neighbour Laplacian (gradient statistics only for blur
-candidates). With ``reduced=True`` (default) JPEGs decode only their luma plane, at a reduced DCT scale (PIL
-``draft``: 1/2, 1/4 or 1/8) still at least ``analysis_side`` on the longest side, so the statistics see almost the
-same pixels as a full-resolution decode followed by the same downscale; ``gpic-lab bench filters`` measures how
-often both give the same decision. Colour is decoded only for near-flat luma (to tell equal-luma colour patterns
-from blank frames).
+Pixel statistics are computed on the luma plane reduced by the largest power-of-two factor (1, 2, 4, 8: libjpeg's
+DCT scales) that keeps the longest side >= ``analysis_side``: exposure and variance from its 256-bin histogram,
+sharpness from a 4-neighbour Laplacian (gradient statistics only for blur candidates). With ``reduced=True``
+(default) JPEGs decode only their luma plane at that DCT scale (OpenCV's libjpeg-turbo; PIL ``draft`` when the
+file has no end marker, so truncated files still fail), so the statistics see almost the same pixels as the
+reference (``reduced=False``): a full-resolution PIL decode reduced by the same factor with a box filter.
+``gpic-lab bench filters`` measures how often both give the same decision. Colour is decoded only for near-flat
+luma (to tell equal-luma colour patterns from blank frames).
 """
 
 from __future__ import annotations
