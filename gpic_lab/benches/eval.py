@@ -1,0 +1,176 @@
+"""`gpic-lab bench eval [--quick] [--n N] [--pool N]`: throughput of the FD-DINOv2 evaluation.
+
+Same run, same in-memory 256x256 PNGs (a pool of distinct synthetic images, cycled to N):
+1. CPU preprocessing (decode + Pillow bicubic 224 stretch + ImageNet normalisation): ours (thread pool, one
+   batched float32 normalisation) vs a naive per-image PIL -> torch loop (torchvision ToTensor/Normalize order);
+   outputs are checked to be bit-identical. `ours`/`baseline`/`ratio` report this comparison.
+2. The feature pass, decoding included, through `evaluate.stream_features`: on CUDA a ViT-L/14-shaped DINOv2
+   (random weights: throughput only) in fp32 and bf16, with the FD of each against a reference built in fp32 and
+   |FD(bf16) - FD(fp32)|; without CUDA this is reported as "not measured: no CUDA", and the tiny random model runs
+   the same pipeline end to end on CPU (labelled as such).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=None, help="images through the preprocessing (default 2000; "
+                        "--quick 256); the GPU feature pass uses --gpu-n")
+    parser.add_argument("--gpu-n", type=int, default=50_000, help="images through the GPU feature pass (default 50000)")
+    parser.add_argument("--pool", type=int, default=None, help="distinct PNGs generated (default 500; --quick 64)")
+    parser.add_argument("--batch-size", type=int, default=256, help="GPU batch size (default 256)")
+    parser.add_argument("--threads", type=int, default=None, help="decode threads (default: cores, max 16)")
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    low = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(low).resize((256, 256), Image.BICUBIC)
+    arr = np.clip(np.asarray(img, np.int16) + rng.normal(0, 12, (256, 256, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def make_pool(n: int, threads: int) -> list[bytes]:
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(_png, range(n)))
+
+
+def naive(blobs: list[bytes]) -> Any:
+    """The straightforward loop: PIL open -> RGB -> resize -> per-image tensor, /255, normalize -> stack."""
+    import torch
+    from PIL import Image
+
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    out = []
+    for b in blobs:
+        img = Image.open(io.BytesIO(b)).convert("RGB").resize((224, 224), Image.BICUBIC)
+        t = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous().float().div(255)
+        out.append(t.sub(mean).div(std))
+    return torch.stack(out).numpy()
+
+
+def ours(blobs: list[bytes], pool: ThreadPoolExecutor) -> np.ndarray:
+    from gpic_lab.preprocess import reference_batch
+
+    return reference_batch(blobs, pool, reference=False)
+
+
+def _timed(fn: Any, *a: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*a)
+    return out, time.perf_counter() - t0
+
+
+def preprocessing(blobs: list[bytes], threads: int, chunk: int = 128) -> dict[str, Any]:
+    """images/s of both sides over the same blobs (chunked so memory stays flat), plus an exactness check."""
+    with ThreadPoolExecutor(threads) as pool:
+        _, t_ours = _timed(lambda: [ours(blobs[i:i + chunk], pool) for i in range(0, len(blobs), chunk)])
+        same = np.array_equal(ours(blobs[:16], pool), naive(blobs[:16]))
+    _, t_naive = _timed(lambda: [naive(blobs[i:i + chunk]) for i in range(0, len(blobs), chunk)])
+    return {"ours_images_per_s": len(blobs) / t_ours, "naive_images_per_s": len(blobs) / t_naive,
+            "identical_tensors": bool(same), "threads": threads, "n": len(blobs)}
+
+
+def feature_pass(model: Any, blobs: list[bytes], batch_size: int, threads: int) -> tuple[np.ndarray, float]:
+    from gpic_lab.evaluate import stream_features
+
+    items = ((i, b) for i, b in enumerate(blobs))
+    t0 = time.perf_counter()
+    feats = [f for _, f in stream_features(items, model, reference=False, batch_size=batch_size, threads=threads)]
+    _sync()
+    return np.concatenate(feats), time.perf_counter() - t0
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def gpu(pool_blobs: list[bytes], n: int, batch_size: int, threads: int) -> dict[str, Any]:
+    """ViT-L/14 geometry, random weights: fp32 vs bf16 images/s (decode included) and FD agreement."""
+    import torch
+    from transformers import Dinov2Model
+
+    from gpic_lab.dinov2 import _config, apply_hub_semantics
+    from gpic_lab.fd import fd_from_features
+
+    torch.manual_seed(0)
+    base = Dinov2Model(_config()).eval()
+    blobs = [pool_blobs[i % len(pool_blobs)] for i in range(n)]
+    ref_blobs = pool_blobs[: len(pool_blobs) // 2]
+    res: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "model": "DINOv2 ViT-L/14 shape, random weights",
+                           "n": n, "batch_size": batch_size, "threads": threads}
+    feats = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        model = apply_hub_semantics(Dinov2Model(base.config).eval())
+        model.load_state_dict(base.state_dict())
+        model = model.to("cuda", dtype=dtype)
+        feature_pass(model, blobs[: 2 * batch_size], batch_size, threads)  # warm-up (cudnn, allocator)
+        f, secs = feature_pass(model, blobs, batch_size, threads)
+        ref, _ = feature_pass(model, ref_blobs, batch_size, threads) if name == "fp32" else (feats["ref"], 0)
+        feats[name], feats.setdefault("ref", ref)
+        res[name] = {"images_per_s": n / secs, "seconds": secs, "seconds_per_50k": 50_000 * secs / n,
+                     "fd_vs_ref": fd_from_features(f, feats["ref"])["fd"],
+                     "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30}
+        print(f"bench eval: {name}: {n / secs:.0f} images/s", file=sys.stderr)
+        del model
+        torch.cuda.empty_cache()
+    res["fd_abs_diff_bf16_vs_fp32"] = abs(res["bf16"]["fd_vs_ref"] - res["fp32"]["fd_vs_ref"])
+    res["max_abs_feature_diff"] = float(np.abs(feats["bf16"] - feats["fp32"]).max())
+    return res
+
+
+def cpu_tiny(blobs: list[bytes], threads: int) -> dict[str, Any]:
+    import tempfile
+
+    from gpic_lab.dinov2 import build_tiny_dinov2, load_dinov2
+    from gpic_lab.fd import fd_from_features
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_dinov2(build_tiny_dinov2(os.path.join(tmp, "tiny")), device="cpu")
+    f, secs = feature_pass(model, blobs, 64, threads)
+    half = len(f) // 2
+    return {"label": "tiny random DINOv2 (32-d) on CPU: pipeline check, not a ViT-L/14 number",
+            "images_per_s": len(f) / secs, "n": len(f), "fd_half_vs_half": fd_from_features(f[:half], f[half:])["fd"]}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    threads = args.threads or min(16, os.cpu_count() or 1)
+    n = args.n or (256 if args.quick else 2000)
+    pool_n = args.pool or (64 if args.quick else 500)
+    print(f"bench eval: generating {pool_n} PNGs", file=sys.stderr)
+    pool_blobs = make_pool(pool_n, threads)
+    blobs = [pool_blobs[i % pool_n] for i in range(n)]
+    pre = preprocessing(blobs, threads)
+    print(f"bench eval: preprocessing ours {pre['ours_images_per_s']:.0f}/s vs naive "
+          f"{pre['naive_images_per_s']:.0f}/s", file=sys.stderr)
+    result: dict[str, Any] = {
+        "name": "eval", "unit": "images/s (CPU decode + protocol preprocessing)",
+        "ours": pre["ours_images_per_s"], "baseline": pre["naive_images_per_s"],
+        "ratio": pre["ours_images_per_s"] / pre["naive_images_per_s"], "preprocessing": pre,
+        "cpu_count": os.cpu_count(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        result["gpu_feature_pass"] = gpu(pool_blobs, min(args.gpu_n, 2048) if args.quick else args.gpu_n,
+                                         args.batch_size, threads)
+    else:
+        result["gpu_feature_pass"] = "not measured: no CUDA"
+        result["cpu_tiny_model"] = cpu_tiny(pool_blobs[: min(pool_n, 256)], threads)  # distinct images only
+    return result
