@@ -166,3 +166,19 @@ def test_opencv_fast_path_matches_pil_draft_decoding() -> None:
     assert scale_fast == scale_slow == 0.25 and scale_full == 1.0
     assert np.abs(fast.astype(int) - slow.astype(int)).mean() < 1.0
     assert np.abs(fast.astype(int) - full.astype(int)).mean() < 4.0
+
+
+@pytest.mark.slow
+def test_quality_and_safety_decide_the_same_on_the_dask_engine(sample_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from gpic_lab.stages import run_stage
+
+    shards = [str(sample_dir / "raw" / "gpic_raw_quality.tar"), str(sample_dir / "raw" / "gpic_raw_license.tar")]
+    for name in ("quality", "safety-cpu"):
+        local = run_stage(name, shards, tmp_path / name / "local", workers=1, progress=False)
+        dask = run_stage(name, shards, tmp_path / name / "dask", engine="dask", workers=2, progress=False)
+        assert local["reasons"] == dask["reasons"] and dask["engine"] == "dask"
+        frames = [pd.read_parquet(tmp_path / name / e / "decisions.parquet").sort_values("key").reset_index(drop=True)
+                  for e in ("local", "dask")]
+        pd.testing.assert_frame_equal(frames[0], frames[1])
