@@ -10,7 +10,8 @@ lines:
                                                                       overexposed, low-content
     safety:   UNSAFE: yes|no                                        -> reason unsafe
 
-Reason priority: ``undecodable``, ``unsafe``, the first quality "yes", then ``judge-unparseable`` when an answer
+With ``one_pass=True`` both are asked in one generation (``judge_combined.txt``: the six lines together), so each
+image is preprocessed and encoded once. Reason priority: ``undecodable``, ``unsafe``, the first quality "yes", then ``judge-unparseable`` when an answer
 could not be parsed (conservative: such samples are dropped unless ``unparseable="keep"``).
 """
 
@@ -31,7 +32,8 @@ UNPARSEABLE = "judge-unparseable"
 DEFAULT_MODEL = "Qwen/Qwen3-VL-4B-Instruct"
 DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "device": None, "dtype": None, "batch_size": 8,
                             "checks": ["quality", "safety"], "min_pixels": None, "max_pixels": 448 * 448,
-                            "max_new_tokens_quality": 40, "max_new_tokens_safety": 8, "unparseable": "drop"}
+                            "max_new_tokens_quality": 40, "max_new_tokens_safety": 8, "unparseable": "drop",
+                            "one_pass": False}
 _LINE = re.compile(r"^[\W\d]*([A-Z_ ]+?)\W*[:=\-]\s*\**\s*(yes|no)\b", re.IGNORECASE | re.MULTILINE)
 _MODELS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
@@ -41,7 +43,7 @@ def load_prompt(check: str) -> tuple[str, str]:
     try:
         raw = resources.files("gpic_lab").joinpath("prompts", f"judge_{check}.txt").read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"vlm-judge: no prompt for check {check!r} (known: quality, safety)") from None
+        raise UsageError(f"vlm-judge: no prompt for check {check!r} (known: quality, safety, combined)") from None
     lines = [ln for ln in raw.splitlines() if not ln.startswith("#")]
     version = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("version:")), None)
     if not version:
@@ -97,6 +99,8 @@ def params_of(params: dict[str, Any] | None) -> dict[str, Any]:
     bad = [c for c in checks if c not in PARSERS]
     if bad or not checks:
         raise UsageError(f"vlm-judge: checks must be a non-empty subset of quality,safety (got {p['checks']!r})")
+    if not isinstance(p["one_pass"], bool):
+        raise UsageError(f"vlm-judge: one_pass must be true or false (got {p['one_pass']!r})")
     if p["unparseable"] not in ("drop", "keep"):
         raise UsageError(f"vlm-judge: unparseable must be 'drop' or 'keep' (got {p['unparseable']!r})")
     try:
@@ -130,11 +134,22 @@ def open_rgb(data: bytes | None, max_side: int = 1024) -> Any:
     return im.convert("RGB")
 
 
+def one_pass(p: dict[str, Any]) -> bool:
+    """True when quality and safety are asked in one generation (``one_pass`` and both checks requested)."""
+    return bool(p["one_pass"]) and set(p["checks"]) == {"quality", "safety"}
+
+
 def judge_images(model: Any, processor: Any, images: list[Any], p: dict[str, Any]) -> list[dict[str, str]]:
-    """Raw answers per image: {check: text} for every check in ``p["checks"]`` (one batched generate per check)."""
+    """Raw answers per image: {check: text} for every check in ``p["checks"]`` (one batched generate per check, or
+    one for both with ``one_pass``: prompts/judge_combined.txt, both checks parse the same answer)."""
     from gpic_lab import qwen
 
     answers: list[dict[str, str]] = [{} for _ in images]
+    if one_pass(p):  # one generation answers both: the image is preprocessed and encoded once
+        prompt, _version = load_prompt("combined")
+        budget = int(p["max_new_tokens_quality"]) + int(p["max_new_tokens_safety"])
+        texts = qwen.generate(model, processor, images, [prompt] * len(images), max_new_tokens=budget)
+        return [{"quality": str(t), "safety": str(t)} for t in texts]
     for check in p["checks"]:
         prompt, _version = load_prompt(check)
         texts = qwen.generate(model, processor, images, [prompt] * len(images),
@@ -162,14 +177,15 @@ def judge_stage(samples: list[Any], params: dict[str, Any] | None = None) -> lis
 
     params: model (local dir or hub id in the HF cache; default Qwen/Qwen3-VL-4B-Instruct), device, dtype,
     batch_size (8), checks (["quality", "safety"]), min_pixels / max_pixels (448*448), max_new_tokens_quality (40),
-    max_new_tokens_safety (8), unparseable ("drop" | "keep").
+    max_new_tokens_safety (8), unparseable ("drop" | "keep"), one_pass (False: True asks both checks in one
+    generation with prompts/judge_combined.txt, encoding each image once).
     """
     from gpic_lab import qwen
     from gpic_lab.records import Decision
 
     p = params_of(params)
     model, processor = model_for(p)
-    versions = "+".join(load_prompt(c)[1] for c in p["checks"])
+    versions = load_prompt("combined")[1] if one_pass(p) else "+".join(load_prompt(c)[1] for c in p["checks"])
     model_name = Path(str(p["model"])).name + (" (TINY RANDOM: placeholder answers)" if qwen.is_tiny(p["model"])
                                                else "")
     out: list[Any] = []
@@ -189,6 +205,7 @@ def judge_stage(samples: list[Any], params: dict[str, Any] | None = None) -> lis
                 out.append(Decision(s.key, False, "undecodable", extra=extra))
                 continue
             reason, scores = decide(raw[s.key], p["unparseable"])
-            extra.update({f"judge_raw_{c}": t[:300] for c, t in raw[s.key].items()})
+            extra.update({f"judge_raw_{c}": t[:300] for c, t in raw[s.key].items()} if not one_pass(p)
+                         else {"judge_raw_combined": raw[s.key]["quality"][:300]})
             out.append(Decision(s.key, reason is None, reason, scores=scores, extra=extra))
     return out

@@ -56,7 +56,9 @@ def test_decide_priority_unsafe_then_quality_then_unparseable() -> None:
 def test_prompts_are_versioned_and_ask_for_the_parsed_format() -> None:
     quality, qv = vlm_judge.load_prompt("quality")
     safety, sv = vlm_judge.load_prompt("safety")
-    assert (qv, sv) == ("quality/v1", "safety/v1")
+    combined, cv = vlm_judge.load_prompt("combined")
+    assert (qv, sv, cv) == ("quality/v1", "safety/v1", "combined/v1")
+    assert all(name in combined for name in [*vlm_judge.QUALITY_FIELDS, "UNSAFE"])
     assert all(name in quality for name in vlm_judge.QUALITY_FIELDS)
     assert "UNSAFE: yes" in safety and "#" not in safety.splitlines()[0]
     with pytest.raises(UsageError, match="no prompt"):
@@ -64,7 +66,7 @@ def test_prompts_are_versioned_and_ask_for_the_parsed_format() -> None:
 
 
 @pytest.mark.parametrize("params", [{"checks": "quality,nsfw"}, {"checks": []}, {"batch_size": 0},
-                                    {"unparseable": "maybe"}, {"modle": "x"}])
+                                    {"unparseable": "maybe"}, {"modle": "x"}, {"one_pass": "yes"}])
 def test_bad_params_are_usage_errors(params: dict) -> None:
     with pytest.raises(UsageError, match="vlm-judge"):
         vlm_judge.params_of(params)
@@ -130,3 +132,22 @@ def test_judge_stage_through_the_engine(tiny_model: Path, sample_dir: Path, tmp_
     summary = run_stage("vlm-judge", [str(sample_dir / "raw" / "gpic_raw_quality.tar")], tmp_path / "j",
                         params=params, workers=1, progress=False)
     assert summary["samples"] == 9 and sum(summary["reasons"].values()) == 9
+
+
+def test_one_combined_answer_feeds_both_checks() -> None:
+    six = CLEAN + "\nUNSAFE: no"
+    assert vlm_judge.decide({"quality": six, "safety": six}) == (None, {"judge_quality_flags": 0.0,
+                                                                        "judge_safety_flags": 0.0})
+    assert vlm_judge.decide({"quality": six.replace("UNSAFE: no", "UNSAFE: yes"),
+                             "safety": six.replace("UNSAFE: no", "UNSAFE: yes")})[0] == "unsafe"
+    assert vlm_judge.decide({"quality": CLEAN, "safety": CLEAN})[0] == vlm_judge.UNPARSEABLE  # UNSAFE line missing
+
+
+def test_one_pass_runs_one_generation_per_batch(tiny_model: Path, tmp_path: Path) -> None:
+    samples = _samples(tmp_path, [_jpeg(3), _jpeg(4)])
+    params = {"model": str(tiny_model), "device": "cpu", "one_pass": True, "max_new_tokens_quality": 4,
+              "max_new_tokens_safety": 2, "min_pixels": 32 * 32, "max_pixels": 64 * 64}
+    decisions = vlm_judge.judge_stage(samples, params)
+    assert all(d.extra["judge_prompts"] == "combined/v1" and "judge_raw_combined" in d.extra for d in decisions)
+    assert all("judge_raw_quality" not in d.extra for d in decisions)
+    assert all(d.reason == vlm_judge.UNPARSEABLE for d in decisions)

@@ -128,31 +128,40 @@ def safety_rate(blobs: list[bytes], batch: int = 16) -> float:
 
 
 def judge_rate(blobs: list[bytes], model_path: str | None, batch: int, images: int) -> dict[str, Any]:
-    """Judge images/s on CUDA (quality + safety prompts, greedy, bf16); 'not measured' without CUDA."""
+    """Judge images/s on CUDA (quality + safety, greedy, bf16), both prompts separately and in one pass;
+    'not measured' without CUDA."""
     import torch
 
     if not torch.cuda.is_available():
         return {"judge": "not measured (no CUDA on this machine)"}
     from gpic_lab import qwen, vlm_judge
 
-    p = vlm_judge.params_of({"model": model_path or "random-4b", "batch_size": batch})
+    # random weights never emit EOS: cap the answers at the lengths real answers have (5 "NAME: no" lines ~ 26
+    # tokens, "UNSAFE: no" ~ 5 tokens with the Qwen tokenizer); a real model stops at EOS by itself
+    budget = {} if model_path else {"max_new_tokens_quality": 26, "max_new_tokens_safety": 5}
+    p = vlm_judge.params_of({"model": model_path or "random-4b", "batch_size": batch, **budget})
     if model_path:
         model, processor = vlm_judge.model_for(p)
     else:  # real 4B compute, random weights: answers are placeholders, tokens generated to the budget
         model, processor = qwen.random_qwen3vl_4b(max_pixels=p["max_pixels"])
     images_rgb = [vlm_judge.open_rgb(b) for b in (blobs * (images // len(blobs) + 1))[:images]]
-    vlm_judge.judge_images(model, processor, images_rgb[:batch], p)  # warm-up
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for i in range(0, len(images_rgb), batch):
-        vlm_judge.judge_images(model, processor, images_rgb[i:i + batch], p)
-    torch.cuda.synchronize()
-    rate = len(images_rgb) / (time.perf_counter() - start)
-    return {"judge_images_per_s": round(rate, 2), "judge_gpu": torch.cuda.get_device_name(0),
-            "judge_model": model_path or "random-weight Qwen3-VL-4B architecture (real compute, placeholder answers)",
-            "judge_batch": batch, "judge_max_pixels": p["max_pixels"],
-            "judge_max_new_tokens": [p["max_new_tokens_quality"], p["max_new_tokens_safety"]],
-            "judge_gpu_hours_110m": round(GPIC_SOURCE_POOL / rate / 3600, 1)}
+    out: dict[str, Any] = {"judge_gpu": torch.cuda.get_device_name(0), "judge_batch": batch,
+                           "judge_model": model_path or "random-weight Qwen3-VL-4B architecture (real compute, "
+                                                        "placeholder answers)",
+                           "judge_max_pixels": p["max_pixels"],
+                           "judge_max_new_tokens": [p["max_new_tokens_quality"], p["max_new_tokens_safety"]]}
+    for mode, one in (("two_pass", False), ("one_pass", True)):
+        q = {**p, "one_pass": one}
+        vlm_judge.judge_images(model, processor, images_rgb[:batch], q)  # warm-up
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(0, len(images_rgb), batch):
+            vlm_judge.judge_images(model, processor, images_rgb[i:i + batch], q)
+        torch.cuda.synchronize()
+        rate = len(images_rgb) / (time.perf_counter() - start)
+        out[f"judge_{mode}_images_per_s"] = round(rate, 2)
+        out[f"judge_{mode}_gpu_hours_110m"] = round(GPIC_SOURCE_POOL / rate / 3600, 1)
+    return out
 
 
 def _load_blobs(args: argparse.Namespace, n: int) -> tuple[list[bytes], list[str]]:
