@@ -143,3 +143,14 @@ def test_tiny_model_directory_features(tmp_path) -> None:
     # features use exactly the protocol preprocessing
     x = dinov2.preprocess(imgs[:1])
     np.testing.assert_allclose(dinov2.features_from_tensor(model, x), one[:1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_features_match_cpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    state = hub_state()
+    x = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+    cpu = dinov2.features_from_tensor(dinov2.load_dinov2(state, device="cpu", num_heads=HEADS), x)
+    gpu = dinov2.features_from_tensor(dinov2.load_dinov2(state, device="cuda", num_heads=HEADS), x.cuda())
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3)
