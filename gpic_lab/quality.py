@@ -276,7 +276,8 @@ def check_image(data: bytes | None, t: QualityThresholds = DEFAULT, reduced: boo
     try:
         luma, scores["decode_scale"] = analysis_luma(im, t.analysis_side, reduced, data)
         scores.update(luma_stats(luma, t))
-        if scores["pixel_std"] < t.blank_std:  # flat luma: is there colour contrast (equal-luma patterns)?
+        exposed = max(scores["dark_share"], scores["bright_share"]) >= t.exposure_share  # decided already
+        if scores["pixel_std"] < t.blank_std and not exposed:  # flat luma: colour contrast (equal-luma patterns)?
             scores["pixel_std"] = max(scores["pixel_std"], chroma_std(data, t.analysis_side, reduced))
     except Exception:  # noqa: BLE001 - truncated or corrupt data
         return "undecodable", scores
