@@ -165,8 +165,8 @@ def load_dinov2(path_or_state_dict: str | os.PathLike[str] | dict[str, Any], dev
     """A hub-equivalent Dinov2Model in eval mode.
 
     Args:
-        path_or_state_dict: a transformers directory (config.json + weights), a hub `.pth` file, or a hub
-            state dict (already loaded).
+        path_or_state_dict: a transformers directory (config.json + weights), a hub `.pth` file, a hub
+            state dict (already loaded), or a model id found in the local HF cache (facebook/dinov2-large).
         device: torch device; default CUDA when available, else CPU.
         num_heads: attention heads for a hub state dict (default: width // 64, as in every DINOv2 ViT).
         dtype: torch dtype for the weights (default float32).
@@ -190,11 +190,25 @@ def load_dinov2(path_or_state_dict: str | os.PathLike[str] | dict[str, Any], dev
             except Exception as exc:  # noqa: BLE001 - any unreadable file is a usage error here
                 raise UsageError(f"dinov2: cannot read state dict {path}: {exc}") from exc
             model = _from_hub_state(state, num_heads)
+        elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(path_or_state_dict)):
+            model = _from_hf_cache(str(path_or_state_dict))
         else:
             raise UsageError(f"dinov2: weights {path} not found (a transformers directory or hub .pth)")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(dev, dtype=dtype or torch.float32).eval()
     return apply_hub_semantics(model)
+
+
+def _from_hf_cache(repo_id: str) -> Any:
+    """A model id (e.g. facebook/dinov2-large, ViT-L/14 without registers) from the local HF cache only."""
+    from transformers import Dinov2Model
+
+    if "reg" in repo_id.lower():
+        raise UsageError(f"dinov2: {repo_id} is a register variant; GPIC uses ViT-L/14 without registers")
+    try:
+        return Dinov2Model.from_pretrained(repo_id, local_files_only=True)
+    except OSError as exc:
+        raise UsageError(f"dinov2: {repo_id} is not a local path and not in the local HF cache (offline)") from exc
 
 
 def _from_hub_state(state: dict[str, Any], num_heads: int | None) -> Any:

@@ -130,9 +130,12 @@ def _ref_warnings(ref: dict[str, Any], keys: list[str], n: int) -> list[str]:
         warnings.append(f"only {n} samples: {RECOMMENDED_N} recommended for a reliable FD-DINOv2 "
                         "(FD is biased upward at small N; compare only at equal counts)")
     if ref.get("keys") is not None and keys and keys[0] != "0":
-        unknown = len(set(keys) - set(ref["keys"].tolist()))
+        ref_keys = set(ref["keys"].tolist())
+        unknown = len(set(keys) - ref_keys)
         if unknown:
             warnings.append(f"{unknown} sample key(s) are not in the reference key list")
+        elif len(ref_keys) > len(set(keys)):
+            warnings.append(f"{len(ref_keys) - len(set(keys))} of the reference's {len(ref_keys)} keys have no sample")
     return warnings
 
 

@@ -139,3 +139,23 @@ def test_cli_refstats_eval_fd(setup, capsys) -> None:
     assert cli.main(["eval", str(gen), "--ref", str(root / "nope.npz")]) == 2
     err = capsys.readouterr().err
     assert "nope.npz" in err and "Traceback" not in err
+
+
+def test_keyed_samples_missing_keys_and_bf16(setup) -> None:
+    from PIL import Image
+
+    root, model_dir, model = setup
+    shards = _shards(root, 1, 8, "gpic_keyed")
+    ref = refstats.build_refstats(shards, model, root / "keyed.npz")["path"]
+    keys = refstats.read_stats(ref)["keys"].tolist()
+    gen = root / "keyed"
+    gen.mkdir()
+    for i, key in enumerate(keys[:6]):
+        Image.new("RGB", (256, 256), (30 * i, 200 - 20 * i, 90)).save(gen / f"long_{key}.png")
+    res = evaluate.evaluate(gen, ref, model=model)
+    assert "2 of the reference's 8 keys have no sample" in res["warnings"]
+    assert not any("not in the reference key list" in w for w in res["warnings"])
+    half = evaluate.evaluate(gen, ref, model_path=str(model_dir), device="cpu", dtype="bf16")
+    assert half["dtype"] == "bf16" and half["fd"] == pytest.approx(res["fd"], rel=0.1, abs=0.05)
+    with pytest.raises(UsageError, match="dtype"):
+        evaluate.evaluate(gen, ref, model_path=str(model_dir), dtype="int8")

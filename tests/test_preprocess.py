@@ -73,3 +73,11 @@ def test_encoded_reference_path_equals_two_step_pipeline() -> None:
     gen = pp.reference_batch([buf.getvalue()], reference=False)
     assert np.array_equal(gen[0], hand_tensor(img))
     assert pp.dino_batch([]).shape == (0, 3, 224, 224)
+
+
+def test_bench_sides_produce_identical_tensors() -> None:
+    from gpic_lab.benches import eval as bench
+
+    blobs = bench.make_pool(6, 2)
+    res = bench.preprocessing(blobs, threads=2, chunk=4)
+    assert res["identical_tensors"] and res["n"] == 6 and res["ours_images_per_s"] > 0
