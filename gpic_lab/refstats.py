@@ -138,12 +138,14 @@ def find_existing(out: str | os.PathLike[str], split: str, model_tag: str, shard
 
 def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], split: str = "test",
                    model_tag: str = "dinov2", batch_size: int = 64, threads: int | None = None,
-                   keep_embeddings: bool = True, limit: int | None = None, reuse: bool = False) -> dict[str, Any]:
+                   keep_embeddings: bool = True, limit: int | None = None, reuse: bool = False,
+                   partial: bool = False) -> dict[str, Any]:
     """Stream shards -> GPIC-256 -> DINOv2 features -> running stats; write a config-named npz under `out`.
 
     `out` is a directory (the file is named by `config_name`) or an explicit .npz path. Undecodable images are
     skipped and counted by reason in the sidecar (never silently). With `reuse`, an existing file of the same
-    configuration built from the same shards is returned instead (files are never overwritten).
+    configuration built from the same shards is returned instead (files are never overwritten). With `partial`,
+    a mergeable partial file (n, sum, outer) is written instead; combine partials with `merge_partials`.
     """
     from gpic_lab.evaluate import stream_features
     from gpic_lab.fd import RunningStats
@@ -155,7 +157,8 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
         if found is not None:
             return found
     if Path(out).suffix == ".npz" and Path(out).exists():
-        raise GpicError(f"{out}: already exists; refusing to overwrite reference statistics")
+        raise GpicError(f"{out}: already exists; refusing to overwrite {'partial' if partial else 'reference'} "
+                        "statistics")
     dim = int(model.config.hidden_size)
     stats, keys, tar_idx, embs = RunningStats(dim), [], [], []
     skipped: Counter[str] = Counter()
@@ -176,15 +179,90 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
         tar_idx += [t for _, t in ids]
         if keep_embeddings:
             embs.append(feats.astype(np.float32))
-    if stats.n < 2:
-        raise GpicError(f"refstats: only {stats.n} image(s) decoded from {len(paths)} shard(s); need at least 2")
+    if stats.n < (1 if partial else 2):
+        raise GpicError(f"refstats: only {stats.n} image(s) decoded from {len(paths)} shard(s)")
     seconds = time.perf_counter() - t0
+    prov = {"kind": "gpic-lab refstats" + (" partial" if partial else ""), "split": split,
+            "shards": [str(p) for p in paths], "n_shards": len(paths), "skipped": dict(skipped), "model": model_tag,
+            "preprocess": PREPROCESS_TAG, "seconds": round(seconds, 3),
+            "images_per_s": round(stats.n / max(seconds, 1e-9), 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    emb = np.concatenate(embs) if embs else None
     target = Path(out)
     if target.suffix != ".npz":
-        target = target / config_name(split, stats.n, model_tag)
-    prov = {"kind": "gpic-lab refstats", "split": split, "shards": [str(p) for p in paths], "n_shards": len(paths),
-            "skipped": dict(skipped), "model": model_tag, "preprocess": PREPROCESS_TAG,
-            "seconds": round(seconds, 3), "images_per_s": round(stats.n / max(seconds, 1e-9), 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    write_stats(target, stats.mean, stats.cov, stats.n, np.concatenate(embs) if embs else None, keys, tar_idx, prov)
+        name = config_name(split, stats.n, model_tag)
+        target = target / (f"partial-{paths[0].rsplit('/', 1)[-1].removesuffix('.tar')}_{name}" if partial else name)
+    if partial:
+        write_partial(target, stats, emb, keys, tar_idx, prov)
+    else:
+        write_stats(target, stats.mean, stats.cov, stats.n, emb, keys, tar_idx, prov)
     return {"path": str(target), "n": stats.n, "dim": dim, "skipped": dict(skipped), "seconds": seconds}
+
+
+def write_partial(path: Path, stats: Any, embeddings: np.ndarray | None, keys: list[str], tar_idx: list[int],
+                  provenance: dict[str, Any]) -> Path:
+    """Mergeable partial stats (n, sum, outer in float64, keys, tar_idx, optional embeddings) + sidecar."""
+    from gpic_lab.fsio import atomic_path, write_json_atomic
+
+    if path.exists():
+        raise GpicError(f"{path}: already exists; refusing to overwrite partial statistics")
+    arrays: dict[str, Any] = {"n": np.int64(stats.n), "sum": stats.total, "outer": stats.outer,
+                              "key": np.asarray(keys, dtype=str), "tar_idx": np.asarray(tar_idx, dtype=np.int64)}
+    if embeddings is not None:
+        arrays["dino_embeddings"] = embeddings.astype(np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    write_json_atomic(sidecar(path), {**provenance, "file": path.name, "n": stats.n, "dim": stats.dim,
+                                      "members": sorted(arrays), "versions": versions()})
+    return path
+
+
+def merge_partials(parts: list[str], out: str | os.PathLike[str], split: str = "test") -> dict[str, Any]:
+    """Combine partial stats from shards/workers into one reference file (same result as a single pass)."""
+    import json
+
+    from gpic_lab.fd import RunningStats
+
+    if not parts:
+        raise UsageError("refstats: no partial files to merge")
+    total: RunningStats | None = None
+    keys: list[str] = []
+    tar_idx: list[int] = []
+    embs: list[np.ndarray] | None = []
+    metas = []
+    for part in parts:
+        p = Path(part)
+        side = sidecar(p)
+        if not p.is_file() or not side.is_file():
+            raise UsageError(f"{p}: partial stats file or its sidecar {side.name} is missing")
+        with np.load(p, allow_pickle=False) as data:
+            if not {"n", "sum", "outer", "key", "tar_idx"} <= set(data.files):
+                raise UsageError(f"{p}: not a partial stats file (members: {sorted(data.files)})")
+            stats = RunningStats.from_dict({"n": data["n"], "sum": data["sum"], "outer": data["outer"]})
+            keys += data["key"].astype(str).tolist()
+            tar_idx += data["tar_idx"].tolist()
+            if embs is not None and "dino_embeddings" in data.files:
+                embs.append(data["dino_embeddings"])
+            else:
+                embs = None
+        total = stats if total is None else total + stats
+        metas.append(json.loads(side.read_text()))
+    models = {m.get("model") for m in metas}
+    if len(models) != 1:
+        raise UsageError(f"refstats: partials come from different models: {sorted(map(str, models))}")
+    if len(set(keys)) != len(keys):
+        raise UsageError(f"refstats: {len(keys) - len(set(keys))} key(s) appear in more than one partial")
+    assert total is not None
+    model_tag = str(models.pop())
+    target = Path(out)
+    if target.suffix != ".npz":
+        target = target / config_name(split, total.n, model_tag)
+    skipped: Counter[str] = Counter()
+    for m in metas:
+        skipped.update(m.get("skipped", {}))
+    prov = {"kind": "gpic-lab refstats merge", "split": split, "parts": [str(p) for p in parts],
+            "shards": [s for m in metas for s in m.get("shards", [])], "n_shards": sum(m.get("n_shards", 0) for m in metas),
+            "skipped": dict(skipped), "model": model_tag, "preprocess": PREPROCESS_TAG,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_stats(target, total.mean, total.cov, total.n, np.concatenate(embs) if embs else None, keys, tar_idx, prov)
+    return {"path": str(target), "n": total.n, "dim": total.dim, "parts": len(parts), "skipped": dict(skipped)}

@@ -120,3 +120,26 @@ def test_eval_prompts_in_npz_key_order(tiny_shards, tmp_path, capsys) -> None:
     assert cli.main(["eval-prompts", *shards, "--ref", str(tmp_path / "more.npz"), "-o", str(out),
                      "--allow-missing"]) == 0
     assert len(out.read_text().splitlines()) == 5
+
+
+def test_partials_merge_to_the_single_pass_file(tiny_shards, tiny_model, tmp_path, capsys) -> None:
+    from gpic_lab import cli
+
+    shards = [str(p) for p in tiny_shards(3, 3, prefix="gpic_test")]
+    single = refstats.build_refstats(shards, tiny_model, tmp_path / "single.npz")
+    parts = [refstats.build_refstats([s], tiny_model, tmp_path / "parts", model_tag="m", partial=True)["path"]
+             for s in shards]
+    assert all(p.split("/")[-1].startswith("partial-gpic_test_0000") for p in parts)
+    merged = refstats.merge_partials(parts[::-1], tmp_path / "merged.npz")
+    a, b = refstats.read_stats(single["path"]), refstats.read_stats(merged["path"])
+    assert merged["n"] == 9 and sorted(a["keys"].tolist()) == sorted(b["keys"].tolist())
+    np.testing.assert_allclose(b["mu"], a["mu"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b["sigma"], a["sigma"], rtol=1e-8, atol=1e-12)
+    side = json.loads(refstats.sidecar(merged["path"]).read_text())
+    assert side["n_shards"] == 3 and len(side["parts"]) == 3
+    with pytest.raises(UsageError, match="more than one partial"):
+        refstats.merge_partials([parts[0], parts[0]], tmp_path / "dup.npz")
+    assert cli.main(["refstats", *parts, "--merge", "--out", str(tmp_path / "cli"), "--split", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 9
+    assert cli.main(["refstats", *shards, "--out", str(tmp_path / "x")]) == 2
+    assert "--model" in capsys.readouterr().err

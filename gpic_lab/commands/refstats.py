@@ -10,8 +10,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Writes <out>/gpic-<split>_n<N>_<model>_<preprocess>_fp32.npz (dino_mu, "
                                    "dino_sigma, dino_embeddings, key, tar_idx) plus a .json provenance sidecar. "
                                    "Refuses to overwrite. Exit 0 ok, 1 failure, 2 usage error.")
-    p.add_argument("shards", nargs="+", metavar="SHARDS", help="tar shards or directories of them")
-    p.add_argument("--model", required=True, metavar="PATH",
+    p.add_argument("shards", nargs="+", metavar="SHARDS", help="tar shards or directories of them (with --merge: "
+                   "partial .npz files)")
+    p.add_argument("--model", default=None, metavar="PATH",
                    help="DINOv2 weights (transformers dir or hub .pth); 'tiny' builds the random placeholder")
     p.add_argument("--out", required=True, metavar="DIR_OR_NPZ")
     p.add_argument("--split", default="test", help="name used in the file name (default test)")
@@ -20,17 +21,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-embeddings", action="store_true", help="store only mu/sigma (no PRDC/MMD later)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many samples")
+    p.add_argument("--partial", action="store_true",
+                   help="write mergeable partial stats (n, sum, outer) for these shards, e.g. one job per worker")
+    p.add_argument("--merge", action="store_true", help="merge partial files (positional args) into one stats file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.dinov2 import load_dinov2, model_tag, resolve_model
-    from gpic_lab.refstats import build_refstats
+    from gpic_lab.errors import UsageError
+    from gpic_lab.refstats import build_refstats, merge_partials
 
+    if args.merge:
+        print(json.dumps(merge_partials(args.shards, args.out, split=args.split)))
+        return 0
+    if args.model is None:
+        raise UsageError("--model PATH is required (weights dir, hub .pth, or 'tiny')")
     path = resolve_model(args.model)
     model = load_dinov2(path, device=args.device)
     res = build_refstats(args.shards, model, args.out, split=args.split, model_tag=model_tag(path),
                          batch_size=args.batch_size, threads=args.threads, keep_embeddings=not args.no_embeddings,
-                         limit=args.limit)
+                         limit=args.limit, partial=args.partial)
     print(json.dumps(res))
     return 0
