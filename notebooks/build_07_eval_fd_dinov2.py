@@ -43,9 +43,11 @@ features. This notebook runs the whole protocol on the sample corpus:
 > The "generated" images are seeded random crops of real val/test images made by `evaluate.make_standins`.
 
 - **Inputs:** `ref_shards`, `gen_shards` (shard dirs relative to the data root), `model_path`.
-- **Outputs:** `data/interim/eval/` (reference npz + provenance JSON, `generated/` PNGs, `results.json`),
+- **Outputs:** `data/interim/eval/` (reference npz + provenance JSON, `eval_prompts.jsonl`, `generated/` PNGs,
+  `generated_features.npz`, `results.json`),
   `figures/07_eval_fd_dinov2/*.png`, run metrics.
-- **Package:** `gpic_lab.dinov2`, `gpic_lab.refstats`, `gpic_lab.evaluate`, `gpic_lab.fd`, `gpic_lab.prdc`.
+- **Package:** `gpic_lab.dinov2`, `gpic_lab.refstats`, `gpic_lab.eval_prompts`, `gpic_lab.evaluate`, `gpic_lab.fd`,
+  `gpic_lab.prdc`.
 """),
     code("""
 ref_shards: str = "sample/train,sample/raw"  # real shards for the reference statistics, data-root relative
@@ -60,7 +62,9 @@ seed: int = 0  # seed for stand-ins, subsets, PRDC and MMD
     code("""
 import json
 
-from gpic_lab import dinov2, evaluate, fd, fsio, paths, plots, refstats, runs
+import pandas as pd
+
+from gpic_lab import dinov2, eval_prompts, evaluate, fd, fsio, paths, plots, refstats, runs
 
 out_dir = paths.interim_dir("eval")
 ref_dirs = [str(paths.resolve_data(p.strip())) for p in ref_shards.split(",") if p.strip()]
@@ -85,14 +89,23 @@ ref_stats = refstats.read_stats(ref["path"])
 json.loads(refstats.sidecar(ref["path"]).read_text())
 """),
     md("""
-## 2 · "Generated" images: 256×256 PNGs named `{caption_type}_{key}.png`
+## 2 · The eval captions for the reference keys
+`gpic-lab eval-prompts` writes (key, caption, caption_type) in the npz's key order, reading only JSON members; with
+the official `test_stats.npz` this is GPIC's fixed 50K caption set. Here: the keys of the sample reference.
+"""),
+    code("""
+prompt_counts = eval_prompts.write_eval_prompts(ref_dirs, ref["path"], out_dir / "eval_prompts.jsonl")
+pd.read_json(out_dir / "eval_prompts.jsonl", lines=True).head(5)
+"""),
+    md("""
+## 3 · "Generated" images: 256×256 PNGs named `{caption_type}_{key}.png`
 """),
     code("""
 standins = evaluate.make_standins(gen_dirs, out_dir / "generated", per_image=per_image, seed=seed)
 standins
 """),
     md("""
-## 3 · Evaluate the folder against the reference
+## 4 · Evaluate the folder against the reference
 Validates names, sizes (256×256), RGB mode and duplicate keys; warns below 50,000 samples.
 """),
     code("""
@@ -102,7 +115,7 @@ fsio.write_json_atomic(out_dir / "results.json", result)
 result["warnings"]
 """),
     md("""
-## 4 · Metric table
+## 5 · Metric table
 FD ↓, precision ↑ / density ↑ (fidelity), recall ↑ / coverage ↑ (diversity), MMD ↓. Compare with GPIC Table 3 only
 when the backbone is the real ViT-L/14 and N = 50,000.
 """),
@@ -112,7 +125,7 @@ metrics = evaluate.metric_table({"stand-ins (crops of val/test)": result})
 metrics
 """),
     md("""
-## 5 · Real-vs-real oracle (noise floor, cf. GPIC Table 2)
+## 6 · Real-vs-real oracle (noise floor, cf. GPIC Table 2)
 Random subsets of the reference against the rest (disjoint), and the real val/test images the stand-ins were cropped
 from against the whole reference. A model cannot be expected to beat these at the same N; GPIC's Table 2 floor for
 50K real test images vs Test-1M is FD 7.44 (ViT-L/14).
@@ -122,7 +135,7 @@ oracle = evaluate.oracle_table(ref_stats["embeddings"], {"real val/test": real_f
 oracle
 """),
     md("""
-## 6 · FD_μ vs FD_Σ
+## 7 · FD_μ vs FD_Σ
 The covariance term dominates real-vs-real FD (GPIC Table B.2); a large FD_μ means the mean feature moved.
 """),
     code("""
@@ -130,7 +143,7 @@ plots.save(evaluate.plot_fd_split(metrics, oracle, title=f"FD = FD_μ + FD_Σ  (
            "fd_split")
 """),
     md("""
-## 7 · FD vs sample count (small-N bias)
+## 8 · FD vs sample count (small-N bias)
 FD of random subsets of the stand-ins (and of the reference itself) against the full reference statistics. FD is
 biased upward at small N, so FD values are only comparable at equal sample counts.
 """),
@@ -145,6 +158,7 @@ plots.save(evaluate.plot_fd_curve(curves, title=f"FD vs sample count ({tag})"), 
 ## Invariants
 """),
     code("""
+assert prompt_counts["missing"] == 0 and prompt_counts["found"] == ref["n"]
 assert ref["n"] == len(ref_stats["embeddings"]) and ref_stats["sigma"].shape == (model.config.hidden_size,) * 2
 assert result["n_samples"] == standins["written"] and result["skipped"] == {}
 assert abs(result["fd"] - (result["fd_mu"] + result["fd_sigma"])) < 1e-9 and result["fd"] >= 0
