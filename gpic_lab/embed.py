@@ -380,11 +380,15 @@ def _load(path: Path) -> Embeddings:
                           json.loads(str(z["meta"])))
 
 
-def embed_shards(shards: Iterable[str], encoder: Encoder, cache_dir: str | os.PathLike[str] | None = None,
+def embed_shards(shards: Iterable[str | os.PathLike[str]], encoder: Encoder, cache_dir: str | os.PathLike[str] | None = None,
                  progress: bool = False) -> tuple[Embeddings, dict[str, int]]:
-    """Embeddings of all shards (cached per shard when cache_dir is set); returns (embeddings, {hits, misses})."""
+    """Embeddings of all shards (files or directories of them; cached per shard when cache_dir is set).
+
+    Returns (embeddings, {cache_hits, cache_misses})."""
+    from gpic_lab.shards import list_shards
+
     parts, stats = [], {"cache_hits": 0, "cache_misses": 0}
-    for shard in shards:
+    for shard in (str(p) for p in list_shards(list(shards))):
         path = cache_path(shard, encoder, cache_dir) if cache_dir else None
         if path is not None and path.is_file():
             parts.append(_load(path))

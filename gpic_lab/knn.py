@@ -27,6 +27,7 @@ from gpic_lab.errors import UsageError
 
 EXACT_MAX = 50_000  # method="auto" switches from exact to IVF above this many vectors
 METHODS = ("auto", "exact", "ivf")
+STORAGES = ("fp16", "flat")  # IVF storage: fp16 scalar quantizer (2 B/dim) or float32 (4 B/dim)
 
 
 @dataclass
@@ -64,9 +65,12 @@ def _unique_upper(qi: np.ndarray, qj: np.ndarray, sim: np.ndarray) -> tuple[np.n
     return a[first], b[first], sim[first]
 
 
-def exact_pairs_numpy(vectors: np.ndarray, threshold: float, block: int = 4096) -> Pairs:
-    """The reference: blockwise brute-force X·Xᵀ in numpy, every pair with similarity > threshold."""
+def exact_pairs_numpy(vectors: np.ndarray, threshold: float, block: int | None = None) -> Pairs:
+    """The reference: blockwise brute-force X·Xᵀ in numpy, every pair with similarity > threshold.
+
+    The default block keeps one similarity block near 256 MB (rows × N × 4 bytes)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
+    block = block or int(min(4096, max(64, 2**26 // max(len(x), 1))))
     out_i, out_j, out_s = [], [], []
     for s in range(0, len(x), block):
         sims = x[s:s + block] @ x[s:].T  # upper block-triangle only
@@ -91,7 +95,7 @@ def _gpu_count() -> int:
 
 
 def build_index(chunks: Callable[[], Iterable[np.ndarray]], n: int, dim: int, method: str = "auto",
-                nlist: int | None = None, train_size: int | None = None) -> tuple[object, dict]:
+                nlist: int | None = None, train_size: int | None = None, storage: str = "fp16") -> tuple[object, dict]:
     """A filled FAISS inner-product index over every chunk (chunks are read once here)."""
     import faiss
 
@@ -104,14 +108,19 @@ def build_index(chunks: Callable[[], Iterable[np.ndarray]], n: int, dim: int, me
     else:
         nlist = nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
-                                              faiss.METRIC_INNER_PRODUCT)
+        if storage not in STORAGES:
+            raise UsageError(f"knn: unknown storage {storage!r}; choose from {', '.join(STORAGES)}")
+        index = (faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT) if storage == "flat" else
+                 faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                               faiss.METRIC_INNER_PRODUCT))
+        info["storage"] = storage
         index.cp.niter = 10  # k-means iterations: cells only need to be coarse for range search
         index.train(_training_sample(chunks, train_size or min(n, 16 * nlist)))
         info["nlist"] = nlist
     for chunk in chunks():
         index.add(np.ascontiguousarray(chunk, dtype=np.float32))
-    info["index_bytes"] = int(index.ntotal * (dim * (2 if method == "ivf" else 4) + (8 if method == "ivf" else 0)))
+    per_dim = 2 if method == "ivf" and storage == "fp16" else 4
+    info["index_bytes"] = int(index.ntotal * (dim * per_dim + (8 if method == "ivf" else 0)))
     return index, info
 
 
@@ -127,7 +136,7 @@ def _training_sample(chunks: Callable[[], Iterable[np.ndarray]], size: int) -> n
 
 def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, threshold: float,
                   method: str = "auto", nprobe: int = 4, nlist: int | None = None, chunk_size: int = 16384,
-                  gpu: bool | None = None, gpu_k: int = 64, progress: bool = False) -> Pairs:
+                  gpu: bool | None = None, gpu_k: int = 64, progress: bool = False, storage: str = "fp16") -> Pairs:
     """Every pair of rows with inner product > threshold, once, as i < j.
 
     Args:
@@ -135,6 +144,7 @@ def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, thres
         threshold: cosine threshold (pairs strictly above are returned).
         method: ``auto`` (exact up to EXACT_MAX vectors, then ivf), ``exact`` or ``ivf``.
         nprobe: IVF cells visited per query (recall/time trade-off).
+        storage: IVF vector storage, ``fp16`` (half the memory) or ``flat`` (float32).
         gpu: use GPU FAISS (None: when a GPU build and a GPU are present).
     """
     if isinstance(chunks, np.ndarray):
@@ -144,7 +154,7 @@ def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, thres
         n, dim = n + len(c), c.shape[1]
     if n == 0:
         return Pairs(*(np.zeros(0, np.int64),) * 2, np.zeros(0, np.float32), {"method": "empty", "n": 0})
-    index, info = build_index(chunks, n, dim, method, nlist)
+    index, info = build_index(chunks, n, dim, method, nlist, storage=storage)
     if info["method"] == "ivf":
         index.nprobe = min(nprobe, info["nlist"])
         info["nprobe"] = index.nprobe
@@ -205,33 +215,40 @@ def recall(found: Pairs, truth: Pairs) -> float:
     return 1.0 if not t else len(t & found.as_set()) / len(t)
 
 
-def planted_embeddings(n: int, dim: int = 512, dup_fraction: float = 0.05, max_cluster: int = 8,
-                       seed: int = 0, chunk: int = 65536) -> np.ndarray:
-    """Synthetic L2-normalised embeddings: random directions plus planted near-duplicate clusters.
+def planted_chunk(start: int, size: int, dim: int = 512, dup_fraction: float = 0.05, max_cluster: int = 8,
+                  seed: int = 0) -> np.ndarray:
+    """Rows [start, start+size) of a synthetic corpus: random unit directions plus planted near-duplicate clusters.
 
-    About ``dup_fraction`` of the rows are copies of an earlier row at cosine ~0.85–0.995 (cluster sizes
-    2..max_cluster), so every similarity band of the rule is populated; the rest are independent
-    (|cos| ≈ 1/√dim).
+    About ``dup_fraction`` of the rows are copies of another row of the same chunk at cosine ~0.85–0.995 to it
+    (clusters of 2..max_cluster), so every similarity band of the rule is populated; the rest are independent
+    (|cos| ≈ 1/√dim). Deterministic in (seed, start): a chunk can be regenerated instead of kept in memory.
     """
-    rng = np.random.default_rng(seed)
-    x = np.empty((n, dim), np.float32)
-    for s in range(0, n, chunk):
-        x[s:s + chunk] = rng.standard_normal((min(chunk, n - s), dim), dtype=np.float32)
+    rng = np.random.default_rng([seed, start])
+    x = rng.standard_normal((size, dim), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    n_dups = int(n * dup_fraction)
-    pos = rng.choice(n, size=n_dups, replace=False) if n_dups else np.zeros(0, int)
-    sizes = rng.integers(1, max_cluster, size=max(1, n_dups))
+    n_dups = int(size * dup_fraction)
+    pos = rng.choice(size, size=n_dups, replace=False) if n_dups else np.zeros(0, int)
     t = 0
     while t < n_dups:
-        size = int(sizes[t % len(sizes)])
-        members = pos[t:t + size + 1]
-        t += size + 1
+        members = pos[t:t + int(rng.integers(2, max_cluster + 1))]
+        t += len(members)
         if len(members) < 2:
             continue
-        src = x[members[0]].copy()
         cos = rng.uniform(0.85, 0.995, size=len(members) - 1)
         sigma = np.sqrt((1 / cos**2 - 1) / dim).astype(np.float32)
-        noise = rng.standard_normal((len(members) - 1, dim), dtype=np.float32) * sigma[:, None]
-        copies = src[None, :] + noise
+        copies = x[members[0]][None, :] + rng.standard_normal((len(members) - 1, dim), dtype=np.float32) * sigma[:, None]
         x[members[1:]] = copies / np.linalg.norm(copies, axis=1, keepdims=True)
     return x
+
+
+def planted_chunks(n: int, dim: int = 512, seed: int = 0, chunk: int = 65536) -> Callable[[], Iterator[np.ndarray]]:
+    """A re-readable stream of ``planted_chunk``s covering n rows (nothing is kept between reads)."""
+    return lambda: (planted_chunk(s, min(chunk, n - s), dim, seed=seed) for s in range(0, n, chunk))
+
+
+def planted_embeddings(n: int, dim: int = 512, seed: int = 0, chunk: int = 65536) -> np.ndarray:
+    """The whole synthetic corpus of ``planted_chunks`` in memory (float32 [n, dim])."""
+    out = np.empty((n, dim), np.float32)
+    for s in range(0, n, chunk):
+        out[s:s + chunk] = planted_chunk(s, min(chunk, n - s), dim, seed=seed)
+    return out

@@ -11,7 +11,7 @@ from gpic_lab.errors import UsageError
 
 @pytest.fixture(scope="module")
 def vectors() -> np.ndarray:
-    return knn.planted_embeddings(6000, dim=64, dup_fraction=0.1, seed=3)
+    return knn.planted_embeddings(6000, dim=64, seed=3)
 
 
 def test_planted_embeddings_are_unit_and_have_dups(vectors: np.ndarray) -> None:

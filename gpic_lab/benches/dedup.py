@@ -1,0 +1,105 @@
+"""`gpic-lab bench dedup [--quick] [--n N] [--scale-n N] [--nprobe K]`: k-NN + graph + rule on synthetic
+L2-normalised 512-d embeddings with planted near-duplicate clusters (`knn.planted_embeddings`).
+
+Same run, same vectors, each side in its own process (peak RSS per side from wait4):
+- ours: FAISS IVF (fp16 storage, range search) + `dedup.apply_rule`;
+- baseline: exact blockwise brute force in numpy (`knn.exact_pairs_numpy`) + the same rule;
+reporting time, peak memory, recall of the > link pairs against the exact search and how many decisions differ.
+Then the fast path alone at --scale-n vectors (default 1M) with a projection to 110M (time ∝ N^1.5 with
+nlist ∝ √N; index bytes ∝ N). Defaults: 200K (--quick: 30K) and 1M (--quick: 100K).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+GPIC_N = 110_000_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=None, help="vectors for ours vs exact (default 200000; --quick 30000)")
+    parser.add_argument("--scale-n", type=int, default=None, help="vectors for the fast path alone (default "
+                                                                  "1000000; --quick 100000; 0 skips)")
+    parser.add_argument("--dim", type=int, default=512, help="embedding dimension (default 512, SSCD)")
+    parser.add_argument("--nprobe", type=int, default=4, help="IVF cells probed per query (default 4)")
+    parser.add_argument("--link", type=float, default=0.90, help="link threshold (default 0.90, SSCD)")
+    parser.add_argument("--storage", choices=("fp16", "flat"), default="fp16", help="IVF storage (default fp16)")
+
+
+def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str = "fp16", seed: int = 7) -> dict[str, Any]:
+    """One side in this process: generate, search, apply the rule; returns timings, pairs and decisions.
+
+    kind: ``exact`` (numpy), ``ivf`` (vectors in memory) or ``stream`` (ivf over regenerated chunks: the float32
+    matrix never exists, as when streaming per-shard embedding caches)."""
+    import numpy as np
+
+    from gpic_lab import dedup, knn
+
+    x = knn.planted_chunks(n, dim, seed=seed) if kind == "stream" else knn.planted_embeddings(n, dim, seed=seed)
+    t0 = time.perf_counter()
+    if kind == "exact":
+        pairs = knn.exact_pairs_numpy(x, link)
+    else:
+        pairs = knn.similar_pairs(x, link, method="ivf", nprobe=nprobe, storage=storage)
+    t_search = time.perf_counter() - t0
+    rule = dedup.Rule(link, max(link, 0.9625))
+    pixels = np.random.default_rng(seed).integers(100_000, 4_000_000, n)
+    keys = np.char.zfill(np.arange(n).astype(str), 9)
+    res = dedup.apply_rule(n, pairs.i, pairs.j, pairs.sim, dedup.rank_order(pixels, keys), rule)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "search_seconds": t_search, "rule_seconds": seconds - t_search,
+            "pairs": len(pairs), "pair_codes": (pairs.i * n + pairs.j).tolist() if n <= 400_000 else None,
+            "dropped": np.nonzero(~res.keep)[0].tolist() if n <= 400_000 else None,
+            "counts": res.counts(), "info": pairs.info}
+
+
+def _in_child(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    code = ("import json,sys; from gpic_lab.benches.dedup import side; "
+            f"print(json.dumps(side({kind!r}, {n}, {args.dim}, {args.nprobe}, {args.link}, {args.storage!r})))")
+    print(f"bench dedup: {kind} on {n} vectors ...", file=sys.stderr, flush=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        from gpic_lab.errors import GpicError
+
+        raise GpicError(f"bench dedup: the {kind} side exited with {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    print(f"bench dedup: {kind}: {result['seconds']:.1f} s, {result['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    n = args.n or (30_000 if args.quick else 200_000)
+    scale_n = args.scale_n if args.scale_n is not None else (100_000 if args.quick else 1_000_000)
+    ours, base = _in_child("ivf", n, args), _in_child("exact", n, args)
+    truth, found = set(base.pop("pair_codes")), set(ours.pop("pair_codes"))
+    recall = len(truth & found) / max(len(truth), 1)
+    differ = len(set(base.pop("dropped")) ^ set(ours.pop("dropped")))
+    result: dict[str, Any] = {
+        "name": "dedup", "unit": "vectors/s", "n": n, "dim": args.dim, "link": args.link, "nprobe": args.nprobe,
+        "ours": round(n / ours["seconds"], 1), "baseline": round(n / base["seconds"], 1),
+        "ratio": round(base["seconds"] / ours["seconds"], 2), "storage": args.storage, "recall_pairs_above_link": round(recall, 5),
+        "decisions_differing": differ, "ours_detail": ours, "baseline_detail": base,
+        "peak_rss_mb_ours": ours["peak_rss_mb"], "peak_rss_mb_baseline": base["peak_rss_mb"],
+        "machine": f"{os.cpu_count()} cores (shared)"}
+    if scale_n:
+        big = _in_child("stream", scale_n, args)
+        big.pop("pair_codes"), big.pop("dropped")
+        factor = GPIC_N / scale_n
+        result["scale"] = {
+            "n": scale_n, "seconds": round(big["seconds"], 1), "peak_rss_mb": big["peak_rss_mb"],
+            "index_mb": round(big["info"]["index_bytes"] / 2**20, 1), "counts": big["counts"],
+            "embeddings_mb_per_1m_float32": round(1e6 * args.dim * 4 / 2**20, 1),
+            "index_mb_per_1m_fp16": round(big["info"]["index_bytes"] / 2**20 / (scale_n / 1e6), 1),
+            "projected_110m_cpu_hours": round(big["seconds"] * factor**1.5 / 3600, 1),
+            "projected_110m_index_gb": round(big["info"]["index_bytes"] * factor / 2**30, 1)}
+    return result
