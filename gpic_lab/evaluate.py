@@ -50,8 +50,10 @@ def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generat
 
 def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any, reference: bool,
                     batch_size: int = 64, threads: int | None = None, skipped: Counter[str] | None = None,
-                    check_generated: bool = False) -> Iterator[tuple[list[Any], np.ndarray]]:
-    """Yield (ids, float64 features [B, D]) per batch; problems are counted in `skipped` by code, never silent."""
+                    check_generated: bool = False,
+                    examples: dict[str, Any] | None = None) -> Iterator[tuple[list[Any], np.ndarray]]:
+    """Yield (ids, float64 features [B, D]) per batch; problems are counted in `skipped` by code (first id per code
+    in `examples`), never silent."""
     import torch
 
     from gpic_lab.dinov2 import features_from_tensor
@@ -73,9 +75,11 @@ def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any,
     def prepare(batch: list[Any]) -> tuple[list[Any], np.ndarray | None]:
         done = list(pool.map(lambda x: _decode(x, reference, check_generated), batch))
         good = [(i, a) for i, a in done if not isinstance(a, str)]
-        for _, a in done:
+        for i, a in done:
             if isinstance(a, str):
                 skipped[a] += 1
+                if examples is not None:
+                    examples.setdefault(a, i)
         if not good:
             return [], None
         return [i for i, _ in good], normalize(np.stack([a for _, a in good]))
@@ -92,8 +96,11 @@ def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any,
                 yield ids, features_from_tensor(model, x)
 
 
-def iter_generated(samples: str | os.PathLike[str], problems: Counter[str]) -> Iterator[tuple[Any, Any]]:
-    """(id, bytes|array) for a folder of `{caption_type}_{key}.png` or an ADM npz `arr_0`; name problems counted."""
+def iter_generated(samples: str | os.PathLike[str], problems: Counter[str],
+                   examples: dict[str, Any] | None = None) -> Iterator[tuple[Any, Any]]:
+    """((key, caption_type, file), bytes|array) for a folder of `{caption_type}_{key}.png` or an ADM npz `arr_0`;
+    name problems are counted (first file per code in `examples`); hidden files and subfolders count as `ignored_*`."""
+    examples = examples if examples is not None else {}
     from gpic_lab.schema import CAPTION_TYPES
 
     p = Path(samples)
@@ -101,16 +108,20 @@ def iter_generated(samples: str | os.PathLike[str], problems: Counter[str]) -> I
         seen: set[str] = set()
         for f in sorted(p.iterdir()):
             if f.is_dir() or f.name.startswith("."):
+                problems["ignored_dir" if f.is_dir() else "ignored_hidden"] += 1
                 continue
             m = NAME_RE.match(f.name)
+            code = None
             if not m or m.group("ctype") not in CAPTION_TYPES:
-                problems["bad_name"] += 1
-                continue
-            if m.group("key") in seen:
-                problems["duplicate_key"] += 1
+                code = "bad_name"
+            elif m.group("key") in seen:
+                code = "duplicate_key"
+            if code:
+                problems[code] += 1
+                examples.setdefault(code, f.name)
                 continue
             seen.add(m.group("key"))
-            yield (m.group("key"), m.group("ctype")), f.read_bytes()
+            yield (m.group("key"), m.group("ctype"), f.name), f.read_bytes()
     elif p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as data:
             if "arr_0" not in data.files:
@@ -119,7 +130,7 @@ def iter_generated(samples: str | os.PathLike[str], problems: Counter[str]) -> I
         if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
             raise UsageError(f"{p}: arr_0 must be uint8 [N, 256, 256, 3], got {arr.dtype} {arr.shape}")
         for i in range(len(arr)):
-            yield (str(i), ""), arr[i]
+            yield (str(i), "", f"arr_0[{i}]"), arr[i]
     else:
         raise UsageError(f"{p}: not a folder of PNGs or an .npz file")
 
@@ -154,6 +165,7 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
 
     ref = read_stats(ref_npz)
     problems: Counter[str] = Counter()
+    examples: dict[str, Any] = {}
     sp = Path(samples)
     pre = None
     if sp.suffix == ".npz" and sp.is_file():
@@ -172,13 +184,17 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
             model = load_dinov2(resolve_model(model_path), device=device, dtype=_torch_dtype(dtype))
         chunks, keys = [], []
         t0 = time.perf_counter()
-        for ids, f in stream_features(iter_generated(samples, problems), model, reference=False,
-                                      batch_size=batch_size, threads=threads, skipped=problems, check_generated=True):
+        for ids, f in stream_features(iter_generated(samples, problems, examples), model, reference=False,
+                                      batch_size=batch_size, threads=threads, skipped=problems, check_generated=True,
+                                      examples=examples):
             chunks.append(f.astype(np.float32))
-            keys += [k for k, _ in ids]
+            keys += [i[0] for i in ids]
         feats = np.concatenate(chunks).astype(np.float64) if chunks else np.empty((0, 0))
-    if strict and problems:
-        raise GpicError(f"eval: {samples}: invalid samples ({_fmt(problems)}); fix them or pass --no-strict")
+    invalid = Counter({k: v for k, v in problems.items() if not k.startswith("ignored_")})
+    if strict and invalid:
+        first = ", ".join(f"{code}: {_name(ex)}" for code, ex in sorted(examples.items()))
+        raise GpicError(f"eval: {samples}: invalid samples ({_fmt(invalid)}; first: {first}); fix them or pass "
+                        "--no-strict")
     if len(feats) < 2:
         raise GpicError(f"eval: {samples}: only {len(feats)} valid sample(s) ({_fmt(problems) or 'none found'})")
     if feats.shape[1] != ref["mu"].shape[0]:
@@ -206,6 +222,10 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
                    "extract_seconds": round(extract_s, 3),
                    "images_per_s": round(len(feats) / max(extract_s, 1e-9), 2) if pre is None else None})
     return result
+
+
+def _name(example: Any) -> str:
+    return str(example[-1]) if isinstance(example, tuple) else str(example)
 
 
 def _fmt(c: Counter[str]) -> str:

@@ -92,11 +92,16 @@ def test_validation_counts_problems(setup) -> None:
     Image.new("RGB", (256, 256)).save(bad / "nounderscore.png")
     (bad / "long_k7.png").write_bytes(b"x")
     Image.new("RGB", (256, 256)).save(bad / "medium_k3.png")  # key k3 already used by short_k3
-    with pytest.raises(GpicError, match="bad_name: 2, bad_size: 1, duplicate_key: 1, not_rgb: 1, undecodable: 1"):
+    (bad / ".DS_Store").write_bytes(b"")
+    (bad / ".ipynb_checkpoints").mkdir()
+    with pytest.raises(GpicError, match="bad_name: 2, bad_size: 1, duplicate_key: 1, not_rgb: 1, undecodable: 1; "
+                                        "first: bad_name: bogus_k9.png, bad_size: long_small.png") as err:
         evaluate.evaluate(bad, ref, model=model)
+    assert "not_rgb: medium_gray.png" in str(err.value) and "undecodable: long_k7.png" in str(err.value)
     res = evaluate.evaluate(bad, ref, model=model, strict=False)
     assert res["n_samples"] == 4
-    assert res["skipped"] == {"bad_name": 2, "bad_size": 1, "duplicate_key": 1, "not_rgb": 1, "undecodable": 1}
+    assert res["skipped"] == {"bad_name": 2, "bad_size": 1, "duplicate_key": 1, "not_rgb": 1, "undecodable": 1,
+                              "ignored_dir": 1, "ignored_hidden": 1}
     with pytest.raises(UsageError, match="--model"):
         evaluate.evaluate(bad, ref)
     np.savez(root / "wrongdim.npz", dino_mu=np.zeros(5), dino_sigma=np.eye(5))
