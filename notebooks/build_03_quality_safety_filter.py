@@ -95,7 +95,9 @@ decisions[~decisions["keep"]][["key", "shard", "stage", "reason", "license_famil
 Rows: what was planted (`clean` = no quality plant; the raw shards also hold license, caption and near-duplicate
 plants, which count as `clean` here); columns: the combined decision. Every planted row should sit in its own
 column. The heuristic `blur` rule also drops a few synthetic smooth colour fields planted for other reasons (they
-have no edge at all); those appear as `clean` → `blur`.
+have no edge at all); those appear as `clean` → `blur`. The `safety-cpu` stand-in flags two synthetic
+concentric-ring images as `unsafe-nudity` (NudeNet scores 0.56 and 0.61 for BUTTOCKS_EXPOSED at the conservative
+threshold 0.4): false positives of the stand-in, shown in the grid below.
 """),
     code("""
 truth = report.load_truth(paths.resolve_data(ground_truth), kind="quality")
