@@ -135,7 +135,7 @@ def _training_sample(chunks: Callable[[], Iterable[np.ndarray]], size: int) -> n
 
 
 def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, threshold: float,
-                  method: str = "auto", nprobe: int = 4, nlist: int | None = None, chunk_size: int = 16384,
+                  method: str = "auto", nprobe: int = 16, nlist: int | None = None, chunk_size: int = 16384,
                   gpu: bool | None = None, gpu_k: int = 64, progress: bool = False, storage: str = "fp16") -> Pairs:
     """Every pair of rows with inner product > threshold, once, as i < j.
 

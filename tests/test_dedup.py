@@ -148,3 +148,31 @@ def test_cli_bad_usage_exits_2(tmp_path: Path, sample_dir: Path) -> None:
                        (["-o", str(tmp_path / "x.parquet"), "--link", "0.99", "--near-dup", "0.9"], "link")):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_tables_on_the_sample_run(sample_run, sample_dir: Path) -> None:
+    from gpic_lab import dedup_report
+
+    out, _ = sample_run
+    frame = pd.read_parquet(out)
+    score = dedup_report.score_against_truth(frame, sample_dir / "ground_truth.csv")
+    assert score == {"planted": 8, "dropped": 8, "true_drops": 8, "precision": 1.0, "recall": 1.0,
+                     "right_survivor": 8, "distinct_dropped": 0}
+    wrong = frame.assign(keep=True, reason=None)
+    assert dedup_report.score_against_truth(wrong, sample_dir / "ground_truth.csv")["recall"] == 0.0
+    table = dedup_report.before_after(frame)
+    assert table["before"].sum() == 18 and table["after"].sum() == 10
+    groups = dedup_report.cluster_sizes(frame)
+    assert groups["images"].sum() == 18 and groups["size"].max() == 6  # the original with its five copies
+    calib = dedup_report.calibration(_sample_embeddings(sample_dir, out.parent / "cache"), sample_dir / "ground_truth.csv")
+    suggested = dedup_report.suggest_thresholds(calib)
+    assert suggested["separable"] and suggested["near_dup"] >= dedup.DEFAULTS["efficientnet"].near_dup
+
+
+def _sample_embeddings(sample_dir: Path, cache: Path):
+    from gpic_lab import embed
+
+    shards = [sample_dir / "train", sample_dir / "raw" / "gpic_raw_dups.tar"]
+    emb, stats = embed.embed_shards(shards, embed.load_encoder("efficientnet"), cache)
+    assert stats["cache_misses"] == 0  # the CLI run already cached every shard
+    return emb

@@ -69,3 +69,19 @@ def test_cross_pairs_finds_query_base_matches(vectors: np.ndarray) -> None:
     pairs = knn.cross_pairs(queries, base, 0.9)
     assert {(i - 100, j) for i, j in zip(pairs.i.tolist(), pairs.j.tolist(), strict=True) if i >= 100} == {(k, k) for k in range(5)}
     assert (np.diff(pairs.sim) <= 0).all()
+
+
+def test_ivf_flat_storage_and_bad_storage(vectors: np.ndarray) -> None:
+    ref = knn.exact_pairs_numpy(vectors, 0.9)
+    flat = knn.similar_pairs(vectors, 0.9, method="ivf", storage="flat")
+    assert flat.info["storage"] == "flat" and knn.recall(flat, ref) >= 0.99
+    assert flat.info["index_bytes"] == 2 * knn.similar_pairs(vectors, 0.9, method="ivf").info["index_bytes"] - 8 * 6000
+    with pytest.raises(UsageError, match="unknown storage"):
+        knn.similar_pairs(vectors, 0.9, method="ivf", storage="pq")
+
+
+def test_planted_chunks_are_deterministic_and_match_the_array() -> None:
+    stream = knn.planted_chunks(3000, 32, seed=5, chunk=1000)
+    first, again = np.concatenate(list(stream())), np.concatenate(list(stream()))
+    assert np.array_equal(first, again)
+    assert np.array_equal(first, knn.planted_embeddings(3000, 32, seed=5, chunk=1000))

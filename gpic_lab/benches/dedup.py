@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale-n", type=int, default=None, help="vectors for the fast path alone (default "
                                                                   "1000000; --quick 100000; 0 skips)")
     parser.add_argument("--dim", type=int, default=512, help="embedding dimension (default 512, SSCD)")
-    parser.add_argument("--nprobe", type=int, default=4, help="IVF cells probed per query (default 4)")
+    parser.add_argument("--nprobe", type=int, default=16, help="IVF cells probed per query (default 16)")
     parser.add_argument("--link", type=float, default=0.90, help="link threshold (default 0.90, SSCD)")
     parser.add_argument("--storage", choices=("fp16", "flat"), default="fp16", help="IVF storage (default fp16)")
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--license-aware", action="store_true", help="prefer the most permissive license, then resolution")
     p.add_argument("--leak-threshold", type=float, default=None, help="leakage threshold (default: --link)")
     p.add_argument("--method", choices=("auto", "exact", "ivf"), default="auto", help="FAISS search (default auto)")
-    p.add_argument("--nprobe", type=int, default=4, help="IVF cells probed per query (default 4)")
+    p.add_argument("--nprobe", type=int, default=16, help="IVF cells probed per query (default 16)")
     p.add_argument("--cache", default=None, help="embedding cache dir (default: <state>/embed_cache)")
     p.set_defaults(func=run)
 
