@@ -139,13 +139,15 @@ def find_existing(out: str | os.PathLike[str], split: str, model_tag: str, shard
 def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], split: str = "test",
                    model_tag: str = "dinov2", batch_size: int = 64, threads: int | None = None,
                    keep_embeddings: bool = True, limit: int | None = None, reuse: bool = False,
-                   partial: bool = False) -> dict[str, Any]:
+                   partial: bool = False, max_embeddings: int | None = None, seed: int = 0) -> dict[str, Any]:
     """Stream shards -> GPIC-256 -> DINOv2 features -> running stats; write a config-named npz under `out`.
 
     `out` is a directory (the file is named by `config_name`) or an explicit .npz path. Undecodable images are
     skipped and counted by reason in the sidecar (never silently). With `reuse`, an existing file of the same
     configuration built from the same shards is returned instead (files are never overwritten). With `partial`,
     a mergeable partial file (n, sum, outer) is written instead; combine partials with `merge_partials`.
+    `max_embeddings` keeps a seeded uniform reservoir sample of that many embeddings (GPIC's files: mu/sigma over
+    all images, `dino_embeddings`/`key`/`tar_idx` for a 50K subset); mu/sigma always cover every image.
     """
     from gpic_lab.evaluate import stream_features
     from gpic_lab.fd import RunningStats
@@ -160,7 +162,8 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
         raise GpicError(f"{out}: already exists; refusing to overwrite {'partial' if partial else 'reference'} "
                         "statistics")
     dim = int(model.config.hidden_size)
-    stats, keys, tar_idx, embs = RunningStats(dim), [], [], []
+    stats = RunningStats(dim)
+    kept = Reservoir(max_embeddings, seed)
     skipped: Counter[str] = Counter()
     t0 = time.perf_counter()
 
@@ -175,10 +178,7 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
     for ids, feats in stream_features(items(), model, reference=True, batch_size=batch_size, threads=threads,
                                       skipped=skipped):
         stats.update(feats)
-        keys += [k for k, _ in ids]
-        tar_idx += [t for _, t in ids]
-        if keep_embeddings:
-            embs.append(feats.astype(np.float32))
+        kept.add(ids, feats.astype(np.float32))
     if stats.n < (1 if partial else 2):
         raise GpicError(f"refstats: only {stats.n} image(s) decoded from {len(paths)} shard(s)")
     seconds = time.perf_counter() - t0
@@ -187,7 +187,11 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
             "preprocess": PREPROCESS_TAG, "seconds": round(seconds, 3),
             "images_per_s": round(stats.n / max(seconds, 1e-9), 2),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    emb = np.concatenate(embs) if embs else None
+    ids, emb = kept.result(dim)
+    keys, tar_idx = [k for k, _ in ids], [t for _, t in ids]
+    emb = emb if keep_embeddings else None
+    prov["embeddings"] = {"rows": len(keys), "of": stats.n, "selection": "all" if max_embeddings is None else
+                          f"seeded uniform reservoir (seed {seed})", "stored": keep_embeddings}
     target = Path(out)
     if target.suffix != ".npz":
         name = config_name(split, stats.n, model_tag)
@@ -197,6 +201,31 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
     else:
         write_stats(target, stats.mean, stats.cov, stats.n, emb, keys, tar_idx, prov)
     return {"path": str(target), "n": stats.n, "dim": dim, "skipped": dict(skipped), "seconds": seconds}
+
+
+class Reservoir:
+    """Every row (size None) or a seeded uniform sample of `size` rows from a stream (Algorithm R)."""
+
+    def __init__(self, size: int | None, seed: int = 0) -> None:
+        if size is not None and size < 1:
+            raise UsageError(f"refstats: max_embeddings must be >= 1, got {size}")
+        self.size, self.rng, self.seen = size, np.random.default_rng(seed), 0
+        self.ids: list[Any] = []
+        self.rows: list[np.ndarray] = []
+
+    def add(self, ids: list[Any], rows: np.ndarray) -> None:
+        for ident, row in zip(ids, rows, strict=True):
+            if self.size is None or len(self.rows) < self.size:
+                self.ids.append(ident)
+                self.rows.append(row)
+            else:
+                j = int(self.rng.integers(0, self.seen + 1))
+                if j < self.size:
+                    self.ids[j], self.rows[j] = ident, row
+            self.seen += 1
+
+    def result(self, dim: int) -> tuple[list[Any], np.ndarray]:
+        return self.ids, np.stack(self.rows) if self.rows else np.empty((0, dim), np.float32)
 
 
 def write_partial(path: Path, stats: Any, embeddings: np.ndarray | None, keys: list[str], tar_idx: list[int],
@@ -217,42 +246,34 @@ def write_partial(path: Path, stats: Any, embeddings: np.ndarray | None, keys: l
     return path
 
 
-def merge_partials(parts: list[str], out: str | os.PathLike[str], split: str = "test") -> dict[str, Any]:
-    """Combine partial stats from shards/workers into one reference file (same result as a single pass)."""
-    import json
+def merge_partials(parts: list[str], out: str | os.PathLike[str], split: str = "test",
+                   max_embeddings: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Combine partial stats from shards/workers into one reference file (mu/sigma equal a single pass).
 
+    Embeddings/keys are concatenated; with `max_embeddings` a uniform sample of the union is drawn (how many from
+    each partial by a seeded multivariate hypergeometric over the partials' image counts, then uniformly within
+    each partial's own uniform sample).
+    """
     from gpic_lab.fd import RunningStats
 
     if not parts:
         raise UsageError("refstats: no partial files to merge")
-    total: RunningStats | None = None
-    keys: list[str] = []
-    tar_idx: list[int] = []
-    embs: list[np.ndarray] | None = []
-    metas = []
-    for part in parts:
-        p = Path(part)
-        side = sidecar(p)
-        if not p.is_file() or not side.is_file():
-            raise UsageError(f"{p}: partial stats file or its sidecar {side.name} is missing")
-        with np.load(p, allow_pickle=False) as data:
-            if not {"n", "sum", "outer", "key", "tar_idx"} <= set(data.files):
-                raise UsageError(f"{p}: not a partial stats file (members: {sorted(data.files)})")
-            stats = RunningStats.from_dict({"n": data["n"], "sum": data["sum"], "outer": data["outer"]})
-            keys += data["key"].astype(str).tolist()
-            tar_idx += data["tar_idx"].tolist()
-            if embs is not None and "dino_embeddings" in data.files:
-                embs.append(data["dino_embeddings"])
-            else:
-                embs = None
-        total = stats if total is None else total + stats
-        metas.append(json.loads(side.read_text()))
+    loaded = [_load_partial(Path(p)) for p in parts]
+    metas = [m for *_, m in loaded]
     models = {m.get("model") for m in metas}
     if len(models) != 1:
         raise UsageError(f"refstats: partials come from different models: {sorted(map(str, models))}")
-    if len(set(keys)) != len(keys):
-        raise UsageError(f"refstats: {len(keys) - len(set(keys))} key(s) appear in more than one partial")
-    assert total is not None
+    all_keys = [k for _, keys, *_ in loaded for k in keys]
+    if len(set(all_keys)) != len(all_keys):
+        raise UsageError(f"refstats: {len(all_keys) - len(set(all_keys))} key(s) appear in more than one partial")
+    total = RunningStats(loaded[0][0].dim)
+    for stats, *_ in loaded:
+        total = total + stats
+    picks = _pick_rows(loaded, max_embeddings, seed)
+    keys = [loaded[i][1][j] for i, rows in enumerate(picks) for j in rows]
+    tar_idx = [loaded[i][2][j] for i, rows in enumerate(picks) for j in rows]
+    have_emb = all(part[3] is not None for part in loaded)
+    emb = np.concatenate([loaded[i][3][rows] for i, rows in enumerate(picks)]) if have_emb else None
     model_tag = str(models.pop())
     target = Path(out)
     if target.suffix != ".npz":
@@ -263,6 +284,42 @@ def merge_partials(parts: list[str], out: str | os.PathLike[str], split: str = "
     prov = {"kind": "gpic-lab refstats merge", "split": split, "parts": [str(p) for p in parts],
             "shards": [s for m in metas for s in m.get("shards", [])], "n_shards": sum(m.get("n_shards", 0) for m in metas),
             "skipped": dict(skipped), "model": model_tag, "preprocess": PREPROCESS_TAG,
+            "embeddings": {"rows": len(keys), "of": total.n, "stored": have_emb,
+                           "selection": "union of partials" if max_embeddings is None else
+                           f"seeded uniform sample of the union (seed {seed})"},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    write_stats(target, total.mean, total.cov, total.n, np.concatenate(embs) if embs else None, keys, tar_idx, prov)
-    return {"path": str(target), "n": total.n, "dim": total.dim, "parts": len(parts), "skipped": dict(skipped)}
+    write_stats(target, total.mean, total.cov, total.n, emb, keys, tar_idx, prov)
+    return {"path": str(target), "n": total.n, "dim": total.dim, "parts": len(parts), "rows": len(keys),
+            "skipped": dict(skipped)}
+
+
+def _load_partial(p: Path) -> tuple[Any, list[str], list[int], np.ndarray | None, dict[str, Any]]:
+    import json
+
+    from gpic_lab.fd import RunningStats
+
+    side = sidecar(p)
+    if not p.is_file() or not side.is_file():
+        raise UsageError(f"{p}: partial stats file or its sidecar {side.name} is missing")
+    with np.load(p, allow_pickle=False) as data:
+        if not {"n", "sum", "outer", "key", "tar_idx"} <= set(data.files):
+            raise UsageError(f"{p}: not a partial stats file (members: {sorted(data.files)})")
+        stats = RunningStats.from_dict({"n": data["n"], "sum": data["sum"], "outer": data["outer"]})
+        emb = np.asarray(data["dino_embeddings"]) if "dino_embeddings" in data.files else None
+        return stats, data["key"].astype(str).tolist(), data["tar_idx"].tolist(), emb, json.loads(side.read_text())
+
+
+def _pick_rows(loaded: list[Any], max_embeddings: int | None, seed: int) -> list[np.ndarray]:
+    rows = [len(keys) for _, keys, *_ in loaded]
+    if max_embeddings is None:
+        return [np.arange(r) for r in rows]
+    rng = np.random.default_rng(seed)
+    ns = np.array([stats.n for stats, *_ in loaded])
+    m = min(max_embeddings, int(ns.sum()))
+    counts = rng.multivariate_hypergeometric(ns, m)
+    for part, p_rows, c in zip(loaded, rows, counts, strict=True):
+        meta = part[-1]
+        if c > p_rows:
+            raise UsageError(f"refstats: partial {meta.get('file')} kept {p_rows} rows but {c} are needed; "
+                             "build partials with --max-embeddings >= the merged --max-embeddings")
+    return [np.sort(rng.choice(r, c, replace=False)) for r, c in zip(rows, counts, strict=True)]

@@ -143,3 +143,44 @@ def test_partials_merge_to_the_single_pass_file(tiny_shards, tiny_model, tmp_pat
     assert json.loads(capsys.readouterr().out)["n"] == 9
     assert cli.main(["refstats", *shards, "--out", str(tmp_path / "x")]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_reservoir_is_uniform_and_seeded() -> None:
+    counts = np.zeros(20)
+    for seed in range(400):
+        res = refstats.Reservoir(5, seed)
+        for start in range(0, 20, 3):
+            ids = list(range(start, min(start + 3, 20)))
+            res.add(ids, np.zeros((len(ids), 2), np.float32))
+        counts[res.ids] += 1
+    assert counts.sum() == 400 * 5 and counts.min() > 60 and counts.max() < 140  # expected 100 each
+    a, b = refstats.Reservoir(3, 7), refstats.Reservoir(3, 7)
+    for r in (a, b):
+        r.add(list(range(10)), np.arange(20, dtype=np.float32).reshape(10, 2))
+    assert a.ids == b.ids and len(a.ids) == 3
+    with pytest.raises(UsageError):
+        refstats.Reservoir(0)
+
+
+def test_max_embeddings_keeps_all_images_in_stats(tiny_shards, tiny_model, tmp_path) -> None:
+    shards = [str(p) for p in tiny_shards(3, 4, prefix="gpic_test")]
+    full = refstats.read_stats(refstats.build_refstats(shards, tiny_model, tmp_path / "full.npz")["path"])
+    row = {k: e for k, e in zip(full["keys"].tolist(), full["embeddings"], strict=True)}
+    sub = refstats.read_stats(refstats.build_refstats(shards, tiny_model, tmp_path / "sub.npz", max_embeddings=5,
+                                                      seed=1)["path"])
+    assert len(sub["keys"]) == 5 == len(sub["embeddings"]) == len(sub["tar_idx"]) and sub["n"] == 12
+    np.testing.assert_allclose(sub["mu"], full["mu"], rtol=1e-10, atol=1e-12)
+    for k, e in zip(sub["keys"].tolist(), sub["embeddings"], strict=True):
+        np.testing.assert_allclose(e, row[k], rtol=1e-6, atol=1e-6)
+    side = json.loads(refstats.sidecar(tmp_path / "sub.npz").read_text())
+    assert side["embeddings"]["rows"] == 5 and side["embeddings"]["of"] == 12
+    parts = [refstats.build_refstats([s], tiny_model, tmp_path / "p", model_tag="m", partial=True, max_embeddings=3,
+                                     seed=i)["path"] for i, s in enumerate(shards)]
+    merged = refstats.merge_partials(parts, tmp_path / "m.npz", max_embeddings=4, seed=2)
+    st = refstats.read_stats(merged["path"])
+    assert merged["rows"] == 4 and len(set(st["keys"].tolist())) == 4 and st["n"] == 12
+    np.testing.assert_allclose(st["mu"], full["mu"], rtol=1e-10, atol=1e-12)
+    for k, e in zip(st["keys"].tolist(), st["embeddings"], strict=True):
+        np.testing.assert_allclose(e, row[k], rtol=1e-6, atol=1e-6)
+    with pytest.raises(UsageError, match="max-embeddings"):
+        refstats.merge_partials(parts, tmp_path / "m2.npz", max_embeddings=11, seed=2)

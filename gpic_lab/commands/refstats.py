@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partial", action="store_true",
                    help="write mergeable partial stats (n, sum, outer) for these shards, e.g. one job per worker")
     p.add_argument("--merge", action="store_true", help="merge partial files (positional args) into one stats file")
+    p.add_argument("--max-embeddings", type=int, default=None, metavar="N",
+                   help="store a seeded uniform sample of N embeddings/keys (GPIC: 50000); mu/sigma use every image")
+    p.add_argument("--seed", type=int, default=0, help="seed of the embedding sample (default 0)")
     p.set_defaults(func=run)
 
 
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from gpic_lab.refstats import build_refstats, merge_partials
 
     if args.merge:
-        print(json.dumps(merge_partials(args.shards, args.out, split=args.split)))
+        print(json.dumps(merge_partials(args.shards, args.out, split=args.split, max_embeddings=args.max_embeddings,
+                                        seed=args.seed)))
         return 0
     if args.model is None:
         raise UsageError("--model PATH is required (weights dir, hub .pth, or 'tiny')")
@@ -41,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     model = load_dinov2(path, device=args.device)
     res = build_refstats(args.shards, model, args.out, split=args.split, model_tag=model_tag(path),
                          batch_size=args.batch_size, threads=args.threads, keep_embeddings=not args.no_embeddings,
-                         limit=args.limit, partial=args.partial)
+                         limit=args.limit, partial=args.partial, max_embeddings=args.max_embeddings, seed=args.seed)
     print(json.dumps(res))
     return 0
