@@ -206,7 +206,11 @@ def dedup_embeddings(emb: Any, rule: Rule, encoder: str, knn_params: Mapping[str
     res = apply_rule(len(emb), pairs.i, pairs.j, pairs.sim, rank, rule, emb.sha256)
     meta_by_key = dict(zip(emb.keys.tolist(), emb.meta, strict=True))
     shard_by_key = dict(zip(emb.keys.tolist(), emb.shards.tolist(), strict=True))
-    frame = decisions_frame(decisions(emb, res, rule, encoder), "dedup", meta_by_key, shard_by_key)
+    rows = decisions(emb, res, rule, encoder)
+    for sk in emb.skipped:  # unreadable images: one row each, never silently dropped from the table
+        rows.append(Decision(sk["key"], False, sk["reason"], extra={"detail": sk["detail"], "encoder": encoder}))
+        meta_by_key[sk["key"]], shard_by_key[sk["key"]] = sk.get("meta", {}), sk["shard"]
+    frame = decisions_frame(rows, "dedup", meta_by_key, shard_by_key)
     return frame, res, pairs
 
 
@@ -272,7 +276,8 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
         reason_counts(frame).to_csv(tmp, index=False)
     summary: dict[str, Any] = {"stage": "dedup", "encoder": encoder, "cache_id": enc.cache_id(), "rule": rule_dict(rule),
                                "shards": len(shards), "images": len(emb), "pairs_above_link": len(pairs),
-                               "knn": pairs.info, "counts": res.counts(), **cache_stats}
+                               "knn": pairs.info, "counts": {**res.counts(), **_skip_counts(emb.skipped)},
+                               "unreadable": len(emb.skipped), **cache_stats}
     if against:
         held_shards = [str(p) for p in list_shards(against)]
         held, _ = embed.embed_shards(held_shards, enc, cache, progress=progress)
@@ -286,3 +291,10 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     write_json_atomic(dest.with_name(pre + "summary.json"), summary)
     return summary
+
+
+def _skip_counts(skipped: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for sk in skipped:
+        out[sk["reason"]] = out.get(sk["reason"], 0) + 1
+    return out

@@ -30,7 +30,7 @@ from gpic_lab.errors import GpicError, UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -319,6 +319,7 @@ class Embeddings:
     height: np.ndarray  # int [N]
     sha256: np.ndarray  # str [N], of the image bytes
     meta: list[dict[str, Any]]  # license, license_url, attribution per row
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # unreadable images: key, shard, reason, detail
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -336,7 +337,7 @@ class Embeddings:
         return Embeddings(np.concatenate([p.keys for p in parts]), np.concatenate([p.shards for p in parts]),
                           np.concatenate([p.vectors for p in parts]), np.concatenate([p.width for p in parts]),
                           np.concatenate([p.height for p in parts]), np.concatenate([p.sha256 for p in parts]),
-                          [m for p in parts for m in p.meta])
+                          [m for p in parts for m in p.meta], [k for p in parts for k in p.skipped])
 
 
 def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str | os.PathLike[str]) -> Path:
@@ -348,17 +349,20 @@ def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str |
 
 
 def embed_shard(shard: str, encoder: Encoder) -> Embeddings:
-    """Decode every image of one shard and embed it (raises ShardError on a broken shard/image)."""
-    from gpic_lab.errors import ShardError
+    """Decode every image of one shard and embed it. A broken tar raises ShardError; an image that does not
+    decode is recorded in ``skipped`` (reason ``unreadable:image-decode``) and the shard goes on."""
     from gpic_lab.shards import iter_samples
 
-    keys, imgs, widths, heights, shas, metas = [], [], [], [], [], []
+    keys, imgs, widths, heights, shas, metas, skipped = [], [], [], [], [], [], []
     for s in iter_samples([shard]):
         try:
             img = s.open_image()
             img.load()
-        except Exception as exc:  # noqa: BLE001 - any decode failure is located and reported
-            raise ShardError(s.shard, f"{s.key}.{s.image_ext}", "image-decode", str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - any decode failure is located and counted
+            skipped.append({"key": s.key, "shard": str(shard), "reason": "unreadable:image-decode",
+                            "detail": f"{s.key}.{s.image_ext}: {exc.__class__.__name__}: {exc}",
+                            "meta": {k: s.meta.get(k, "") for k in ("license", "license_url", "attribution")}})
+            continue
         keys.append(s.key)
         imgs.append(img)
         widths.append(img.width)
@@ -367,7 +371,8 @@ def embed_shard(shard: str, encoder: Encoder) -> Embeddings:
         metas.append({k: s.meta.get(k, "") for k in ("license", "license_url", "attribution")})
     vectors = encoder.encode(imgs) if imgs else np.zeros((0, encoder.dim), np.float32)
     return Embeddings(np.array(keys, dtype=str), np.array([str(shard)] * len(keys), dtype=str), vectors,
-                      np.array(widths, np.int64), np.array(heights, np.int64), np.array(shas, dtype=str), metas)
+                      np.array(widths, np.int64), np.array(heights, np.int64), np.array(shas, dtype=str), metas,
+                      skipped)
 
 
 def _save(path: Path, e: Embeddings) -> None:
@@ -375,13 +380,13 @@ def _save(path: Path, e: Embeddings) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, keys=e.keys, shards=e.shards, vectors=e.vectors, width=e.width, height=e.height,
-                 sha256=e.sha256, meta=np.array(json.dumps(e.meta)))
+                 sha256=e.sha256, meta=np.array(json.dumps(e.meta)), skipped=np.array(json.dumps(e.skipped)))
 
 
 def _load(path: Path) -> Embeddings:
     with np.load(path, allow_pickle=False) as z:
         return Embeddings(z["keys"], z["shards"], z["vectors"], z["width"], z["height"], z["sha256"],
-                          json.loads(str(z["meta"])))
+                          json.loads(str(z["meta"])), json.loads(str(z["skipped"])) if "skipped" in z else [])
 
 
 def embed_shards(shards: Iterable[str | os.PathLike[str]], encoder: Encoder, cache_dir: str | os.PathLike[str] | None = None,

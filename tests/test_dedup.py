@@ -176,3 +176,36 @@ def _sample_embeddings(sample_dir: Path, cache: Path):
     emb, stats = embed.embed_shards(shards, embed.load_encoder("efficientnet"), cache)
     assert stats["cache_misses"] == 0  # the CLI run already cached every shard
     return emb
+
+
+def test_unreadable_image_is_a_row_and_exact_bytes_collapse(tmp_path: Path) -> None:
+    from conftest import make_image
+
+    from gpic_lab.schema import new_record
+    from gpic_lab.shardwriter import write_shard
+
+    def rec(key: str) -> dict:
+        return new_record(key, 320, 240, "CC BY 2.0", "https://creativecommons.org/licenses/by/2.0/",
+                          "Photo by Test Author via Flickr", "2026-01-01T00:00:00Z", "short", "A test image.",
+                          ["nano", "lite", "full"])
+
+    import io
+
+    from PIL import Image
+
+    a = make_image(1)
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(make_image(2))).transpose(Image.Transpose.ROTATE_180).save(buf, "JPEG")
+    b = buf.getvalue()  # a distinct image for dHash (every gradient sign flips)
+    shard = tmp_path / "gpic_train_00000.tar"
+    write_shard(shard, [("a" * 64, rec("a" * 64), a, "jpg"), ("b" * 64, rec("b" * 64), b, "jpg"),
+                        ("c" * 64, rec("c" * 64), a, "jpg"), ("d" * 64, rec("d" * 64), b"not an image", "jpg")])
+    out = tmp_path / "decisions.parquet"
+    summary = dedup.run_dedup([str(shard)], out, "dhash", cache_dir=str(tmp_path / "cache"))
+    frame = pd.read_parquet(out).set_index("key")
+    assert frame.loc["c" * 64, "reason"] == "exact-dup" and frame.loc["c" * 64, "kept_key"] == "a" * 64
+    assert frame.loc["d" * 64, "reason"] == "unreadable:image-decode" and not frame.loc["d" * 64, "keep"]
+    assert summary["unreadable"] == 1 and summary["counts"]["unreadable:image-decode"] == 1
+    assert frame.loc[["a" * 64, "b" * 64], "keep"].all() and len(frame) == 4
+    again = dedup.run_dedup([str(shard)], out, "dhash", cache_dir=str(tmp_path / "cache"))
+    assert again["cache_hits"] == 1 and again["unreadable"] == 1  # the skip list survives the cache
