@@ -111,9 +111,13 @@ def plot_cluster_sizes(table: Any, cluster_min: int) -> Any:
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     colors = ["crimson" if s >= cluster_min else "#4477aa" for s in table["size"]]
-    ax.bar(table["size"].astype(str), table["components"], color=colors)
-    ax.set(xlabel="group size (kept image + its removed copies)", ylabel="groups", yscale="log",
+    bars = ax.bar(table["size"].astype(str), table["components"], color=colors)
+    ax.bar_label(bars, fontsize=8)
+    ax.set(xlabel="group size (kept image + its removed copies)", ylabel="groups",
+           yscale="log" if table["components"].max() > 100 else "linear",
            title=f"Duplicate groups (red: ≥ {cluster_min}, the cluster rule)")
+    if ax.get_yscale() == "linear":
+        ax.yaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return fig
 
