@@ -28,7 +28,7 @@ def test_numpy_reference_matches_dense_matrix(vectors: np.ndarray) -> None:
     assert ref.as_set() == set(zip(r.tolist(), c.tolist(), strict=True))
 
 
-@pytest.mark.parametrize("method", ["exact", "ivf"])
+@pytest.mark.parametrize("method", ["exact", "ivf", "join"])
 def test_faiss_finds_the_reference_pairs(vectors: np.ndarray, method: str) -> None:
     ref = knn.exact_pairs_numpy(vectors, 0.9)
     found = knn.similar_pairs(vectors, 0.9, method=method, chunk_size=1000)
@@ -85,3 +85,18 @@ def test_planted_chunks_are_deterministic_and_match_the_array() -> None:
     first, again = np.concatenate(list(stream())), np.concatenate(list(stream()))
     assert np.array_equal(first, again)
     assert np.array_equal(first, knn.planted_embeddings(3000, 32, seed=5, chunk=1000))
+
+
+def test_join_equals_ivf_probing_and_auto_picks_it(vectors: np.ndarray) -> None:
+    ref = knn.exact_pairs_numpy(vectors, 0.9)
+    for storage in ("flat", "fp16"):
+        found = knn.similar_pairs(vectors, 0.9, method="join", storage=storage, nprobe=64)
+        assert found.info["storage"] == storage and knn.recall(found, ref) == 1.0
+    one_probe = knn.similar_pairs(vectors, 0.9, method="join", nprobe=1)
+    assert len(one_probe) <= len(ref) and one_probe.info["nprobe"] == 1
+    old = knn.EXACT_MAX
+    try:
+        knn.EXACT_MAX = 1000
+        assert knn.similar_pairs(vectors, 0.9, gpu=False).info["method"] == "join"
+    finally:
+        knn.EXACT_MAX = old

@@ -2,7 +2,8 @@
 L2-normalised 512-d embeddings with planted near-duplicate clusters (`knn.planted_embeddings`).
 
 Same run, same vectors, each side in its own process (peak RSS per side from wait4):
-- ours: FAISS IVF (fp16 storage, range search) + `dedup.apply_rule`;
+- ours: `knn.similar_pairs` with --method join (IVF probing computed as BLAS products; default) or ivf (FAISS IVF
+  range search), nprobe 16, + `dedup.apply_rule`;
 - baseline: exact blockwise brute force in numpy (`knn.exact_pairs_numpy`) + the same rule;
 reporting time, peak memory, recall of the > link pairs against the exact search and how many decisions differ.
 Then the fast path alone at --scale-n vectors (default 1M) with a projection to 110M (time ∝ N^1.5 with
@@ -29,14 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=512, help="embedding dimension (default 512, SSCD)")
     parser.add_argument("--nprobe", type=int, default=16, help="IVF cells probed per query (default 16)")
     parser.add_argument("--link", type=float, default=0.90, help="link threshold (default 0.90, SSCD)")
-    parser.add_argument("--storage", choices=("fp16", "flat"), default="fp16", help="IVF storage (default fp16)")
+    parser.add_argument("--storage", choices=("fp16", "flat"), default=None,
+                        help="vector storage (default: flat for join, fp16 for ivf)")
+    parser.add_argument("--method", choices=("join", "ivf"), default="join",
+                        help="fast path: join (IVF probing as BLAS products, the CPU default of knn) or ivf (FAISS)")
 
 
-def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str = "fp16", seed: int = 7) -> dict[str, Any]:
+def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str | None = None, method: str = "join",
+         seed: int = 7) -> dict[str, Any]:
     """One side in this process: generate, search, apply the rule; returns timings, pairs and decisions.
 
-    kind: ``exact`` (numpy), ``ivf`` (vectors in memory) or ``stream`` (ivf over regenerated chunks: the float32
-    matrix never exists, as when streaming per-shard embedding caches)."""
+    kind: ``exact`` (numpy), ``fast`` (``method`` on vectors in memory) or ``stream`` (``method`` over regenerated
+    chunks: the input float32 matrix never exists, as when streaming per-shard embedding caches)."""
     import numpy as np
 
     from gpic_lab import dedup, knn
@@ -46,7 +51,7 @@ def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str = "
     if kind == "exact":
         pairs = knn.exact_pairs_numpy(x, link)
     else:
-        pairs = knn.similar_pairs(x, link, method="ivf", nprobe=nprobe, storage=storage)
+        pairs = knn.similar_pairs(x, link, method=method, nprobe=nprobe, storage=storage, gpu=False)
     t_search = time.perf_counter() - t0
     rule = dedup.Rule(link, max(link, 0.9625))
     pixels = np.random.default_rng(seed).integers(100_000, 4_000_000, n)
@@ -61,7 +66,8 @@ def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str = "
 
 def _in_child(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     code = ("import json,sys; from gpic_lab.benches.dedup import side; "
-            f"print(json.dumps(side({kind!r}, {n}, {args.dim}, {args.nprobe}, {args.link}, {args.storage!r})))")
+            f"print(json.dumps(side({kind!r}, {n}, {args.dim}, {args.nprobe}, {args.link}, {args.storage!r}, "
+            f"{args.method!r})))")
     print(f"bench dedup: {kind} on {n} vectors ...", file=sys.stderr, flush=True)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()  # type: ignore[union-attr]
@@ -80,14 +86,15 @@ def _in_child(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.n or (30_000 if args.quick else 200_000)
     scale_n = args.scale_n if args.scale_n is not None else (100_000 if args.quick else 1_000_000)
-    ours, base = _in_child("ivf", n, args), _in_child("exact", n, args)
+    ours, base = _in_child("fast", n, args), _in_child("exact", n, args)
     truth, found = set(base.pop("pair_codes")), set(ours.pop("pair_codes"))
     recall = len(truth & found) / max(len(truth), 1)
     differ = len(set(base.pop("dropped")) ^ set(ours.pop("dropped")))
     result: dict[str, Any] = {
         "name": "dedup", "unit": "vectors/s", "n": n, "dim": args.dim, "link": args.link, "nprobe": args.nprobe,
         "ours": round(n / ours["seconds"], 1), "baseline": round(n / base["seconds"], 1),
-        "ratio": round(base["seconds"] / ours["seconds"], 2), "storage": args.storage, "recall_pairs_above_link": round(recall, 5),
+        "ratio": round(base["seconds"] / ours["seconds"], 2), "method": args.method,
+        "storage": ours["info"].get("storage"), "recall_pairs_above_link": round(recall, 5),
         "decisions_differing": differ, "ours_detail": ours, "baseline_detail": base,
         "peak_rss_mb_ours": ours["peak_rss_mb"], "peak_rss_mb_baseline": base["peak_rss_mb"],
         "machine": f"{os.cpu_count()} cores (shared)"}
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "n": scale_n, "seconds": round(big["seconds"], 1), "peak_rss_mb": big["peak_rss_mb"],
             "index_mb": round(big["info"]["index_bytes"] / 2**20, 1), "counts": big["counts"],
             "embeddings_mb_per_1m_float32": round(1e6 * args.dim * 4 / 2**20, 1),
-            "index_mb_per_1m_fp16": round(big["info"]["index_bytes"] / 2**20 / (scale_n / 1e6), 1),
+            "index_mb_per_1m": round(big["info"]["index_bytes"] / 2**20 / (scale_n / 1e6), 1),
             "projected_110m_cpu_hours": round(big["seconds"] * factor**1.5 / 3600, 1),
             "projected_110m_index_gb": round(big["info"]["index_bytes"] * factor / 2**30, 1)}
     return result

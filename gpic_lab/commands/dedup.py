@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster-min", type=int, default=None, help="component size that keeps only one (default 5)")
     p.add_argument("--license-aware", action="store_true", help="prefer the most permissive license, then resolution")
     p.add_argument("--leak-threshold", type=float, default=None, help="leakage threshold (default: --link)")
-    p.add_argument("--method", choices=("auto", "exact", "ivf"), default="auto", help="FAISS search (default auto)")
+    p.add_argument("--method", choices=("auto", "exact", "ivf", "join"), default="auto",
+                   help="pair search: auto (exact up to 50K images, then join on CPU / ivf on GPU), exact, ivf, join")
     p.add_argument("--nprobe", type=int, default=16, help="IVF cells probed per query (default 16)")
     p.add_argument("--cache", default=None, help="embedding cache dir (default: <state>/embed_cache)")
     p.set_defaults(func=run)
