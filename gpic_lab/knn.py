@@ -6,10 +6,15 @@ with similarity > threshold is returned once as (i, j, sim) with i < j (global r
 - ``exact``: ``IndexFlatIP`` (brute force inside FAISS, BLAS), queried chunk by chunk.
 - ``ivf``: ``IndexIVFScalarQuantizer`` (fp16 storage: 2 bytes per dimension, half the float32 input) with
   ``nlist ≈ 4·√N`` cells, trained (10 k-means iterations) on 16·nlist vectors of the first chunks and probed in ``nprobe`` cells per query.
+- ``join``: the probing scheme of ``ivf`` (its own spherical k-means centroids, each vector stored in its nearest
+  cell and probing its nprobe nearest cells), computed cell by cell as one matrix product between the vectors
+  that probe a cell and the cell's members: what an IVF range search with these centroids finds, at BLAS speed.
+  The CPU default above EXACT_MAX vectors.
 - GPU: with a CUDA build of FAISS (``faiss.get_num_gpus() > 0``) the index moves to the GPU and the range search
   becomes a k-NN search (``gpu_k`` neighbours) filtered by the threshold, because GPU indexes have no range search.
 
-Memory is bounded by the index (N·D·2 bytes for ivf/fp16, N·D·4 for exact) plus one query chunk and its
+Memory is bounded by the index (N·D·2 bytes for ivf/fp16, N·D·4 for exact and join/flat, + 3·nprobe ids per
+vector for join) plus one query chunk and its
 results: ``chunks`` is a callable returning a fresh iterator, read twice (add, then query), so callers can stream
 per-shard embedding caches without holding every vector as float32.
 """
