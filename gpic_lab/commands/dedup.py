@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("auto", "exact", "ivf", "join"), default="auto",
                    help="pair search: auto (exact up to 50K images, then join on CPU / ivf on GPU), exact, ivf, join")
     p.add_argument("--nprobe", type=int, default=16, help="IVF cells probed per query (default 16)")
+    p.add_argument("--device", default=None, help="torch device for the encoder (default: cuda when present, else cpu)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                   help="encoder dtype (default: float16 for sscd on CUDA, else float32)")
     p.add_argument("--cache", default=None, help="embedding cache dir (default: <state>/embed_cache)")
     p.set_defaults(func=run)
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                         license_aware=args.license_aware or None)
     summary = run_dedup(args.paths, args.out, args.encoder, args.weights, rule, args.against, args.cache,
                         {"method": args.method, "nprobe": args.nprobe}, args.leak_threshold,
-                        progress=sys.stderr.isatty())
+                        progress=sys.stderr.isatty(), device=args.device, dtype=args.dtype)
     print(f"{summary['images']} images, {summary['pairs_above_link']} pairs > {rule.link:g} "
           f"({summary['encoder']}, {summary['knn']['method']}), {summary['seconds']:.1f} s")
     for reason, count in summary["counts"].items():
