@@ -201,7 +201,7 @@ def dedup_embeddings(emb: Any, rule: Rule, encoder: str, knn_params: Mapping[str
     from gpic_lab import knn
     from gpic_lab.records import decisions_frame
 
-    pairs = knn.similar_pairs(emb.vectors, rule.link, **dict(knn_params or {}))
+    pairs = knn.similar_pairs(emb.chunks(), rule.link, **dict(knn_params or {}))
     rank = rank_order(emb.pixels, emb.keys, permissive_mask(emb.meta) if rule.license_aware else None)
     res = apply_rule(len(emb), pairs.i, pairs.j, pairs.sim, rank, rule, emb.sha256)
     meta_by_key = dict(zip(emb.keys.tolist(), emb.meta, strict=True))
@@ -220,7 +220,7 @@ def leakage(train: Any, held_out: Any, threshold: float) -> Any:
 
     from gpic_lab import knn
 
-    pairs = knn.cross_pairs(train.vectors, held_out.vectors, threshold)
+    pairs = knn.cross_pairs(train.chunks(), np.concatenate(list(held_out.chunks()())), threshold)
     rows = [{"train_key": str(train.keys[i]), "train_shard": str(train.shards[i]),
              "heldout_key": str(held_out.keys[j]), "heldout_shard": str(held_out.shards[j]), "similarity": float(s),
              "same_bytes": bool(train.sha256[i] == held_out.sha256[j])}
@@ -269,7 +269,7 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     pre = "" if dest.name == "decisions.parquet" else dest.name.removesuffix(".parquet") + "."
     cache = Path(cache_dir) if cache_dir else state_root() / "embed_cache"
     enc = embed.load_encoder(encoder, weights, device, dtype)
-    emb, cache_stats = embed.embed_shards(shards, enc, cache, progress=progress)
+    emb, cache_stats = embed.embed_shards(shards, enc, cache, progress=progress, load_vectors=False)
     frame, res, pairs = dedup_embeddings(emb, rule, encoder, knn_params)
     write_parquet_atomic(dest, frame)
     with atomic_path(dest.with_name(pre + "counts.csv")) as tmp:

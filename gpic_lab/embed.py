@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,13 @@ class Embeddings:
     sha256: np.ndarray  # str [N], of the image bytes
     meta: list[dict[str, Any]]  # license, license_url, attribution per row
     skipped: list[dict[str, Any]] = field(default_factory=list)  # unreadable images: key, shard, reason, detail
+    sources: list[str] = field(default_factory=list)  # cache files holding the vectors when not loaded
+
+    def chunks(self) -> Callable[[], Iterator[np.ndarray]]:
+        """A re-readable stream of the vectors, one shard at a time (from the cache files when not loaded)."""
+        if not self.sources:
+            return lambda: iter([self.vectors])
+        return lambda: (_cached_vectors(p) for p in self.sources)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -337,7 +344,8 @@ class Embeddings:
         return Embeddings(np.concatenate([p.keys for p in parts]), np.concatenate([p.shards for p in parts]),
                           np.concatenate([p.vectors for p in parts]), np.concatenate([p.width for p in parts]),
                           np.concatenate([p.height for p in parts]), np.concatenate([p.sha256 for p in parts]),
-                          [m for p in parts for m in p.meta], [k for p in parts for k in p.skipped])
+                          [m for p in parts for m in p.meta], [k for p in parts for k in p.skipped],
+                          [s for p in parts for s in p.sources])
 
 
 def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str | os.PathLike[str]) -> Path:
@@ -389,10 +397,17 @@ def _load(path: Path) -> Embeddings:
                           json.loads(str(z["meta"])), json.loads(str(z["skipped"])) if "skipped" in z else [])
 
 
+def _cached_vectors(path: str) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as z:
+        return z["vectors"]
+
+
 def embed_shards(shards: Iterable[str | os.PathLike[str]], encoder: Encoder, cache_dir: str | os.PathLike[str] | None = None,
-                 progress: bool = False) -> tuple[Embeddings, dict[str, int]]:
+                 progress: bool = False, load_vectors: bool = True) -> tuple[Embeddings, dict[str, int]]:
     """Embeddings of all shards (files or directories of them; cached per shard when cache_dir is set).
 
+    With ``load_vectors=False`` (needs cache_dir) the vectors stay in the cache files and ``Embeddings.chunks()``
+    streams them shard by shard, so only keys, sizes and licenses are held for the whole run.
     Returns (embeddings, {cache_hits, cache_misses})."""
     from gpic_lab.shards import list_shards
 
@@ -400,13 +415,15 @@ def embed_shards(shards: Iterable[str | os.PathLike[str]], encoder: Encoder, cac
     for shard in (str(p) for p in list_shards(list(shards))):
         path = cache_path(shard, encoder, cache_dir) if cache_dir else None
         if path is not None and path.is_file():
-            parts.append(_load(path))
+            part = _load(path)
             stats["cache_hits"] += 1
-            continue
-        part = embed_shard(shard, encoder)
-        stats["cache_misses"] += 1
-        if path is not None:
-            _save(path, part)
+        else:
+            part = embed_shard(shard, encoder)
+            stats["cache_misses"] += 1
+            if path is not None:
+                _save(path, part)
+        if path is not None and not load_vectors:
+            part.vectors, part.sources = np.zeros((0, part.vectors.shape[1]), np.float32), [str(path)]
         parts.append(part)
         if progress:
             print(f"embedded {shard}: {len(part)} images ({encoder.name})", file=sys.stderr)

@@ -250,17 +250,25 @@ def _knn_chunk(index: object, q: np.ndarray, threshold: float, k: int) -> tuple[
     return rows[keep], labels[keep].astype(np.int64), dist[keep].astype(np.float32)
 
 
-def cross_pairs(queries: np.ndarray, base: np.ndarray, threshold: float, chunk_size: int = 16384) -> Pairs:
-    """Pairs (query row i, base row j) with similarity > threshold — exact, for train-vs-test leakage."""
+def cross_pairs(queries: np.ndarray | Callable[[], Iterable[np.ndarray]], base: np.ndarray, threshold: float,
+                chunk_size: int = 16384) -> Pairs:
+    """Pairs (query row i, base row j) with similarity > threshold — exact, for train-vs-test leakage.
+
+    ``queries`` is an array or a callable returning a fresh iterator of chunks (rows numbered in order)."""
     import faiss
 
-    out = []
-    if len(base) and len(queries):
+    if isinstance(queries, np.ndarray):
+        queries = _chunked(queries, chunk_size)
+    out, start = [], 0
+    index = None
+    if len(base):
         index = faiss.IndexFlatIP(base.shape[1])
         index.add(np.ascontiguousarray(base, dtype=np.float32))
-        for s in range(0, len(queries), chunk_size):
-            qi, qj, sims = _range_chunk(index, np.ascontiguousarray(queries[s:s + chunk_size], np.float32), threshold)
-            out.append((qi + s, qj, sims))
+    for chunk in queries():
+        if index is not None and len(chunk):
+            qi, qj, sims = _range_chunk(index, np.ascontiguousarray(chunk, np.float32), threshold)
+            out.append((qi + start, qj, sims))
+        start += len(chunk)
     if not out:
         return Pairs(*(np.zeros(0, np.int64),) * 2, np.zeros(0, np.float32), {"method": "exact"})
     i, j, s = (np.concatenate([p[k] for p in out]) for k in range(3))

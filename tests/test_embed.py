@@ -139,3 +139,15 @@ def test_dinov2_through_eval_module(tmp_path: Path) -> None:
     enc = embed.load_encoder("dinov2", weights=path, device="cpu")
     vec = enc.encode([_img(1), _img(2)])
     assert vec.shape == (2, enc.dim) and np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+
+
+def test_streamed_vectors_come_from_the_cache(tiny_shards, tmp_path: Path) -> None:
+    shards = [str(p) for p in tiny_shards(3, 2)]
+    enc = embed.load_encoder("dhash")
+    full, _ = embed.embed_shards(shards, enc, tmp_path / "cache")
+    lazy, stats = embed.embed_shards(shards, enc, tmp_path / "cache", load_vectors=False)
+    assert stats["cache_hits"] == 3 and lazy.vectors.shape == (0, 64) and len(lazy.sources) == 3
+    assert len(lazy) == 6 and list(lazy.keys) == list(full.keys)
+    streamed = list(lazy.chunks()())
+    assert [len(c) for c in streamed] == [2, 2, 2]
+    assert np.array_equal(np.concatenate(streamed), full.vectors)
