@@ -287,6 +287,7 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
         write_json_atomic(dest.with_name(pre + "leakage_keys.json"), {"field": "key", "keys": sorted(set(leaks["train_key"])),
                                                       "view": 'dataset.match(F("key").is_in(keys))'})
         summary["leakage_pairs"] = len(leaks)
+        summary["leakage_csv"] = str(dest.with_name(pre + "leakage.csv"))
         summary["leaked_train_images"] = int(leaks["train_key"].nunique())
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     write_json_atomic(dest.with_name(pre + "summary.json"), summary)

@@ -53,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
     for reason, count in summary["counts"].items():
         print(f"{reason:<16} {count:>8}")
     if args.against:
+        import pandas as pd
+
         print(f"leakage: {summary['leaked_train_images']} train images similar to held-out images "
-              f"({summary['leakage_pairs']} pairs)")
+              f"({summary['leakage_pairs']} pairs; table: {summary['leakage_csv']})")
+        leaks = pd.read_csv(summary["leakage_csv"])
+        if len(leaks):
+            cols = ["train_key", "heldout_key", "similarity", "same_bytes"]
+            print(leaks[cols].head(20).assign(train_key=leaks["train_key"].str[:16] + "…",
+                                              heldout_key=leaks["heldout_key"].str[:16] + "…")
+                  .to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
