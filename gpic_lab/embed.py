@@ -258,18 +258,27 @@ def load_dinov2_encoder(weights: str | os.PathLike[str], device: str | None = No
         from gpic_lab import dinov2
     except ImportError as exc:
         raise GpicError("dinov2: gpic_lab.dinov2 is not available in this checkout") from exc
-    path = Path(weights)
-    if not path.exists():
-        raise UsageError(f"dinov2: weights {path} not found (a local HF directory or state dict)")
-    model = dinov2.load_dinov2(str(path), device=device)
+    spec = str(weights)
+    path = Path(dinov2.resolve_model(spec)) if spec == getattr(dinov2, "TINY", None) else Path(spec)
+    hf_id = not path.exists() and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
+    if not path.exists() and not hf_id:
+        raise UsageError(f"dinov2: weights {path} not found (a local HF directory, a state dict or an HF cache id)")
+    try:
+        model = dinov2.load_dinov2(spec if hf_id else str(path), device=device)
+    except GpicError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any load failure is a bad weights path
+        raise GpicError(f"dinov2: cannot load {spec}: {exc.__class__.__name__}: {exc}") from exc
     probe = np.asarray(dinov2.features(model, [_blank()]))
 
     def encode(images: list[Any]) -> np.ndarray:
         return np.asarray(dinov2.features(model, images), dtype=np.float32)
 
-    sha = file_sha256(path) if path.is_file() else _dir_sha256(path)
+    # an HF cache id is identified by its name (the snapshot is immutable per revision)
+    sha = hashlib.sha256(f"hf:{spec}".encode()).hexdigest() if hf_id else (
+        file_sha256(path) if path.is_file() else _dir_sha256(path))
     return Encoder("dinov2", int(probe.shape[1]), 224, "dinov2.preprocess", dtype or "float32", sha, encode,
-                   info={"path": str(path)})
+                   info={"path": spec if hf_id else str(path)})
 
 
 def _dir_sha256(path: Path) -> str:

@@ -151,3 +151,13 @@ def test_streamed_vectors_come_from_the_cache(tiny_shards, tmp_path: Path) -> No
     streamed = list(lazy.chunks()())
     assert [len(c) for c in streamed] == [2, 2, 2]
     assert np.array_equal(np.concatenate(streamed), full.vectors)
+
+
+def test_dinov2_bad_specs_are_one_line_errors(tmp_path: Path) -> None:
+    pytest.importorskip("gpic_lab.dinov2")
+    with pytest.raises(UsageError, match="not found"):
+        embed.load_encoder("dinov2", weights=tmp_path / "nothing")
+    bad = tmp_path / "bad_dir"
+    bad.mkdir()
+    with pytest.raises(embed.GpicError, match="dinov2"):
+        embed.load_encoder("dinov2", weights=bad)
