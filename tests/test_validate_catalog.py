@@ -138,3 +138,17 @@ def test_fast_scan_equals_general_scan_and_gives_up_on_any_problem(sample_dir: P
             assert scan_local(shard) is None, f"{shard}: fast path accepted a shard with {problems[0].code}"
             refused += 1
     assert refused >= 8
+
+
+def test_vectorised_sources_match_source_of() -> None:
+    import pyarrow as pa
+
+    from gpic_lab.catalog import sources
+    from gpic_lab.licenses import source_of
+
+    atts = ["Photo by A via Flickr", "File:X.jpg by B, Wikimedia Commons", "by C (wikipedia)", "by D", "",
+            "FLICKR user E"]
+    urls = ["https://creativecommons.org/licenses/by/2.0/", "", "", "https://www.flickr.com/x", "", ""]
+    got = sources(pa.array(atts), pa.array(urls)).to_pylist()
+    assert got == [source_of({"attribution": a, "license_url": u}) for a, u in zip(atts, urls, strict=True)]
+    assert got == ["flickr", "wikimedia", "wikimedia", "flickr", "other", "flickr"]
