@@ -47,14 +47,14 @@ demo: setup  ## run the notebook chain on data/sample/ (outputs in papermill_run
 	.venv/bin/gpic-lab demo
 
 test: setup browser  ## run the whole test suite
-	$(PY) -m ruff check gpic_lab tests
+	$(PY) -m ruff check gpic_lab tests notebooks
 	$(PY) -m pytest -q
 
 test-fast: setup  ## unit tests only (no slow/notebook/fiftyone/browser)
 	$(PY) -m pytest -q -m "not slow and not notebook and not fiftyone and not browser"
 
 lint: setup  ## ruff
-	$(PY) -m ruff check gpic_lab tests
+	$(PY) -m ruff check gpic_lab tests notebooks
 
 lab: setup  ## JupyterLab on 127.0.0.1 with the project kernel
 	.venv/bin/gpic-lab lab

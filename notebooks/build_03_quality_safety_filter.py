@@ -7,19 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
+from nbcells import code, md, write
 
-HERE = Path(__file__).resolve().parent
-KERNEL = {"name": "gpic-lab", "display_name": "Python (gpic_lab)", "language": "python"}
 STAGE = "03_quality_safety_filter"
-
-
-def md(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, params: bool = False) -> nbformat.NotebookNode:
-    return nbformat.v4.new_code_cell(text.strip("\n"), metadata={"tags": ["parameters"]} if params else {})
 
 
 CELLS = [
@@ -148,10 +138,7 @@ runs.record({"stages": {k: {f: s[f] for f in ("samples", "kept", "dropped", "rea
 
 
 def main() -> Path:
-    nb = nbformat.v4.new_notebook(cells=CELLS, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
-    path = HERE / f"{STAGE}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write(f"{STAGE}.ipynb", CELLS)
 
 
 if __name__ == "__main__":

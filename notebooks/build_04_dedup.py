@@ -5,21 +5,7 @@ Run: .venv/bin/python notebooks/build_04_dedup.py
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
-
-HERE = Path(__file__).resolve().parent
-KERNEL = {"name": "gpic-lab", "display_name": "Python (gpic_lab)", "language": "python"}
-
-
-def md(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, params: bool = False) -> nbformat.NotebookNode:
-    return nbformat.v4.new_code_cell(text.strip("\n"), metadata={"tags": ["parameters"]} if params else {})
-
+from nbcells import code, md, write
 
 CELLS = [
     md("""
@@ -173,8 +159,7 @@ runs.record({"encoder": encoder, "rule": dedup.rule_dict(rule), "images": summar
 
 
 def main() -> None:
-    nb = nbformat.v4.new_notebook(cells=CELLS, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
-    nbformat.write(nb, HERE / "04_dedup.ipynb")
+    print(write("04_dedup.ipynb", CELLS))
 
 
 if __name__ == "__main__":

@@ -7,25 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-
-HERE = Path(__file__).resolve().parent
-KERNEL = {"name": "gpic-lab", "display_name": "gpic-lab", "language": "python"}
-
-
-def md(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, params: bool = False) -> nbformat.NotebookNode:
-    return nbformat.v4.new_code_cell(text.strip("\n"), metadata={"tags": ["parameters"]} if params else {})
-
-
-def write(name: str, cells: list[nbformat.NotebookNode]) -> Path:
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
-    path = HERE / name
-    nbformat.write(nb, path)
-    return path
+from nbcells import code, md, write
 
 
 def nb05() -> Path:

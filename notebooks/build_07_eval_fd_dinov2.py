@@ -5,21 +5,9 @@ Run: .venv/bin/python notebooks/build_07_eval_fd_dinov2.py
 
 from __future__ import annotations
 
-from pathlib import Path
+from nbcells import code, md, write
 
-import nbformat
-
-HERE = Path(__file__).resolve().parent
-KERNEL = {"name": "gpic-lab", "display_name": "Python (gpic_lab)", "language": "python"}
 STAGE = "07_eval_fd_dinov2"
-
-
-def md(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, params: bool = False) -> nbformat.NotebookNode:
-    return nbformat.v4.new_code_cell(text.strip("\n"), metadata={"tags": ["parameters"]} if params else {})
 
 
 CELLS = [
@@ -177,13 +165,7 @@ runs.record({"eval_model": tag, "eval_placeholder_model": "tiny" in tag, "eval_r
 
 
 def main() -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = CELLS
-    nb.metadata["kernelspec"] = KERNEL
-    nb.metadata["language_info"] = {"name": "python"}
-    path = HERE / f"{STAGE}.ipynb"
-    nbformat.write(nb, path)
-    print(path)
+    print(write(f"{STAGE}.ipynb", CELLS))
 
 
 if __name__ == "__main__":
