@@ -38,24 +38,26 @@ def fo_env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("fo")
     saved = {k: os.environ.get(k) for k in ("FIFTYONE_DATABASE_URI", "FIFTYONE_CONFIG_DIR", "GPIC_LAB_STATE",
                                             "FIFTYONE_DO_NOT_TRACK", "FIFTYONE_SHOW_PROGRESS_BARS")}
-    with fo_services.private_mongod(root / "db") as uri:
-        os.environ.update(FIFTYONE_DATABASE_URI=uri, FIFTYONE_CONFIG_DIR=str(root / "config"),
-                          GPIC_LAB_STATE=str(root / "state"), FIFTYONE_DO_NOT_TRACK="true",
-                          FIFTYONE_SHOW_PROGRESS_BARS="false")
-        import fiftyone as fo
+    try:
+        with fo_services.private_mongod(root / "db") as uri:
+            os.environ.update(FIFTYONE_DATABASE_URI=uri, FIFTYONE_CONFIG_DIR=str(root / "config"),
+                              GPIC_LAB_STATE=str(root / "state"), FIFTYONE_DO_NOT_TRACK="true",
+                              FIFTYONE_SHOW_PROGRESS_BARS="false")
+            import fiftyone as fo
 
-        if fo.config.database_uri != uri:
-            pytest.fail(f"fiftyone was imported earlier with database_uri={fo.config.database_uri!r}")
-        assert _mongod_pids(root / "db"), "the private mongod is not running"
-        yield root
-        import fiftyone.core.odm.database as fodb
+            if fo.config.database_uri != uri:
+                pytest.fail(f"fiftyone was imported earlier with database_uri={fo.config.database_uri!r}")
+            assert _mongod_pids(root / "db"), "the private mongod is not running"
+            yield root
+            import fiftyone.core.odm.database as fodb
 
-        fodb._disconnect() if hasattr(fodb, "_disconnect") else None
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+            fodb._disconnect() if hasattr(fodb, "_disconnect") else None
+    finally:  # restore even when setup fails: later tests must not inherit a dead mongod's URI
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     assert not _mongod_pids(root / "db"), "mongod left running after the tests"
 
 
@@ -218,3 +220,13 @@ def test_bulk_insert_matches_fiftyone_add_samples(fo_env: Path, sample_dir: Path
     assert first.media_type == "image" and first.created_at is not None and first.key == rows[0]["key"]
     with pytest.raises(Exception, match="duplicate key"):  # the unique key index rejects a second insert
         fo_bridge._add_rows(fast, rows[:1], 7)
+
+
+def test_fiftyone_imports_after_dask() -> None:
+    """The stage engine imports dask.distributed; FiftyOne must still import in the same process afterwards."""
+    import subprocess
+
+    code = "import distributed, eta.constants, fiftyone; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9"})
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
