@@ -12,10 +12,12 @@ Weights come from a local transformers directory (or HF cache snapshot) or a hub
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +297,39 @@ def model_tag(path: str | os.PathLike[str]) -> str:
     if "tiny" in p.name:
         arch = "tiny-random"
     return f"dinov2-{arch}-{h.hexdigest()[:8]}"
+
+
+# name -> (weights dtype, autocast dtype or None, TF32 matmuls). fp32 is the protocol's reference; on one H100
+# (`gpic-lab bench eval`, random ViT-L/14 weights, 50K images) fp16-autocast kept |FD - FD_fp32| at 0.002 and tf32
+# at 0.002, while bf16 weights drifted by 0.14: see docs/eval.md.
+PRECISIONS: dict[str, tuple[str, str | None, bool]] = {
+    "fp32": ("float32", None, False), "tf32": ("float32", None, True),
+    "fp16-autocast": ("float32", "float16", False), "bf16-autocast": ("float32", "bfloat16", False),
+    "fp16": ("float16", None, False), "bf16": ("bfloat16", None, False),
+}
+
+
+def weights_dtype(precision: str) -> Any:
+    """The torch dtype the weights are loaded in for a precision name (see PRECISIONS)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"dinov2: dtype (precision) {precision!r} not in {list(PRECISIONS)}")
+    return getattr(torch, PRECISIONS[precision][0])
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, device: str = "cuda") -> Iterator[None]:
+    """Autocast and TF32 settings of a precision name, restored on exit."""
+    import torch
+
+    weights_dtype(precision)  # validates the name
+    _, autocast, tf32 = PRECISIONS[precision]
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        with torch.autocast(str(device).split(":")[0], dtype=getattr(torch, autocast or "float32"),
+                            enabled=autocast is not None):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old

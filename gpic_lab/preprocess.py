@@ -55,6 +55,18 @@ def normalize(batch_hwc: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+def normalize_torch(batch_hwc: Any, dtype: Any = None) -> Any:
+    """Same as `normalize` for a uint8 [N, H, W, 3] torch tensor on any device (the same float32 IEEE operations,
+    so bit-identical), then cast to `dtype`: lets the GPU do the float work instead of one CPU thread."""
+    import torch
+
+    dev = batch_hwc.device  # divisors as device tensors: CUDA turns a Python-scalar divide into a reciprocal multiply
+    x = batch_hwc.to(torch.float32).div_(torch.tensor(255.0, device=dev))
+    x.sub_(torch.from_numpy(MEAN).to(dev)).div_(torch.from_numpy(STD).to(dev))
+    x = x.permute(0, 3, 1, 2).contiguous()
+    return x if dtype is None or dtype == torch.float32 else x.to(dtype)
+
+
 def dino_batch(images: list[Any], threads: int = 1) -> np.ndarray:
     """Protocol DINOv2 input for PIL images (already GPIC-256 or generated 256x256): float32 [N, 3, 224, 224]."""
     if threads > 1 and len(images) > 1:

@@ -162,5 +162,24 @@ def test_keyed_samples_missing_keys_and_bf16(setup) -> None:
     assert not any("not in the reference key list" in w for w in res["warnings"])
     half = evaluate.evaluate(gen, ref, model_path=str(model_dir), device="cpu", dtype="bf16")
     assert half["dtype"] == "bf16" and half["fd"] == pytest.approx(res["fd"], rel=0.1, abs=0.05)
+    for precision in ("fp16-autocast", "tf32"):
+        other = evaluate.evaluate(gen, ref, model_path=str(model_dir), device="cpu", dtype=precision)
+        assert other["dtype"] == precision and other["fd"] == pytest.approx(res["fd"], rel=0.1, abs=0.05)
     with pytest.raises(UsageError, match="dtype"):
         evaluate.evaluate(gen, ref, model_path=str(model_dir), dtype="int8")
+
+
+def test_precision_context_sets_and_restores() -> None:
+    import torch
+
+    from gpic_lab.dinov2 import precision_context, weights_dtype
+
+    assert weights_dtype("bf16") == torch.bfloat16 and weights_dtype("fp16-autocast") == torch.float32
+    before = torch.backends.cuda.matmul.allow_tf32
+    with precision_context("tf32", "cpu"):
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    lin = torch.nn.Linear(4, 4)
+    with precision_context("bf16-autocast", "cpu"):
+        assert lin(torch.ones(1, 4)).dtype == torch.bfloat16
+    assert lin(torch.ones(1, 4)).dtype == torch.float32

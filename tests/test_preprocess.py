@@ -81,3 +81,14 @@ def test_bench_sides_produce_identical_tensors() -> None:
     blobs = bench.make_pool(6, 2)
     res = bench.preprocessing(blobs, threads=2, chunk=4)
     assert res["identical_tensors"] and res["n"] == 6 and res["ours_images_per_s"] > 0
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_normalize_torch_is_bit_identical_to_numpy(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    u8 = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    got = pp.normalize_torch(torch.from_numpy(u8).to(device))
+    assert got.shape == (3, 3, 224, 224) and got.dtype == torch.float32
+    assert np.array_equal(got.cpu().numpy(), pp.normalize(u8))
+    assert pp.normalize_torch(torch.from_numpy(u8), torch.bfloat16).dtype == torch.bfloat16
