@@ -59,6 +59,20 @@ def test_sscd_torchscript_loads_and_embeds(sscd_file: Path) -> None:
     assert np.allclose(enc.encode([_img(2, (90, 200))])[0], vec[1], atol=1e-5)
 
 
+@pytest.mark.gpu
+def test_sscd_on_cuda_fp16_matches_cpu(sscd_file: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    gpu = embed.load_encoder("sscd", weights=sscd_file)  # default device and dtype: cuda, float16
+    assert gpu.info["device"] == "cuda" and gpu.dtype == "float16"
+    images = [_img(i, (160 + 8 * i, 120)) for i in range(6)]
+    got, ref = gpu.encode(images), embed.load_encoder("sscd", weights=sscd_file, device="cpu").encode(images)
+    assert got.dtype == np.float32 and np.abs(got - ref).max() < 5e-3
+    assert np.all(np.sum(got * ref, axis=1) > 0.9999)
+
+
 def test_sscd_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="needs --weights"):
         embed.load_encoder("sscd")
