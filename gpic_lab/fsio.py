@@ -10,20 +10,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gpic_lab.errors import GpicError
+
+
+class OutputError(GpicError, OSError):
+    """An output path cannot be created or replaced (a one-line CLI error, still an OSError for callers)."""
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it over `path`, on error delete it."""
+    """Yield a temp path beside `path`; on success rename it over `path`, on error delete it.
+
+    Raises OutputError (exit 1, one line naming the path) when the directory or the file cannot be written."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write output ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot replace output ({exc.strerror or exc})") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

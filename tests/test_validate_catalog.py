@@ -152,3 +152,14 @@ def test_vectorised_sources_match_source_of() -> None:
     got = sources(pa.array(atts), pa.array(urls)).to_pylist()
     assert got == [source_of({"attribution": a, "license_url": u}) for a, u in zip(atts, urls, strict=True)]
     assert got == ["flickr", "wikimedia", "wikimedia", "flickr", "other", "flickr"]
+
+
+def test_catalog_to_unwritable_output_is_one_line_error(tmp_path: Path, sample_dir: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the output directory should be")
+    proc = subprocess.run([*CLI, "catalog", str(sample_dir / "train"), "-o", str(blocker / "cat.parquet")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("gpic-lab catalog: error: ")
+    assert "cannot write output" in proc.stderr and str(blocker / "cat.parquet") in proc.stderr
