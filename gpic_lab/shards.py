@@ -94,13 +94,27 @@ def list_shards(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+def _fsspec_open(url: str) -> Any:
+    """fsspec.open(url, "rb"), with a missing protocol backend (s3fs, gcsfs, ...) as a one-line usage error."""
+    import fsspec
+
+    try:
+        return fsspec.open(url, "rb")
+    except ImportError as exc:
+        raise UsageError(f"{url}: {exc}") from exc
+
+
 @contextlib.contextmanager
 def open_shard(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a local shard (buffered, seekable) or a remote one through fsspec (streamed)."""
-    if is_url(path):
-        import fsspec
+    """Open a local shard (buffered, seekable) or a remote one (streamed): http(s) through `gpic_lab.remote`
+    (network faults are OSErrors naming the URL), other protocols through fsspec."""
+    from gpic_lab.remote import is_http, open_http
 
-        with fsspec.open(str(path), "rb") as fh:
+    if is_http(str(path)):
+        with open_http(str(path)) as fh:
+            yield fh
+    elif is_url(path):
+        with _fsspec_open(str(path)) as fh:
             yield fh
     else:
         with open(path, "rb", buffering=1 << 20) as fh:
@@ -251,10 +265,12 @@ class ShardIndex:
 
 def read_range(path: str | os.PathLike[str], offset: int, size: int) -> bytes:
     """Read `size` bytes at `offset` from a local shard or a URL (fsspec range request)."""
-    if is_url(path):
-        import fsspec
+    from gpic_lab.remote import is_http, read_http_range
 
-        with fsspec.open(str(path), "rb") as fh:
+    if is_http(str(path)):
+        data = read_http_range(str(path), offset, size)
+    elif is_url(path):
+        with _fsspec_open(str(path)) as fh:
             fh.seek(offset)
             data = fh.read(size)
     else:
