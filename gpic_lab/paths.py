@@ -38,8 +38,11 @@ def interim_dir(stage: str) -> Path:
     return data_root() / "interim" / stage
 
 
-def resolve_data(path: str | os.PathLike[str]) -> Path:
-    """A notebook/CLI path parameter: absolute paths and URLs as given, relative ones under the data root."""
+def resolve_data(path: str | os.PathLike[str]) -> Path | str:
+    """A notebook/CLI path parameter: absolute paths as given, URLs (`s3://...`, `https://...`) as the same
+    string (a Path would fold their `//`), relative paths under the data root."""
+    if "://" in str(path):
+        return str(path)
     p = Path(path)
     return p if p.is_absolute() else data_root() / p
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from gpic_lab import __version__
+from gpic_lab.errors import UsageError
 from gpic_lab.fsio import write_bytes_atomic, write_json_atomic
 from gpic_lab.params import load_notebook, resolve
 from gpic_lab.paths import project_root, resolve_data, runs_root
 
 KERNEL = "gpic-lab"
+RUN_ID_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)?$")  # fan-out: dir/range
 
 
 def run_dir(stage: str = "interactive") -> Path:
@@ -60,6 +63,8 @@ def _input_identity(value: Any) -> Any:
         return None
     try:
         path = resolve_data(value)
+        if isinstance(path, str):  # a URL: its identity is the string itself (already in the parameters)
+            return None
         if path.is_file():
             st = path.stat()
             return [str(path), st.st_size, st.st_mtime_ns]
@@ -135,6 +140,8 @@ def run_notebook(nb_path: str | Path, overrides: dict[str, Any] | None = None, r
     """Validate parameters, then execute the notebook in a fresh kernel and write its run record."""
     nb_path = Path(nb_path)
     values = resolve(nb_path, overrides or {})  # UsageError before anything is created
+    if run_id is not None and not RUN_ID_RE.match(run_id):
+        raise UsageError(f"--run-id {run_id!r}: use letters, digits, '.', '_', '-' (one '/' level at most, no '..')")
     run_id = run_id or default_run_id(nb_path, values)
     target = runs_root() / nb_path.stem / run_id
     if (target / "DONE").exists() and not force:
