@@ -102,3 +102,18 @@ def test_fan_out_resumes_only_unfinished_ranges_and_collects(tmp_path: Path) -> 
     assert sorted(log.read_text().splitlines()) == sorted(["0:2", "2:4", "4:6"] * 2 + ["2:4"])
     table = collect(fanout_dir(TINY, {k: v for k, v in resolve(TINY, over).items() if k != "shards"}, spec))
     assert list(table["total"]) == [1.0, 5.0, 9.0] and table["done"].all()
+
+
+def test_bad_run_id_is_a_usage_error_before_any_directory(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for bad in ("../escape", "a/../../b", "/abs", "x/y/z"):
+        proc = subprocess.run([*CLI, "run", str(TINY), "--run-id", bad], capture_output=True, text=True,
+                              env={**_env(), "GPIC_LAB_RUNS": str(runs)})
+        assert proc.returncode == 2 and "--run-id" in proc.stderr, proc.stderr
+    assert not runs.exists() and not (tmp_path / "escape").exists()
+
+
+def test_url_parameter_gets_a_stable_run_id() -> None:
+    values = resolve(TINY, {"log": "s3://bucket/gpic/log.txt"})
+    assert default_run_id(TINY, values) == default_run_id(TINY, dict(values))
+    assert default_run_id(TINY, values) != default_run_id(TINY, resolve(TINY, {"log": "s3://bucket/other.txt"}))
