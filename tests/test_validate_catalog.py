@@ -163,3 +163,25 @@ def test_catalog_to_unwritable_output_is_one_line_error(tmp_path: Path, sample_d
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("gpic-lab catalog: error: ")
     assert "cannot write output" in proc.stderr and str(blocker / "cat.parquet") in proc.stderr
+
+
+def test_links_and_devices_are_unsafe_members(tmp_path: Path, tiny_shards) -> None:
+    import io
+
+    src = tiny_shards(1, 1)[0]
+    shard = tmp_path / "specials.tar"
+    with tarfile.open(src) as good, tarfile.open(shard, "w") as tar:
+        for info in good.getmembers():
+            tar.addfile(info, good.extractfile(info))
+        for name, kind in (("hard.jpg", tarfile.LNKTYPE), ("dev.jpg", tarfile.CHRTYPE), ("blk.png", tarfile.BLKTYPE),
+                           ("pipe.json", tarfile.FIFOTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = good.getmembers()[0].name if kind == tarfile.LNKTYPE else ""
+            tar.addfile(info, io.BytesIO(b""))
+    problems, samples = validate([shard])
+    assert samples == 1
+    assert sorted((p.member, p.code) for p in problems) == [
+        ("blk.png", "unsafe-member-name"), ("dev.jpg", "unsafe-member-name"), ("hard.jpg", "unsafe-member-name"),
+        ("pipe.json", "unsafe-member-name")]
+    assert not list(tmp_path.glob("dev*")) and not list(tmp_path.glob("hard*"))
