@@ -60,3 +60,17 @@ def test_report_leaves_out_non_permissive(sample_dir: Path, tmp_path: Path) -> N
     fig = audit.family_figure(frame, "raw")
     assert len(fig.axes) >= 2
     assert audit.sunburst(frame, "raw").data
+
+
+def test_real_pack_output_has_zero_leaks_and_drops_the_plants(sample_dir: Path, tmp_path: Path) -> None:
+    """Raw plants + license-stage decisions through `pack`: the packaged shards audit clean."""
+    from gpic_lab import pack, stages
+
+    stages.run_stage("license", [str(sample_dir / "raw")], tmp_path / "license", workers=1, progress=False)
+    sources = [sample_dir / d for d in ("train", "val", "test", "raw")]
+    pack.pack([*sources, tmp_path / "license"], tmp_path / "packed", n_shards=2, n_val=3, n_test=3, seed=0)
+    raw_leaks = set(audit.leaks(audit.license_table([sample_dir / "raw"]))["key"])
+    packed = audit.license_table([tmp_path / "packed"])
+    assert raw_leaks and len(packed) > 13  # raw records that passed the license stage were packed too
+    assert audit.summary(packed)["leaks"] == 0 and not raw_leaks & set(packed["key"])
+    assert set(packed["split_dir"]) == {"train", "val", "test"}
