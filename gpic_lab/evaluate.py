@@ -197,7 +197,8 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
         raise GpicError(f"eval: {samples}: invalid samples ({_fmt(invalid)}; first: {first}); fix them or pass "
                         "--no-strict")
     if len(feats) < 2:
-        raise GpicError(f"eval: {samples}: only {len(feats)} valid sample(s) ({_fmt(problems) or 'none found'})")
+        skipped = f" (skipped: {_fmt(problems)})" if problems else ""
+        raise GpicError(f"eval: {samples}: {len(feats)} valid sample(s), FD needs at least 2{skipped}")
     if feats.shape[1] != ref["mu"].shape[0]:
         raise UsageError(f"eval: feature dim {feats.shape[1]} != reference dim {ref['mu'].shape[0]} ({ref_npz}): "
                          "different backbone?")

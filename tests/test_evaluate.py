@@ -104,6 +104,12 @@ def test_validation_counts_problems(setup) -> None:
                               "ignored_dir": 1, "ignored_hidden": 1}
     with pytest.raises(UsageError, match="--model"):
         evaluate.evaluate(bad, ref)
+    few = root / "few"
+    few.mkdir()
+    Image.new("RGB", (256, 256)).save(few / "short_k1.png")
+    Image.new("RGB", (256, 256)).save(few / "bogus_k2.png")
+    with pytest.raises(GpicError, match=r"1 valid sample\(s\), FD needs at least 2 \(skipped: bad_name: 1\)"):
+        evaluate.evaluate(few, ref, model=model, strict=False)
     np.savez(root / "wrongdim.npz", dino_mu=np.zeros(5), dino_sigma=np.eye(5))
     with pytest.raises(UsageError, match="different backbone"):
         evaluate.evaluate(bad, root / "wrongdim.npz", model=model, strict=False)
