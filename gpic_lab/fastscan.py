@@ -112,6 +112,8 @@ def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
         ihead_at = BLOCK + (jsize + BLOCK - 1) // BLOCK * BLOCK
         need = ihead_at + BLOCK + HEAD_BYTES
         if len(buf) < need:
+            if pos + ihead_at + BLOCK > total:  # a bogus size: never allocate it
+                return None
             buf = os.pread(fd, need, pos)
             if len(buf) < ihead_at + BLOCK:
                 return None

@@ -64,14 +64,16 @@ def _checksum_ok(header: bytes) -> bool:
     return expected == sum(b - 256 if b > 127 else b for b in blanked)  # old writers used signed bytes
 
 
-def _pax_records(data: bytes) -> dict[str, str]:
+def _pax_records(data: bytes, shard: str) -> dict[str, str]:
+    """`<length> <key>=<value>\\n` records; a malformed one is a corrupt header (never a crash or a hang)."""
     out: dict[str, str] = {}
     pos = 0
-    while pos < len(data):
+    while pos < len(data) and data[pos]:
         space = data.find(b" ", pos)
-        if space < 0:
-            break
-        length = int(data[pos:space])
+        digits = data[pos:space] if space > pos else b""
+        length = int(digits) if digits.isdigit() else 0
+        if length <= space - pos or pos + length > len(data) or data[pos + length - 1:pos + length] != b"\n":
+            raise ShardError(shard, "-", "truncated-tar", f"corrupt pax extended header record at byte {pos}")
         record = data[space + 1 : pos + length - 1]
         key, _, value = record.partition(b"=")
         out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
@@ -165,21 +167,29 @@ def iter_members(
         typeflag = header[156:157]
         padded = (size + BLOCK - 1) // BLOCK * BLOCK
         if typeflag in (b"L", b"x", b"g", b"K"):
+            if size < 0 or (reader.size is not None and header_offset + BLOCK + size > reader.base + reader.size):
+                raise ShardError(shard, "-", "truncated-tar", f"archive ends inside an extended header at byte {header_offset}")
             meta = reader.read(padded)
             if len(meta) < padded:
                 raise ShardError(shard, "-", "truncated-tar", f"archive ends inside an extended header at byte {header_offset}")
             if typeflag == b"L":
                 long_name = meta[:size].split(b"\0", 1)[0].decode("utf-8", "replace")
             elif typeflag == b"x":
-                pax = _pax_records(meta[:size])
+                pax = _pax_records(meta[:size], shard)
             continue
         name = _member_name(header, long_name, pax)
         if "size" in pax:
+            if not pax["size"].isdigit():
+                raise ShardError(shard, "-", "truncated-tar", f"corrupt pax size {pax['size']!r} at byte {header_offset}")
             size = int(pax["size"])
             padded = (size + BLOCK - 1) // BLOCK * BLOCK
+        if size < 0:
+            raise ShardError(shard, "-", "truncated-tar", f"corrupt tar header (negative size) at byte {header_offset}")
         long_name, pax = None, {}
         kind = _KINDS.get(typeflag, "other")
         offset = reader.pos
+        if reader.size is not None and offset + size > reader.base + reader.size:  # never allocate a bogus size
+            raise ShardError(shard, name, "truncated-tar", f"archive ends inside member data ({size} bytes declared)")
         member_head, data = b"", None
         if kind == "file" and size > 0 and want(name):
             data = reader.read(size)

@@ -185,3 +185,38 @@ def test_links_and_devices_are_unsafe_members(tmp_path: Path, tiny_shards) -> No
         ("blk.png", "unsafe-member-name"), ("dev.jpg", "unsafe-member-name"), ("hard.jpg", "unsafe-member-name"),
         ("pipe.json", "unsafe-member-name")]
     assert not list(tmp_path.glob("dev*")) and not list(tmp_path.glob("hard*"))
+
+
+def _ustar(name: bytes, size: bytes, typeflag: bytes = b"0") -> bytes:
+    """A raw ustar header with a valid checksum (size: the 12-byte field as written, octal or base-256)."""
+    h = bytearray(512)
+    h[0:len(name)], h[100:108], h[124:136], h[136:148] = name, b"0000644\0", size, b"00000000000\0"
+    h[156:157], h[257:265], h[148:156] = typeflag, b"ustar\x0000", b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _pax(record: bytes) -> bytes:
+    return _ustar(b"pax", b"%011o\0" % len(record), b"x") + record.ljust(512, b"\0")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("head", [
+    _pax(b"zz garbage\n"), _pax(b"0 path=x\n"), _pax(b"13 size=abc\n"), _pax(b"13 size=-99\n"),
+    _pax(b"40 size=999999999999999999999999999999\n"), _ustar(b"a.json", b"\xff" * 12),
+    _ustar(b"a.json", b"\x80" + b"\x7f" * 11), _ustar(b"././@LongLink", b"\x80" + b"\x7f" * 11, b"L"),
+], ids=["pax-garbage", "pax-zero-length", "pax-size-text", "pax-size-negative", "pax-size-huge",
+        "base256-negative", "base256-huge", "longlink-huge"])
+def test_corrupt_headers_are_truncated_tar_not_crashes(tmp_path: Path, head: bytes) -> None:
+    shard = tmp_path / "corrupt.tar"
+    shard.write_bytes(head + _ustar(b"a.json", b"00000000010\0") + b"x" * 512 + b"\0" * 1024)
+    problems, _ = validate([shard])
+    assert [p.code for p in problems] == ["truncated-tar"], [p.line() for p in problems]
+
+
+def test_fast_scan_refuses_a_json_size_beyond_the_file(tmp_path: Path) -> None:
+    from gpic_lab.fastscan import scan_local
+
+    shard = tmp_path / "huge.tar"
+    shard.write_bytes(_ustar(b"0" * 64 + b".json", b"77777777777\0") + b"{}".ljust(512, b"\0") + b"\0" * 1024)
+    assert scan_local(str(shard)) is None
