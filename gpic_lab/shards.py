@@ -169,14 +169,20 @@ class _Grouper:
                 yield Problem(self.shard, halves["image"].member.name, "missing-json", f"no JSON member for key {stem}", stem)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _make_sample(shard: str, stem: str, js: TarMember, img: TarMember) -> Sample | Problem:
     raw = js.data or b""
     try:
-        meta = json.loads(raw.decode("utf-8"))
+        meta = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         return Problem(shard, js.name, "bad-json", "JSON member is not valid UTF-8", stem)
     except json.JSONDecodeError as exc:
         return Problem(shard, js.name, "bad-json", f"unparseable JSON ({exc.msg} at char {exc.pos})", stem)
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, integers past the digit limit, absurd nesting
+        return Problem(shard, js.name, "bad-json", f"unparseable JSON ({type(exc).__name__}: {str(exc)[:80]})", stem)
     if not isinstance(meta, dict):
         return Problem(shard, js.name, "bad-json", f"JSON is a {type(meta).__name__}, not an object", stem)
     if meta.get("key") != stem:

@@ -220,3 +220,13 @@ def test_fast_scan_refuses_a_json_size_beyond_the_file(tmp_path: Path) -> None:
     shard = tmp_path / "huge.tar"
     shard.write_bytes(_ustar(b"0" * 64 + b".json", b"77777777777\0") + b"{}".ljust(512, b"\0") + b"\0" * 1024)
     assert scan_local(str(shard)) is None
+
+
+@pytest.mark.parametrize("raw", [b"[" * 200_000, b'{"key": 1' + b"0" * 5000 + b"}", b'{"img_width": NaN}'],
+                         ids=["deep-nesting", "huge-int", "nan"])
+def test_pathological_json_is_bad_json(tmp_path: Path, sample_dir: Path, raw: bytes) -> None:
+    src = next(iter(iter_samples(sample_dir / "train")))
+    shard = tmp_path / "json.tar"
+    write_shard(shard, [(src.key, raw, src.image, src.image_ext)])
+    problems, samples = validate([shard])
+    assert samples == 0 and [p.code for p in problems] == ["bad-json"], [p.line() for p in problems]
