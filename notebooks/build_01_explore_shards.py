@@ -27,12 +27,11 @@ seed: int = 0  # seed for picking the grid samples
 workers: int = 2  # processes for the catalog scan
 """, params=True),
     code("""
-from gpic_lab import explore, paths, plots, runs
+from gpic_lab import explore, fsio, paths, plots, runs
 
 out_dir = paths.interim_dir("explore")
-out_dir.mkdir(parents=True, exist_ok=True)
 catalog, problems = explore.load_catalog([paths.resolve_data(shards)], workers=workers)
-catalog.to_parquet(out_dir / "catalog.parquet", index=False)
+fsio.write_parquet_atomic(out_dir / "catalog.parquet", catalog)
 print(f"{len(catalog)} samples in {catalog['shard'].nunique()} shards; {len(problems)} problems")
 catalog.head(3).T
 """),
