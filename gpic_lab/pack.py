@@ -144,6 +144,8 @@ def _quotas(strata: dict[tuple[str, str], list[str]], total: int, n: int) -> dic
 def _count(n: float, pool: int, what: str) -> int:
     if n < 0:
         raise UsageError(f"--{what} must be >= 0, got {n}")
+    if n > 1 and n != int(n):
+        raise UsageError(f"--{what} {n}: a count must be a whole number (a fraction must lie in (0, 1))")
     return int(round(n * pool)) if 0 < n < 1 else int(n)
 
 

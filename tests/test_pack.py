@@ -175,6 +175,8 @@ def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert Counter(e["split"] for e in m["shards"]) == {"train": 2, "val": 1, "test": 1}
     assert main(["pack", str(src), "--out", str(tmp_path / "o2"), "--shards", "1", "--val", "8", "--test", "8"]) == 2
     assert "exceeds" in capsys.readouterr().err
+    assert main(["pack", str(src), "--out", str(tmp_path / "o3"), "--shards", "1", "--val", "2.5"]) == 2
+    assert "whole number" in capsys.readouterr().err and not (tmp_path / "o3" / "manifest.json").exists()
     with pytest.raises(UsageError, match="not a shard"):
         pack.classify_inputs([tmp_path / "nothing-here"])
     with pytest.raises(UsageError, match="no source shards"):
