@@ -103,12 +103,16 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None,
     try:
         futures = client.map(fn, list(items), pure=False, resources={"GPU": 1} if gpu else None)
         item_of = {f.key: item for f, item in zip(futures, items, strict=True)}
-        for future in as_completed(futures):
+        done = as_completed(futures)
+        del futures  # each result is released once gathered, so a later dead worker cannot make it recompute
+        for future in done:
             item = item_of[future.key]
             if future.status == "error":
                 exc = future.exception()
                 raise GpicError(f"{label(item)}: {type(exc).__name__}: {exc}") from None
-            yield item, future.result()
+            result = future.result()
+            future.release()
+            yield item, result
     finally:
         client.close()
         if cluster is not None:

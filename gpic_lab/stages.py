@@ -99,6 +99,9 @@ def process_shard(task: tuple[str, str, str, dict[str, Any], str]) -> dict[str, 
 
     name, shard, out_dir, params, digest = task
     stem, out = shard_stem(shard), Path(out_dir)
+    done = _finished_marker(out / "done" / f"{stem}.done", name, digest)
+    if done is not None:  # Dask may rerun a task whose result died with a worker: never redo a finished shard
+        return done
     start = time.perf_counter()
     entries = list(iter_entries(shard, images=name not in JSON_ONLY_STAGES))
     samples = [e for e in entries if not isinstance(e, Problem)]
@@ -114,6 +117,15 @@ def process_shard(task: tuple[str, str, str, dict[str, Any], str]) -> dict[str, 
               "kept": kept, "dropped": len(frame) - kept, "seconds": round(time.perf_counter() - start, 3)}
     write_json_atomic(out / "done" / f"{stem}.done", marker)
     return marker
+
+
+def _finished_marker(marker: Path, name: str, digest: str) -> dict[str, Any] | None:
+    """The marker's content when this shard was already finished with this stage and params, else None."""
+    try:
+        recorded = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if recorded.get("stage") == name and recorded.get("params") == digest else None
 
 
 def _check_one_per_sample(shard: str, samples: list[Any], decisions: list[Any]) -> None:
@@ -166,6 +178,9 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
         raise UsageError(f"two shards share the file name {dup}.tar; markers are per file name")
     out, digest = Path(out_dir), params_digest(name, params)
     todo = _pending(name, shards, out, digest, force)
+    if force:  # a task skips a shard whose marker exists: forget the markers of the shards to recompute
+        for shard in todo:
+            (out / "done" / f"{shard_stem(shard)}.done").unlink(missing_ok=True)
     tasks = [(name, shard, str(out), params, digest) for shard in todo]
     started = time.perf_counter()
     bar = _bar(len(shards), len(shards) - len(todo), name, progress)

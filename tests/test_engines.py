@@ -113,3 +113,26 @@ def test_remote_scheduler_address_and_gpu_resources(tiny_shards, tmp_path: Path)
 
 def pow_two(x: int) -> int:
     return x * x
+
+
+def test_dask_run_stopped_by_a_lost_task_then_resumed(tiny_shards, tmp_path: Path) -> None:
+    """A Dask run that cannot recover a killed worker's task (no retries allowed) stops with a one-line error;
+    rerunning the same command on Dask computes only the shards without a marker."""
+    import dask
+    import distributed  # noqa: F401 - its config defaults must exist before dask.config.set is undone
+
+    shards = tiny_shards(4, 2)
+    log, flag = tmp_path / "log.txt", tmp_path / "crash.flag"
+    flag.touch()
+    params = {"log": str(log), "flag": str(flag), "crash_on": "gpic_train_00002", "sleep": 0.1}
+    out = tmp_path / "out"
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), pytest.raises(GpicError):
+        run_stage("test_engines:crashing_stage", shards, out, params, engine="dask", workers=2, progress=False)
+    finished = {p.stem: p.stat().st_mtime_ns for p in (out / "done").glob("*.done")}
+    assert "gpic_train_00002" not in finished
+    summary = run_stage("test_engines:crashing_stage", shards, out, params, engine="dask", workers=2,
+                        progress=False)
+    assert summary["skipped"] == len(finished) and summary["computed"] == 4 - len(finished)
+    assert sorted(_ends(log)) == sorted(Path(s).stem for s in shards), "every shard finished exactly once"
+    assert all((out / "done" / f"{s}.done").stat().st_mtime_ns == t for s, t in finished.items())
+    assert summary["samples"] == 8 and summary["reasons"] == {"kept": 4, "odd": 4}
