@@ -26,7 +26,7 @@ from gpic_lab.params import load_notebook, resolve
 from gpic_lab.paths import project_root, resolve_data, runs_root
 
 KERNEL = "gpic-lab"
-RUN_ID_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)?$")  # fan-out: dir/range
+RUN_ID_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)?$")  # fan-out: dir/range
 
 
 def run_dir(stage: str = "interactive") -> Path:

@@ -111,6 +111,9 @@ def test_bad_run_id_is_a_usage_error_before_any_directory(tmp_path: Path) -> Non
                               env={**_env(), "GPIC_LAB_RUNS": str(runs)})
         assert proc.returncode == 2 and "--run-id" in proc.stderr, proc.stderr
     assert not runs.exists() and not (tmp_path / "escape").exists()
+    from gpic_lab.runs import RUN_ID_RE
+
+    assert RUN_ID_RE.match(f"{fanout_dir(TINY, {}, 'shards=-5:5:5').name}/{-5:06d}-{0:06d}")  # fan-out ids pass
 
 
 def test_url_parameter_gets_a_stable_run_id() -> None:
