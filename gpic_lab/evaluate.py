@@ -43,6 +43,8 @@ def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generat
             return ident, "bad_size"
         if check_generated and img.mode != "RGB":
             return ident, "not_rgb"
+        if check_generated and not isinstance(data, np.ndarray) and img.format != "PNG":
+            return ident, "not_png"  # e.g. a JPEG named .png: lossy artefacts change the features
         return ident, resize_224(reference_256(img) if reference else img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return ident, "undecodable"

@@ -108,7 +108,10 @@ def test_validation_counts_problems(setup) -> None:
     few.mkdir()
     Image.new("RGB", (256, 256)).save(few / "short_k1.png")
     Image.new("RGB", (256, 256)).save(few / "bogus_k2.png")
-    with pytest.raises(GpicError, match=r"1 valid sample\(s\), FD needs at least 2 \(skipped: bad_name: 1\)"):
+    Image.new("RGB", (256, 256), (9, 9, 9)).save(few / "long_k3.png", format="JPEG")
+    with pytest.raises(GpicError, match="not_png: 1; first: bad_name: bogus_k2.png, not_png: long_k3.png"):
+        evaluate.evaluate(few, ref, model=model)
+    with pytest.raises(GpicError, match=r"1 valid sample\(s\), FD needs at least 2 \(skipped: bad_name: 1, not_png: 1\)"):
         evaluate.evaluate(few, ref, model=model, strict=False)
     np.savez(root / "wrongdim.npz", dino_mu=np.zeros(5), dino_sigma=np.eye(5))
     with pytest.raises(UsageError, match="different backbone"):
