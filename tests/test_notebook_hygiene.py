@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gpic_lab.errors import UsageError
 from gpic_lab.params import load_notebook, parse_parameters
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -18,8 +19,41 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
-def _code(nb: dict) -> list[tuple[int, str, dict]]:
-    return [(i, _source(c), c) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+def hygiene_problems(path: Path) -> list[str]:
+    """Everything wrong with a notebook's anatomy (empty when it is clean)."""
+    nb = load_notebook(path)
+    try:
+        params = parse_parameters(nb, str(path))  # exactly one parameters cell, literal annotated assignments
+    except UsageError as exc:
+        return [str(exc)]
+    problems = []
+    if nb["cells"][0]["cell_type"] != "markdown" or not _source(nb["cells"][0]).startswith("# "):
+        problems.append("first cell must be a markdown title")
+    if nb.get("metadata", {}).get("kernelspec", {}).get("name") != "gpic-lab":
+        problems.append("kernelspec is not gpic-lab")
+    used: set[str] = set()
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        where, source = f"cell {index}", _source(cell)
+        if cell.get("outputs") or cell.get("execution_count") is not None:
+            problems.append(f"{where}: stored outputs or execution count")
+        if re.search(r"^\s*%run\b", source, re.M):
+            problems.append(f"{where}: %run")
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as exc:
+            problems.append(f"{where}: not plain Python ({exc.msg})")
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+                problems.append(f"{where}: defines {type(node).__name__} (logic belongs in gpic_lab/)")
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                used.add(node.id)
+    if set(params) - used:
+        problems.append(f"parameters never used: {sorted(set(params) - used)}")
+    return problems
 
 
 def test_there_are_numbered_notebooks() -> None:
@@ -30,35 +64,33 @@ def test_there_are_numbered_notebooks() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_hygiene(path: Path) -> None:
-    nb = load_notebook(path)
-    params = parse_parameters(nb, str(path))  # exactly one parameters cell, literal annotated assignments
-    assert nb["cells"][0]["cell_type"] == "markdown" and _source(nb["cells"][0]).startswith("# "), \
-        f"{path.name}: first cell must be a markdown title"
-    assert nb.get("metadata", {}).get("kernelspec", {}).get("name") == "gpic-lab", f"{path.name}: kernel"
-    used: set[str] = set()
-    for index, source, cell in _code(nb):
-        where = f"{path.name} cell {index}"
-        assert not cell.get("outputs"), f"{where}: stored outputs"
-        assert cell.get("execution_count") is None, f"{where}: stored execution count"
-        assert not re.search(r"^\s*%run\b", source, re.M), f"{where}: %run"
-        tree = ast.parse(source)
-        for node in ast.walk(tree):
-            assert not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda), \
-                f"{where}: defines {type(node).__name__} (logic belongs in gpic_lab/)"
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                used.add(node.id)
-    unused = set(params) - used
-    assert not unused, f"{path.name}: parameters never used: {sorted(unused)}"
+    assert hygiene_problems(path) == [], path.name
 
 
-def test_hygiene_check_catches_a_bad_notebook(tmp_path: Path) -> None:
+PARAMS = "n: int = 3  # a count"
+
+
+@pytest.mark.parametrize(("cells", "expected"), [
+    ([("code", "n: int = len([1])", True)], "non-literal"),
+    ([("code", PARAMS, True), ("code", "m: int = 1", True)], "exactly one cell tagged"),
+    ([("code", PARAMS, True), ("code", "def f():\n    return n", False)], "defines FunctionDef"),
+    ([("code", PARAMS, True), ("code", "g = lambda: n", False)], "defines Lambda"),
+    ([("code", PARAMS, True), ("code", "%run other.ipynb\nprint(n)", False)], "%run"),
+    ([("code", PARAMS, True), ("code", "print(1)", False)], "parameters never used: ['n']"),
+    ([("code", PARAMS, True), ("out", "print(n)", False)], "stored outputs"),
+])
+def test_hygiene_check_catches_bad_notebooks(tmp_path: Path, cells: list, expected: str) -> None:
     import nbformat
 
-    from gpic_lab.errors import UsageError
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# x"),
-                                         nbformat.v4.new_code_cell("n: int = len([1])", metadata={"tags": ["parameters"]})])
+    built = [nbformat.v4.new_markdown_cell("# bad")]
+    for kind, src, params in cells:
+        cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["parameters"]} if params else {})
+        if kind == "out":
+            cell.outputs = [nbformat.v4.new_output("stream", text="1\n")]
+            cell.execution_count = 1
+        built.append(cell)
+    nb = nbformat.v4.new_notebook(cells=built, metadata={"kernelspec": {"name": "gpic-lab", "display_name": "x"}})
     bad = tmp_path / "00_bad.ipynb"
     nbformat.write(nb, bad)
-    with pytest.raises(UsageError, match="non-literal"):
-        parse_parameters(load_notebook(bad))
+    problems = hygiene_problems(bad)
+    assert any(expected in p for p in problems), problems
