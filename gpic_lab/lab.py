@@ -50,10 +50,18 @@ def start(root: Path, port: int, token: str, log: Path | None = None) -> subproc
                             start_new_session=True)
 
 
-def wait_ready(port: int, token: str, timeout: float = 90.0) -> dict:
-    """Poll the server's REST API until it answers; returns /api/status. Raises TimeoutError."""
+def wait_ready(port: int, token: str, timeout: float = 90.0, proc: subprocess.Popen[bytes] | None = None) -> dict:
+    """Poll the server's REST API until it answers; returns /api/status.
+
+    Raises TimeoutError, or GpicError at once when `proc` (the server) exits first, e.g. because the port is taken.
+    """
+    from gpic_lab.errors import GpicError
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise GpicError(f"JupyterLab exited (code {proc.returncode}) before answering on 127.0.0.1:{port}; "
+                            f"is the port taken? try --port")
         try:
             return api_get(port, token, "/api/status")
         except (urllib.error.URLError, ConnectionError, TimeoutError):

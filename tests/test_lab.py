@@ -37,3 +37,23 @@ def test_lab_command_is_localhost_only_with_token() -> None:
     cmd = lab.lab_command(ROOT, 9999, "abc")
     assert "--ip=127.0.0.1" in cmd and "--IdentityProvider.token=abc" in cmd and "--no-browser" in cmd
     assert f"--MappingKernelManager.default_kernel_name={lab.KERNEL_NAME}" in cmd
+
+
+@pytest.mark.slow
+def test_lab_on_a_taken_port_fails_fast_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "gpic_lab.cli", "lab", "--port", str(port)], capture_output=True,
+                              text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is the port taken" in proc.stderr.strip().splitlines()[-1]
+    assert time.monotonic() - start < 60  # not the 90 s readiness timeout

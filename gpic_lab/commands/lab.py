@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     token = lab.new_token()
     proc = lab.start(root, args.port, token)
     try:
-        lab.wait_ready(args.port, token)
+        lab.wait_ready(args.port, token, proc=proc)
         print(f"JupyterLab: http://127.0.0.1:{args.port}/lab/tree/notebooks?token={token}")
         print(f"kernel: {lab.KERNEL_DISPLAY} ({lab.KERNEL_NAME}); Ctrl-C to stop", file=sys.stderr)
         return proc.wait()
