@@ -38,11 +38,14 @@ def write_shard(path: str | os.PathLike[str], samples: Iterable[Any]) -> dict[st
     Each sample is a gpic_lab.shards.Sample (its raw json_bytes are kept) or a tuple
     (key, meta_dict_or_json_bytes, image_bytes, image_ext).
     """
-    count = 0
+    count, seen = 0, set()
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for sample in samples:
                 key, meta, image, ext = _unpack(sample)
+                if key in seen:
+                    raise ValueError(f"{path}: sample {key} given twice (a shard holds each key once)")
+                seen.add(key)
                 raw = meta if isinstance(meta, bytes) else encode_meta(meta)
                 tar.addfile(_info(f"{key}.json", len(raw)), io.BytesIO(raw))
                 tar.addfile(_info(f"{key}.{ext}", len(image)), io.BytesIO(image))
@@ -55,6 +58,8 @@ def _unpack(sample: Any) -> tuple[str, bytes | dict[str, Any], bytes, str]:
         key, meta, image, ext = sample
     else:
         key, meta, image, ext = sample.key, sample.json_bytes, sample.image, sample.image_ext
+    if not isinstance(key, str) or not key or not key.isprintable() or any(c in key for c in "/\\") or key.startswith("."):
+        raise ValueError(f"sample key {key!r} cannot be a flat tar member name")
     if image is None:
         raise ValueError(f"sample {key}: image bytes are required to write a shard")
     if ext not in ("jpg", "png"):

@@ -230,3 +230,17 @@ def test_pathological_json_is_bad_json(tmp_path: Path, sample_dir: Path, raw: by
     write_shard(shard, [(src.key, raw, src.image, src.image_ext)])
     problems, samples = validate([shard])
     assert samples == 0 and [p.code for p in problems] == ["bad-json"], [p.line() for p in problems]
+
+
+@pytest.mark.parametrize("key", ["../escape", "sub/dir", "", ".hidden", "tab\there"])
+def test_writer_refuses_keys_that_are_not_flat_member_names(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="flat tar member"):
+        write_shard(tmp_path / "w.tar", [(key, {"key": key}, b"\xff\xd8\xff", "jpg")])
+    assert list(tmp_path.iterdir()) == []  # the temp file is gone too
+
+
+def test_writer_refuses_a_key_twice(tmp_path: Path, tiny_shards) -> None:
+    sample = next(iter(iter_samples(tiny_shards(1, 1)[0])))
+    with pytest.raises(ValueError, match="given twice"):
+        write_shard(tmp_path / "twice.tar", [sample, sample])
+    assert not (tmp_path / "twice.tar").exists()
