@@ -58,7 +58,7 @@ class GpicIterableDataset(IterableDataset):
         slot = self.rank * workers + worker
         for item in iter_slot(self.cfg, self.epoch, slot, slots, skip=self._resume.get(slot, 0)):
             if "image" in item:
-                item["image"] = torch.from_numpy(np.ascontiguousarray(item["image"])).permute(2, 0, 1)
+                item["image"] = torch.from_numpy(np.ascontiguousarray(item["image"]))  # HWC; collate makes NCHW
             yield item
 
 
@@ -74,8 +74,20 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.long), "stats": dict(stats),
         "slots_finished": [i["slot"] for i in items if "__stats__" in i],
     }
-    batch["image"] = torch.stack([s["image"] for s in samples]) if samples else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    batch["image"] = _stack_images([s["image"] for s in samples])
     return batch
+
+
+def _stack_images(images: list[Any]) -> Any:
+    """uint8 [B,3,H,W] in channels_last layout: HWC images stacked as they are (no CPU transpose; the permute is a
+    view), straight into shared memory inside a DataLoader worker (no copy when the batch crosses processes)."""
+    if not images:
+        return torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    out = None
+    if get_worker_info() is not None:  # as torch's default_collate does
+        numel = sum(x.numel() for x in images)
+        out = images[0].new(images[0]._typed_storage()._new_shared(numel)).resize_(len(images), *images[0].shape)
+    return torch.stack(images, out=out).permute(0, 3, 1, 2)
 
 
 def make_loader(dataset: GpicIterableDataset, batch_size: int = 64, num_workers: int = 2,

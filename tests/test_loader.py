@@ -62,6 +62,25 @@ def test_dataloader_workers_exactly_once_and_resume(tiny_shards) -> None:
         list(make_loader(ds2, batch_size=2, num_workers=1))
 
 
+def test_batches_from_a_worker_equal_in_process_batches(tiny_shards) -> None:
+    import torch
+
+    from gpic_lab.torch_loader import GpicIterableDataset, collate, make_loader
+
+    paths = [str(p) for p in tiny_shards(2, 5)]
+    ds = GpicIterableDataset(paths, transform=TrainTransform(size=32, flip=True), shuffle_buffer=4, seed=5,
+                             world_size=1, rank=0)
+    via_worker = next(iter(make_loader(ds, batch_size=4, num_workers=1)))  # stacked into shared memory
+    in_process = collate([item for _, item in zip(range(4), iter(ds), strict=False)])
+    for batch in (via_worker, in_process):
+        assert batch["image"].shape == (4, 3, 32, 32) and batch["image"].dtype == torch.uint8
+        assert batch["image"].is_contiguous(memory_format=torch.channels_last)  # no CPU transpose was made
+    assert via_worker["key"] == in_process["key"]
+    assert torch.equal(via_worker["image"], in_process["image"])
+    first = in_process["image"][0].permute(1, 2, 0).numpy()  # channel order is RGB, as the transform made it
+    assert first.shape == (32, 32, 3) and first.std() > 0
+
+
 def test_epochs_reshuffle_deterministically(tiny_shards) -> None:
     cfg = stream_config([str(p) for p in tiny_shards(4, 4)], transform=TrainTransform(size=32), seed=3)
     e0, e0_again, e1 = (_keys_over_slots(cfg, 1, epoch) for epoch in (0, 0, 1))
