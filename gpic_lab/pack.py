@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import UsageError
+from gpic_lab.errors import GpicError, UsageError
 
 TIER_FRACTIONS = {"nano": 0.01, "lite": 0.10, "full": 1.0}
 SPLIT_PREFIX = {"train": "gpic_train", "val": "gpic_val", "test": "gpic_test"}
@@ -76,16 +76,34 @@ def classify_inputs(paths: Iterable[str | os.PathLike[str]]) -> PackInputs:
     return out
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None) -> Any:
+    """pandas frame of a parquet input; an unreadable file or a missing column is one GpicError naming the file."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except Exception as exc:  # pyarrow raises several types (ArrowInvalid, OSError, KeyError...)
+        raise GpicError(f"{path}: unreadable parquet input ({_first_line(exc)})") from exc
+
+
 def _classify_parquet(p: Path, out: PackInputs) -> None:
     import pyarrow.parquet as pq
 
-    names = set(pq.read_schema(p).names)
+    try:
+        names = set(pq.read_schema(p).names)
+    except Exception as exc:  # not a parquet file, truncated footer...
+        raise GpicError(f"{p}: unreadable parquet input ({_first_line(exc)})") from exc
     if {"stage", "keep", "key"} <= names:
         out.decisions.append(str(p))
     elif {"key", "caption", "caption_type", "prompt_version"} <= names:
         out.captions.append(str(p))
     elif {"key", "shard"} <= names:
-        shards = sorted(set(pq.read_table(p, columns=["shard"]).column("shard").to_pylist()))
+        shards = sorted(set(_read_parquet(p, columns=["shard"])["shard"].astype(str)))
         for s in shards:
             cand = Path(s) if Path(s).is_absolute() or Path(s).exists() else p.parent / s
             if not cand.exists():
@@ -97,12 +115,10 @@ def _classify_parquet(p: Path, out: PackInputs) -> None:
 
 def load_drops(decision_paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
     """key -> [(stage, reason)] for every dropped key; and the stages applied."""
-    import pandas as pd
-
     drops: dict[str, list[tuple[str, str]]] = defaultdict(list)
     stages: set[str] = set()
     for path in decision_paths:
-        frame = pd.read_parquet(path, columns=["key", "stage", "keep", "reason"])
+        frame = _read_parquet(path, columns=["key", "stage", "keep", "reason"])
         stages.update(frame["stage"].astype(str).unique())
         for key, stage, reason in frame.loc[~frame["keep"].astype(bool), ["key", "stage", "reason"]].itertuples(index=False):
             drops[key].append((str(stage), str(reason or "dropped")))
@@ -123,11 +139,9 @@ def caption_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 def load_captions(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     """key -> caption row from captions parquet(s) (later files win)."""
-    import pandas as pd
-
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
-        for row in pd.read_parquet(path).to_dict("records"):
+        for row in _read_parquet(path).to_dict("records"):
             out[row["key"]] = row
     return out
 

@@ -7,10 +7,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gpic_lab import pack
-from gpic_lab.errors import UsageError
+from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.manifest import sha256_file, verify
 from gpic_lab.shards import iter_samples
 
@@ -179,5 +180,14 @@ def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "whole number" in capsys.readouterr().err and not (tmp_path / "o3" / "manifest.json").exists()
     with pytest.raises(UsageError, match="not a shard"):
         pack.classify_inputs([tmp_path / "nothing-here"])
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(GpicError, match="junk.parquet: unreadable parquet input"):
+        pack.classify_inputs([src, tmp_path / "junk.parquet"])
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    pd.DataFrame({"a": [1]}).to_parquet(stage / "decisions.parquet")
+    assert main(["pack", str(src), str(stage), "--out", str(tmp_path / "o4"), "--shards", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "decisions.parquet: unreadable parquet input" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(UsageError, match="no source shards"):
         pack.classify_inputs([])
