@@ -151,6 +151,9 @@ def run_notebook(nb_path: str | Path, overrides: dict[str, Any] | None = None, r
     (target / "metrics.json").unlink(missing_ok=True)
     write_json_atomic(target / "params.json", values)
     write_json_atomic(target / "env.json", environment())
+    from gpic_lab.lab import ensure_kernel
+
+    ensure_kernel()  # the `gpic-lab` kernel, registered in this environment if `make setup` did not (conda users)
     start = time.time()
     ok, message = _execute(nb_path, target, values, env, quiet)
     if not (target / "metrics.json").exists():

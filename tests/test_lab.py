@@ -57,3 +57,11 @@ def test_lab_on_a_taken_port_fails_fast_with_one_line(tmp_path: Path, monkeypatc
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "is the port taken" in proc.stderr.strip().splitlines()[-1]
     assert time.monotonic() - start < 60  # not the 90 s readiness timeout
+
+
+def test_ensure_kernel_registers_this_interpreter() -> None:
+    import json
+    import sys
+
+    spec = lab.ensure_kernel() / "kernel.json"
+    assert json.loads(spec.read_text())["argv"][0] == sys.executable
