@@ -244,3 +244,23 @@ def test_writer_refuses_a_key_twice(tmp_path: Path, tiny_shards) -> None:
     with pytest.raises(ValueError, match="given twice"):
         write_shard(tmp_path / "twice.tar", [sample, sample])
     assert not (tmp_path / "twice.tar").exists()
+
+
+def test_catalog_check_images_decodes_and_quarantines_image_problems(broken, tmp_path: Path) -> None:
+    out, expected = broken
+    images = out / "images.tar"
+    planted = {(m, c) for s, m, c in expected if s == "images.tar"}
+    meta_only = catalog_or_fail([images], tmp_path / "a.parquet", on_error="quarantine")
+    decoded = catalog_or_fail([images], tmp_path / "b.parquet", on_error="quarantine", check_images=True)
+    assert {p.code for p in meta_only["problems"]} == {"image-decode", "format-mismatch"}  # sniffing only
+    assert {(p.member, p.code) for p in decoded["problems"]} == planted and decoded["rows"] == 0
+    rows = pq.read_table(tmp_path / "b.quarantine.parquet").to_pylist()
+    assert {(r["member"], r["code"]) for r in rows} == planted
+
+
+def test_validate_max_pixels_is_configurable(sample_dir: Path) -> None:
+    shard = sample_dir / "train" / "gpic_train_00000.tar"
+    proc = subprocess.run([*CLI, "validate", str(shard), "--max-pixels", "1000"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    codes = {line.split(": ")[1] for line in proc.stdout.splitlines()}
+    assert codes == {"too-many-pixels"} and len(proc.stdout.splitlines()) == 4
