@@ -46,7 +46,12 @@ def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = np.load(p, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable npz is a usage error
-        raise UsageError(f"{p}: not a readable npz file ({exc})") from exc
+        with open(p, "rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"
+        why = str(exc) if zipped else "no zip header"  # numpy's own message for that case talks about pickles
+        raise UsageError(f"{p}: not a readable npz file ({why})") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise UsageError(f"{p}: not a readable npz file (a single .npy array, not an npz archive)")
     with data:
         names = set(data.files)
         emb = _load_member(data, "dino_embeddings", p).astype(np.float64) if "dino_embeddings" in names else None

@@ -93,8 +93,12 @@ def test_read_errors_name_the_file(tmp_path) -> None:
     with pytest.raises(UsageError, match="shape.npz: dino_mu"):
         refstats.read_stats(tmp_path / "shape.npz")
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(UsageError, match="not a readable npz"):
+    with pytest.raises(UsageError, match=r"text.npz: not a readable npz file \(no zip header\)$"):
         refstats.read_stats(tmp_path / "text.npz")
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    (tmp_path / "plain.npy").rename(tmp_path / "plain.npz")
+    with pytest.raises(UsageError, match="plain.npz: not a readable npz file"):
+        refstats.read_stats(tmp_path / "plain.npz")
     with pytest.raises(UsageError, match=r"\.npz path"):
         refstats.write_stats(tmp_path / "x.bin", np.zeros(2), np.eye(2), 2)
 
