@@ -264,3 +264,27 @@ def test_validate_max_pixels_is_configurable(sample_dir: Path) -> None:
     assert proc.returncode == 1
     codes = {line.split(": ")[1] for line in proc.stdout.splitlines()}
     assert codes == {"too-many-pixels"} and len(proc.stdout.splitlines()) == 4
+
+
+def test_catalog_quarantine_accounts_for_every_planted_member(broken, tmp_path: Path) -> None:
+    out, _ = broken
+    target = tmp_path / "cat.parquet"
+    proc = subprocess.run([*CLI, "catalog", str(out), "-o", str(target), "--on-error", "quarantine"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    rows = pq.read_table(target).to_pylist()
+    quarantined = pq.read_table(quarantine_path(target)).to_pylist()
+    kept = {(Path(r["shard"]).name, r["key"]) for r in rows}
+    q_members = {(Path(r["shard"]).name, r["member"]) for r in quarantined}
+    q_keys = {(Path(r["shard"]).name, r["key"]) for r in quarantined if r["key"]}
+    members = []
+    for shard in sorted(out.glob("*.tar")):
+        try:
+            with tarfile.open(shard) as tar:
+                members += [(shard.name, m.name) for m in tar if not m.isdir()]
+        except tarfile.ReadError:
+            assert (shard.name, "-") in q_members or any(s == shard.name for s, _ in q_members), shard.name
+    assert len(members) > 30
+    lost = [(s, m) for s, m in members
+            if (s, m) not in q_members and (s, m.rpartition(".")[0]) not in q_keys | kept]
+    assert lost == []
