@@ -120,3 +120,25 @@ def test_url_parameter_gets_a_stable_run_id() -> None:
     values = resolve(TINY, {"log": "s3://bucket/gpic/log.txt"})
     assert default_run_id(TINY, values) == default_run_id(TINY, dict(values))
     assert default_run_id(TINY, values) != default_run_id(TINY, resolve(TINY, {"log": "s3://bucket/other.txt"}))
+
+
+def test_incomplete_or_truncated_executed_notebooks_are_not_done(tmp_path: Path) -> None:
+    import nbformat
+
+    from gpic_lab.runs import executed_ok
+
+    def write(cells: list) -> Path:
+        path = tmp_path / "out.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+        return path
+
+    ran = nbformat.v4.new_code_cell("x = 1", execution_count=1)
+    assert executed_ok(write([ran, nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("")])) == (True, "")
+    assert executed_ok(write([ran, nbformat.v4.new_code_cell("y = 2")]))[1] == "cell 1 did not execute"
+    error = nbformat.v4.new_code_cell("1/0", execution_count=2,
+                                      outputs=[nbformat.v4.new_output("error", ename="E", evalue="v", traceback=[])])
+    assert executed_ok(write([ran, error]))[1] == "cell 1 raised an error"
+    cut = tmp_path / "cut.ipynb"
+    cut.write_text(write([ran]).read_text()[:40])
+    ok, message = executed_ok(cut)
+    assert not ok and "unreadable" in message
