@@ -104,6 +104,7 @@ def iter_generated(samples: str | os.PathLike[str], problems: Counter[str],
     """((key, caption_type, file), bytes|array) for a folder of `{caption_type}_{key}.png` or an ADM npz `arr_0`;
     name problems are counted (first file per code in `examples`); hidden files and subfolders count as `ignored_*`."""
     examples = examples if examples is not None else {}
+    from gpic_lab.refstats import open_npz
     from gpic_lab.schema import CAPTION_TYPES
 
     p = Path(samples)
@@ -126,7 +127,7 @@ def iter_generated(samples: str | os.PathLike[str], problems: Counter[str],
             seen.add(m.group("key"))
             yield (m.group("key"), m.group("ctype"), f.name), f.read_bytes()
     elif p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as data:
+        with open_npz(p) as data:
             if "arr_0" not in data.files:
                 raise UsageError(f"{p}: npz has no arr_0 image array (members: {data.files})")
             arr = data["arr_0"]
@@ -165,7 +166,7 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
     from gpic_lab.dinov2 import load_dinov2, precision_context, resolve_model, weights_dtype
     from gpic_lab.fd import RunningStats, frechet_distance
     from gpic_lab.prdc import NEAREST_K, mmd, prdc
-    from gpic_lab.refstats import read_stats
+    from gpic_lab.refstats import open_npz, read_stats
 
     ref = read_stats(ref_npz)
     problems: Counter[str] = Counter()
@@ -173,7 +174,7 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
     sp = Path(samples)
     pre = None
     if sp.suffix == ".npz" and sp.is_file():
-        with np.load(sp, allow_pickle=False) as data:
+        with open_npz(sp) as data:
             if "dino_embeddings" in data.files:
                 pre = np.asarray(data["dino_embeddings"], np.float64)
     t0 = time.perf_counter()

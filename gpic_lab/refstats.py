@@ -35,14 +35,9 @@ def _load_member(data: Any, name: str, path: Path) -> np.ndarray:
             return np.asarray(again[name]).astype(str)
 
 
-def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """mu, sigma (float64), embeddings (or None), keys (or None), tar_idx (or None), n, path.
-
-    Accepts dino_mu + dino_sigma and/or dino_embeddings; mu/sigma come from the embeddings when absent.
-    """
+def open_npz(path: str | os.PathLike[str]) -> Any:
+    """np.load of an npz archive (no pickles); anything else is one UsageError naming the file."""
     p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p}: stats file not found")
     try:
         data = np.load(p, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable npz is a usage error
@@ -52,7 +47,18 @@ def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{p}: not a readable npz file ({why})") from exc
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise UsageError(f"{p}: not a readable npz file (a single .npy array, not an npz archive)")
-    with data:
+    return data
+
+
+def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """mu, sigma (float64), embeddings (or None), keys (or None), tar_idx (or None), n, path.
+
+    Accepts dino_mu + dino_sigma and/or dino_embeddings; mu/sigma come from the embeddings when absent.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: stats file not found")
+    with open_npz(p) as data:
         names = set(data.files)
         emb = _load_member(data, "dino_embeddings", p).astype(np.float64) if "dino_embeddings" in names else None
         if {"dino_mu", "dino_sigma"} <= names:
@@ -306,7 +312,7 @@ def _load_partial(p: Path) -> tuple[Any, list[str], list[int], np.ndarray | None
     side = sidecar(p)
     if not p.is_file() or not side.is_file():
         raise UsageError(f"{p}: partial stats file or its sidecar {side.name} is missing")
-    with np.load(p, allow_pickle=False) as data:
+    with open_npz(p) as data:
         if not {"n", "sum", "outer", "key", "tar_idx"} <= set(data.files):
             raise UsageError(f"{p}: not a partial stats file (members: {sorted(data.files)})")
         stats = RunningStats.from_dict({"n": data["n"], "sum": data["sum"], "outer": data["outer"]})

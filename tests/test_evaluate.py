@@ -113,6 +113,12 @@ def test_validation_counts_problems(setup) -> None:
         evaluate.evaluate(few, ref, model=model)
     with pytest.raises(GpicError, match=r"1 valid sample\(s\), FD needs at least 2 \(skipped: bad_name: 1, not_png: 1\)"):
         evaluate.evaluate(few, ref, model=model, strict=False)
+    (root / "junk.npz").write_bytes(b"junk")
+    np.save(root / "arr.npy", np.zeros((3, 256, 256, 3), np.uint8))
+    (root / "arr.npy").rename(root / "arr.npz")
+    for name, why in (("junk.npz", "no zip header"), ("arr.npz", "a single .npy array")):
+        with pytest.raises(UsageError, match=f"{name}: not a readable npz file \\({why}"):
+            evaluate.evaluate(root / name, ref, model=model)
     np.savez(root / "wrongdim.npz", dino_mu=np.zeros(5), dino_sigma=np.eye(5))
     with pytest.raises(UsageError, match="different backbone"):
         evaluate.evaluate(bad, root / "wrongdim.npz", model=model, strict=False)
