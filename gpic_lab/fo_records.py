@@ -136,14 +136,12 @@ def slug(text: str) -> str:
 
 def load_decisions(dirs: Iterable[str | os.PathLike[str]]) -> StageDecisions:
     """Read `decisions.parquet` of each stage directory (a directory without one is a usage error)."""
-    import pandas as pd
-
     out = StageDecisions()
     for d in dirs:
         path = Path(d) / "decisions.parquet" if Path(d).is_dir() else Path(d)
         if not path.is_file():
             raise UsageError(f"{d}: no decisions.parquet")
-        frame = pd.read_parquet(path)
+        frame = read_parquet(path)
         missing = {"key", "stage", "keep", "reason"} - set(frame.columns)
         if missing:
             raise UsageError(f"{path}: missing columns {sorted(missing)}")
@@ -232,6 +230,17 @@ def decision_fields(key: str, decisions: StageDecisions) -> dict[str, Any]:
     return out
 
 
+def read_parquet(path: str | os.PathLike[str]) -> Any:
+    """pandas frame of a parquet file; an unreadable one is one UsageError naming it."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"{path}: not a readable parquet file ({first})") from exc
+
+
 def load_embeddings(path: str | os.PathLike[str]) -> dict[str, Any]:
     """key -> 1-D float vector from an embeddings file: .npz (arrays `keys`, `embeddings`) or .parquet
     (column `key` plus either a list column `embedding` or numeric columns)."""
@@ -241,13 +250,16 @@ def load_embeddings(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise UsageError(f"{p}: no such embeddings file")
     if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
+        from gpic_lab.refstats import open_npz
+
+        with open_npz(p) as z:
             if "keys" not in z or "embeddings" not in z:
                 raise UsageError(f"{p}: an embeddings .npz needs arrays 'keys' and 'embeddings'")
-            return {str(k): np.asarray(v, dtype=np.float32) for k, v in zip(z["keys"], z["embeddings"], strict=True)}
-    import pandas as pd
-
-    frame = pd.read_parquet(p)
+            keys, vectors = z["keys"], z["embeddings"]
+        if len(keys) != len(vectors):
+            raise UsageError(f"{p}: {len(keys)} keys but {len(vectors)} embeddings")
+        return {str(k): np.asarray(v, dtype=np.float32) for k, v in zip(keys, vectors, strict=True)}
+    frame = read_parquet(p)
     if "key" not in frame.columns:
         raise UsageError(f"{p}: an embeddings parquet needs a 'key' column")
     if "embedding" in frame.columns:

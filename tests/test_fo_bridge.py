@@ -230,3 +230,22 @@ def test_fiftyone_imports_after_dask() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9"})
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_bad_embeddings_and_decisions_files_are_one_line_errors(tmp_path: Path) -> None:
+    """No MongoDB needed: the file readers reject junk with a UsageError naming the file."""
+    import numpy as np
+
+    from gpic_lab.fo_records import load_decisions, load_embeddings
+
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    (tmp_path / "junk.parquet").write_bytes(b"junk")
+    np.savez(tmp_path / "short.npz", keys=np.array(["a", "b"]), embeddings=np.zeros((3, 4)))
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "decisions.parquet").write_bytes(b"junk")
+    for name, match in (("junk.npz", "not a readable npz"), ("junk.parquet", "not a readable parquet"),
+                        ("short.npz", "2 keys but 3 embeddings")):
+        with pytest.raises(UsageError, match=f"{name}: {match}"):
+            load_embeddings(tmp_path / name)
+    with pytest.raises(UsageError, match="decisions.parquet: not a readable parquet"):
+        load_decisions([tmp_path / "stage"])
