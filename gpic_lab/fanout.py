@@ -57,22 +57,22 @@ def fan_out(nb: str | Path, overrides: dict[str, Any], spec: str, gpus: list[str
         with lock:
             state["running"] += 1
             _summary(state, len(ranges))
+        status = "failed"
         try:
             env = {"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {}
-            return run_notebook(nb, {**overrides, name: f"{r[0]}:{r[1]}"}, run_id=f"{root.name}/{r[0]:06d}-{r[1]:06d}",
-                                force=force, env=env, quiet=True)
+            result = run_notebook(nb, {**overrides, name: f"{r[0]}:{r[1]}"}, force=force, env=env, quiet=True,
+                                  run_id=f"{root.name}/{r[0]:06d}-{r[1]:06d}")
+            status = result.status
+            return result
         finally:
+            with lock:  # counted here, before the slot is reused, so `running` never exceeds the slots
+                state["running"] -= 1
+                state[status] += 1
+                _summary(state, len(ranges))
             slots.put(slot)
 
-    def done(result: RunResult) -> RunResult:
-        with lock:
-            state["running"] -= 1
-            state[result.status] += 1
-            _summary(state, len(ranges))
-        return result
-
     with ThreadPoolExecutor(max_workers=len(gpus) if gpus else max(1, jobs)) as pool:
-        return [done(f.result()) for f in [pool.submit(one, r) for r in ranges]]
+        return [f.result() for f in [pool.submit(one, r) for r in ranges]]
 
 
 def _summary(state: dict[str, int], total: int) -> None:

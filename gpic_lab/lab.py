@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,14 +17,32 @@ KERNEL_NAME = "gpic-lab"
 KERNEL_DISPLAY = "Python (gpic_lab)"
 
 
+_KERNEL_LOCK = threading.Lock()
+
+
+def _same_interpreter(spec: Path) -> bool:
+    """Does the kernel spec run this environment's Python? (`bin/python` and `bin/python3` are the same one)"""
+    try:
+        argv0 = json.loads(spec.read_text()).get("argv", [""])[0]
+    except (OSError, ValueError):
+        return False
+    return Path(argv0).parent.resolve() == Path(sys.executable).parent.resolve() and \
+        os.path.realpath(argv0) == os.path.realpath(sys.executable)
+
+
 def ensure_kernel() -> Path:
     """Register this interpreter as the `gpic-lab` kernel in the venv (sys.prefix) unless already there."""
+    from gpic_lab.errors import GpicError
+
     spec_dir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
-    spec = spec_dir / "kernel.json"
-    if spec.is_file() and json.loads(spec.read_text()).get("argv", [""])[0] == sys.executable:
-        return spec_dir
-    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME,
-                    "--display-name", KERNEL_DISPLAY], check=True, capture_output=True)
+    with _KERNEL_LOCK:  # fan-out threads start runs at the same time
+        if _same_interpreter(spec_dir / "kernel.json"):
+            return spec_dir
+        proc = subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME,
+                               "--display-name", KERNEL_DISPLAY], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GpicError(f"cannot register the {KERNEL_NAME} Jupyter kernel in {sys.prefix}: {last}")
     return spec_dir
 
 

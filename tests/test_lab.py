@@ -65,3 +65,18 @@ def test_ensure_kernel_registers_this_interpreter() -> None:
 
     spec = lab.ensure_kernel() / "kernel.json"
     assert json.loads(spec.read_text())["argv"][0] == sys.executable
+
+
+def test_kernel_spec_of_python3_sibling_is_the_same_interpreter(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    spec = tmp_path / "kernel.json"
+    sibling = Path(sys.executable).with_name("python3")
+    if sibling.exists():  # `gpic-lab` (bin/python3) and `make setup` (bin/python) must not re-register in turn
+        spec.write_text(json.dumps({"argv": [str(sibling), "-m", "ipykernel_launcher"]}))
+        assert lab._same_interpreter(spec)
+    spec.write_text(json.dumps({"argv": [str(tmp_path / "python"), "-m", "ipykernel_launcher"]}))
+    assert not lab._same_interpreter(spec)
+    spec.write_text("{cut")
+    assert not lab._same_interpreter(spec)

@@ -142,3 +142,30 @@ def test_incomplete_or_truncated_executed_notebooks_are_not_done(tmp_path: Path)
     cut.write_text(write([ran]).read_text()[:40])
     ok, message = executed_ok(cut)
     assert not ok and "unreadable" in message
+
+
+def test_fan_out_runs_at_most_one_range_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from gpic_lab import fanout
+    from gpic_lab.runs import RunResult
+
+    lock, active, peak, seen = threading.Lock(), {}, {}, []
+
+    def fake_run(nb: Path, overrides: dict, run_id: str, force: bool, env: dict, quiet: bool) -> RunResult:
+        gpu = env["CUDA_VISIBLE_DEVICES"]
+        with lock:
+            active[gpu] = active.get(gpu, 0) + 1
+            peak[gpu] = max(peak.get(gpu, 0), active[gpu])
+            seen.append(overrides["shards"])
+        time.sleep(0.02)
+        with lock:
+            active[gpu] -= 1
+        return RunResult(Path(nb).name, run_id, "done", Path("/nonexistent") / run_id)
+
+    monkeypatch.setattr(fanout, "run_notebook", fake_run)
+    results = fanout.fan_out(TINY, {}, "shards=0:12:1", gpus=["0", "1", "3"])
+    assert [r.status for r in results] == ["done"] * 12
+    assert sorted(seen, key=lambda s: int(s.split(":")[0])) == [f"{i}:{i + 1}" for i in range(12)]
+    assert peak == {"0": 1, "1": 1, "3": 1}  # every GPU used, never two ranges on one
