@@ -141,7 +141,12 @@ def load_captions(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     """key -> caption row from captions parquet(s) (later files win)."""
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
-        for row in _read_parquet(path).to_dict("records"):
+        frame = _read_parquet(path)
+        if "key" in frame.columns and frame["key"].duplicated().any():
+            key = frame.loc[frame["key"].duplicated(), "key"].iloc[0]
+            raise UsageError(f"{path}: several captions for key {key} (a `caption --levels all` run, for audits?); "
+                             "pack takes one caption per image")
+        for row in frame.to_dict("records"):
             out[row["key"]] = row
     return out
 

@@ -134,6 +134,11 @@ def test_captions_override_and_missing_caption_is_excluded(tmp_path: Path) -> No
     assert again["shards"][0]["sha256"] == m["shards"][0]["sha256"]
     with pytest.raises(UsageError, match="no captions parquet"):
         pack.pack([src], tmp_path / "out3", 1, 0, 0, captions=[tmp_path / "nope"])
+    every = tmp_path / "all.captions.parquet"  # `caption --levels all`: four rows per key would all but one vanish
+    pd.DataFrame({"key": [keys[0]] * 2, "caption_type": ["tag", "long"], "caption": ["a, b, c", "Long one."],
+                  "prompt_version": "v1"}).to_parquet(every)
+    with pytest.raises(UsageError, match=f"all.captions.parquet: several captions for key {keys[0]}"):
+        pack.pack([src], tmp_path / "out4", 1, 0, 0, captions=[every])
 
 
 def test_verify_names_missing_and_corrupt_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
