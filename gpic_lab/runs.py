@@ -58,9 +58,17 @@ class RunResult:
 
 
 def _input_identity(value: Any) -> Any:
-    """(size, mtime) identities of the files a path-like string parameter names, if any exist."""
-    if not isinstance(value, str) or not value or "\n" in value or len(value) > 500:
+    """(size, mtime) identities of the files a path-like string parameter names, if any exist; a comma-separated
+    list of paths (`shards = "sample/train,sample/raw"`) gives one identity per path."""
+    if not isinstance(value, str) or not value or "\n" in value or len(value) > 2000:
         return None
+    if "," in value and _path_identity(value) is None:
+        parts = [_path_identity(part.strip()) for part in value.split(",") if part.strip()]
+        return parts if any(parts) else None
+    return _path_identity(value)
+
+
+def _path_identity(value: str) -> Any:
     try:
         path = resolve_data(value)
         if isinstance(path, str):  # a URL: its identity is the string itself (already in the parameters)

@@ -169,3 +169,15 @@ def test_fan_out_runs_at_most_one_range_per_gpu(monkeypatch: pytest.MonkeyPatch)
     assert [r.status for r in results] == ["done"] * 12
     assert sorted(seen, key=lambda s: int(s.split(":")[0])) == [f"{i}:{i + 1}" for i in range(12)]
     assert peak == {"0": 1, "1": 1, "3": 1}  # every GPU used, never two ranges on one
+
+
+def test_run_id_follows_every_path_of_a_comma_separated_parameter(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (first / "x.tar").write_text("1")
+    values = resolve(TINY, {"log": f"{first},{second}"})
+    before = default_run_id(TINY, values)
+    assert default_run_id(TINY, values) == before
+    (second / "y.tar").write_text("new input in the second directory")
+    assert default_run_id(TINY, values) != before
