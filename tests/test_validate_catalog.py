@@ -288,3 +288,22 @@ def test_catalog_quarantine_accounts_for_every_planted_member(broken, tmp_path: 
     lost = [(s, m) for s, m in members
             if (s, m) not in q_members and (s, m.rpartition(".")[0]) not in q_keys | kept]
     assert lost == []
+
+
+def test_fsspec_urls_are_streamed_validated_cataloged_and_range_read(sample_dir: Path) -> None:
+    import fsspec
+
+    from gpic_lab.shards import read_range
+
+    src = sample_dir / "train" / "gpic_train_00000.tar"
+    fsspec.filesystem("memory").pipe("/gpic-audit/train_0.tar", src.read_bytes())
+    url = "memory://gpic-audit/train_0.tar"
+    local = list(iter_samples(src))
+    remote = list(iter_samples(url))
+    assert [(s.key, s.image) for s in remote] == [(s.key, s.image) for s in local]
+    assert validate([url], workers=1) == ([], len(local))
+    table, problems = scan([url], workers=1)
+    assert problems == [] and table.column("shard").to_pylist() == [url] * len(local)
+    row = table.to_pylist()[1]
+    assert read_range(url, row["image_offset"], row["image_size"]) == local[1].image
+    assert ShardIndex.build([url]).get(local[2].key).image == local[2].image
