@@ -62,7 +62,15 @@ def jobs_for(samples: Iterable[Any], levels: str, seed: int) -> list[tuple[Any, 
     if levels not in ("auto", "all"):
         raise UsageError(f"--levels must be auto or all, got {levels!r}")
     jobs = [(s, lv) for s in samples for lv in (LEVELS if levels == "all" else (caption_type_for(s.key, seed),))]
-    return sorted(jobs, key=lambda j: (j[0].meta.get("img_width", 0) * j[0].meta.get("img_height", 0), j[0].key, j[1]))
+    return sorted(jobs, key=lambda j: (_area(j[0].meta), j[0].key, j[1]))
+
+
+def _area(meta: dict[str, Any]) -> int:
+    """Declared pixel count for the size sort; 0 when img_width/img_height are missing or not numbers."""
+    try:
+        return int(meta.get("img_width") or 0) * int(meta.get("img_height") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def decoded(jobs: list[tuple[Any, str]], max_pixels: int | None, workers: int, ahead: int = 32,

@@ -212,3 +212,7 @@ def test_corrupt_samples_raise_or_are_skipped_and_counted(sample_dir: Path, capt
     assert len(frame) == stats["captions"] > 0 and frame["key"].is_unique
     with pytest.raises(UsageError, match="on-corrupt"):
         caption.caption_shards(broken[:1], tmp_path / "bad", captioner, progress=False, on_corrupt="ignore")
+    # schema.tar has records whose img_width/img_height are not numbers: the size sort must not crash on them
+    schema = caption.caption_shards([str(sample_dir / "broken" / "schema.tar")], tmp_path / "schema", captioner,
+                                    progress=False, on_corrupt="skip")
+    assert schema["captions"] > 0 and schema["skipped_samples"] == {}
