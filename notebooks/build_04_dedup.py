@@ -35,7 +35,7 @@ exact byte duplicates go first. This notebook runs that rule (`gpic_lab.dedup`) 
 shards: list = ["sample/train", "sample/raw/gpic_raw_dups.tar"]  # shards to deduplicate, relative to the data root
 against: list = ["sample/test", "sample/val"]  # held-out shards for the leakage check ([] skips it)
 ground_truth: str = "sample/ground_truth.csv"  # planted copies for calibration and scoring ("" when none)
-encoder: str = "efficientnet"  # efficientnet (CPU, offline) | phash | dhash | sscd | dinov2
+encoder: str = "efficientnet-thumb"  # efficientnet-thumb (CPU, offline) | efficientnet | phash | dhash | sscd | dinov2
 weights: str = ""  # weights file/dir for sscd or dinov2, relative to the data root ("" for the others)
 link: float = 0.0  # link threshold; 0 = the encoder's calibrated default (dedup.DEFAULTS)
 near_dup: float = 0.0  # pair threshold that drops the lower resolution; 0 = the encoder's default

@@ -107,14 +107,31 @@ def test_cli_removes_every_planted_copy_and_nothing_else(sample_run, truth: pd.D
     for key, row in dropped.iterrows():
         original = planted.loc[key, "original"]
         assert row["kept_key"] == original, (planted.loc[key, "label"], row.to_dict())
-        expected = "cluster>=5" if group_size[original] + 1 >= 5 else "near-dup>0.8"
-        assert row["reason"] == expected and row["similarity"] > 0.75
+        expected = "cluster>=5" if group_size[original] + 1 >= 5 else "near-dup>0.83"
+        assert row["reason"] == expected and row["similarity"] > 0.80
     kept = frame[frame["keep"]]
     assert kept["reason"].isna().all() and kept["kept_key"].isna().all()
     counts = pd.read_csv(out.with_name("counts.csv"))
     assert counts["count"].sum() == 18
     summary = json.loads(out.with_name("summary.json").read_text())
-    assert summary["counts"]["kept"] == 10 and summary["encoder"] == "efficientnet"
+    assert summary["counts"]["kept"] == 10 and summary["encoder"] == "efficientnet-thumb"
+
+
+def test_default_keeps_every_distinct_image_of_the_whole_sample(sample_dir: Path, tmp_path: Path,
+                                                                truth: pd.DataFrame) -> None:
+    """On every split and every raw plant (look-alike synthetic scenes included) the default CPU encoder drops the
+    planted copies, the planted leak (its held-out original is in the set) and one brightness variant of the
+    sunset that the quality plants pushed to white and to black; no other image."""
+    out = tmp_path / "decisions.parquet"
+    dedup.run_dedup([str(sample_dir / d) for d in ("train", "val", "test", "raw")], out,
+                    cache_dir=str(tmp_path / "cache"))
+    frame = pd.read_parquet(out).set_index("key")
+    copies = truth[truth["kind"].isin(["near-dup", "leakage"])].set_index("key")["original"]
+    sunset = set(truth.loc[truth["detail"].str.startswith("sunset pushed to"), "key"])
+    dropped = frame[~frame["keep"]]
+    assert set(copies.index) <= set(dropped.index)
+    assert (dropped.loc[copies.index, "kept_key"] == copies).all()
+    assert set(dropped.index) - set(copies.index) <= sunset and len(sunset - set(dropped.index)) == 1
 
 
 def test_leakage_report_finds_planted_overlap(sample_run, truth: pd.DataFrame) -> None:
@@ -166,14 +183,14 @@ def test_report_tables_on_the_sample_run(sample_run, sample_dir: Path) -> None:
     assert groups["images"].sum() == 18 and groups["size"].max() == 6  # the original with its five copies
     calib = dedup_report.calibration(_sample_embeddings(sample_dir, out.parent / "cache"), sample_dir / "ground_truth.csv")
     suggested = dedup_report.suggest_thresholds(calib)
-    assert suggested["separable"] and suggested["near_dup"] >= dedup.DEFAULTS["efficientnet"].near_dup
+    assert suggested["separable"] and suggested["near_dup"] >= dedup.DEFAULTS["efficientnet-thumb"].near_dup
 
 
 def _sample_embeddings(sample_dir: Path, cache: Path):
     from gpic_lab import embed
 
     shards = [sample_dir / "train", sample_dir / "raw" / "gpic_raw_dups.tar"]
-    emb, stats = embed.embed_shards(shards, embed.load_encoder("efficientnet"), cache)
+    emb, stats = embed.embed_shards(shards, embed.load_encoder(embed.DEFAULT_ENCODER), cache)
     assert stats["cache_misses"] == 0  # the CLI run already cached every shard
     return emb
 

@@ -103,6 +103,23 @@ def test_efficientnet_from_wheel_separates_copies_from_distinct(sample_dir: Path
     assert sims[n:].min() > sims[1:n].max() + 0.2, sims
 
 
+def test_efficientnet_thumb_is_the_weighted_sum_of_both_cosines() -> None:
+    """The default CPU encoder: cosine = 0.7 * EfficientNet cosine + 0.3 * thumbnail correlation, and the thumbnail
+    part ignores brightness/contrast shifts but sees a colour change of the same layout."""
+    enc, net = embed.load_encoder("efficientnet-thumb"), embed.load_encoder("efficientnet")
+    assert embed.DEFAULT_ENCODER == "efficientnet-thumb" and enc.dim == 1280 + 3 * 16 * 16
+    assert enc.cache_id() != net.cache_id() and enc.weights_sha256 == net.weights_sha256
+    a, b = _img(30, (200, 150)), _img(31, (200, 150))
+    vec, sem = enc.encode([a, b]), net.encode([a, b])
+    thumb = embed.thumb_vector(a) @ embed.thumb_vector(b)
+    assert vec[0] @ vec[1] == pytest.approx(0.7 * (sem[0] @ sem[1]) + 0.3 * thumb, abs=1e-4)
+    shifted = Image.fromarray(np.clip(np.asarray(a, np.float32) * 0.8 + 30, 0, 255).astype(np.uint8))
+    assert embed.thumb_vector(a) @ embed.thumb_vector(shifted) > 0.99
+    recoloured = Image.fromarray(np.asarray(a)[:, :, ::-1].copy())  # same layout, channels swapped
+    assert embed.thumb_vector(a) @ embed.thumb_vector(recoloured) < 0.9
+    assert not embed.thumb_vector(Image.new("RGB", (40, 30), (9, 90, 200))).any()  # flat: no layout signal
+
+
 @pytest.mark.parametrize("name", ["phash", "dhash"])
 def test_hashes_cosine_is_hamming(name: str) -> None:
     enc = embed.load_encoder(name)
