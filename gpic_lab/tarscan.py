@@ -102,7 +102,7 @@ class _Reader:
             return data
         chunks, want = [], n
         while want > 0:
-            chunk = self.fh.read(want)
+            chunk = self.fh.read(min(want, 1 << 24))  # bounded: a bogus header size never allocates it
             if not chunk:
                 break
             chunks.append(chunk)

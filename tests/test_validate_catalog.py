@@ -307,3 +307,25 @@ def test_fsspec_urls_are_streamed_validated_cataloged_and_range_read(sample_dir:
     row = table.to_pylist()[1]
     assert read_range(url, row["image_offset"], row["image_size"]) == local[1].image
     assert ShardIndex.build([url]).get(local[2].key).image == local[2].image
+
+
+def test_huge_declared_size_on_a_non_seekable_stream_is_truncated_tar() -> None:
+    import io
+
+    from gpic_lab.errors import ShardError
+    from gpic_lab.tarscan import iter_members
+
+    class Pipe(io.RawIOBase):  # a stream that cannot seek or tell its size (like a pipe or an HTTP body)
+        def __init__(self, data: bytes) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            return self.inner.read(n)
+
+    data = _ustar(b"a.json", b"\x80" + b"\x7f" * 11) + b"x" * 512 + b"\0" * 1024
+    with pytest.raises(ShardError) as err:
+        list(iter_members(Pipe(data), "pipe.tar"))
+    assert err.value.code == "truncated-tar"
