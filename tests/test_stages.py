@@ -107,3 +107,13 @@ def test_cli_prints_and_saves_summary(tiny_shards, tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["kept"] == 4
     bad = subprocess.run([*cmd, "-p", "noequals"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr
+
+
+def test_stage_params_parse_as_json_else_text_and_reject_repeats() -> None:
+    from gpic_lab.commands.stage import parse_params
+
+    assert parse_params(["threshold=0.5", "strict=true", "name=abc", "ids=[4, 9]"]) == {
+        "threshold": 0.5, "strict": True, "name": "abc", "ids": [4, 9]}
+    for bad in (["noequals"], ["=1"], ["a=1", "a=2"], ["a =1", "a=2"]):
+        with pytest.raises(UsageError):
+            parse_params(bad)
