@@ -181,6 +181,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
               val_shards: int = 1, test_shards: int = 1) -> Plan:
     """Decide membership, split, shard and order of every kept sample (no image bytes are read)."""
     from gpic_lab.licenses import source_of
+    from gpic_lab.schema import check_meta
     from gpic_lab.shards import iter_samples, list_shards
 
     if n_shards < 1 or val_shards < 1 or test_shards < 1:
@@ -205,6 +206,10 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
             record["caption"], record["caption_type"] = captions[s.key]["caption"], captions[s.key]["caption_type"]
         if not str(record.get("caption", "")).strip() or not record.get("caption_type"):
             dropped.append({"key": s.key, "stage": "pack", "reason": "missing-caption"})
+            location[s.key] = None
+            continue
+        if check_meta({**record, "split": []}):  # never write what `validate` rejects; `split` is rewritten below
+            dropped.append({"key": s.key, "stage": "pack", "reason": "schema"})
             location[s.key] = None
             continue
         meta[s.key], location[s.key] = record, s

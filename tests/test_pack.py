@@ -134,6 +134,12 @@ def test_captions_override_and_missing_caption_is_excluded(tmp_path: Path) -> No
     assert again["shards"][0]["sha256"] == m["shards"][0]["sha256"]
     with pytest.raises(UsageError, match="no captions parquet"):
         pack.pack([src], tmp_path / "out3", 1, 0, 0, captions=[tmp_path / "nope"])
+    bad_type = tmp_path / "bad.captions.parquet"  # a caption_type validate rejects: excluded, counted
+    pd.DataFrame({"key": keys[2:3], "caption_type": ["huge"], "caption": ["Some caption."],
+                  "prompt_version": "v1"}).to_parquet(bad_type)
+    m5 = pack.pack([src, bad_type], tmp_path / "out5", 1, 0, 0)
+    assert m5["splits"]["train"]["samples"] == 11
+    assert json.loads((tmp_path / "out5" / "datasheet.json").read_text())["drops"] == {"pack": {"schema": 1}}
     every = tmp_path / "all.captions.parquet"  # `caption --levels all`: four rows per key would all but one vanish
     pd.DataFrame({"key": [keys[0]] * 2, "caption_type": ["tag", "long"], "caption": ["a, b, c", "Long one."],
                   "prompt_version": "v1"}).to_parquet(every)
