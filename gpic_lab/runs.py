@@ -109,13 +109,20 @@ def environment() -> dict[str, Any]:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
             versions[name] = None
-    root = project_root()
-    git = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True)
+    commit = _git("rev-parse", "HEAD")
     return {"python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions,
-            "git_commit": git.stdout.strip() or None, "git_dirty": bool(dirty.stdout.strip()),
+            "git_commit": commit or None, "git_dirty": bool(_git("status", "--porcelain")) if commit else None,
             "gpu": _gpu_info(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def _git(*args: str) -> str:
+    """stdout of a git command in the project ('' without git or outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", str(project_root()), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _gpu_info() -> list[str]:
