@@ -212,7 +212,23 @@ def dedup_embeddings(emb: Any, rule: Rule, encoder: str, knn_params: Mapping[str
         rows.append(Decision(sk["key"], False, sk["reason"], extra={"detail": sk["detail"], "encoder": encoder}))
         meta_by_key[sk["key"]], shard_by_key[sk["key"]] = sk.get("meta", {}), sk["shard"]
     frame = decisions_frame(rows, "dedup", meta_by_key, shard_by_key)
-    return frame, res, pairs
+    if len(frame):  # per row, not per key: one key may sit in two shards
+        frame["shard"] = [*emb.shards.tolist(), *(sk["shard"] for sk in emb.skipped)]
+    return one_row_per_key(frame), res, pairs
+
+
+def one_row_per_key(frame: Any) -> Any:
+    """One row per key (the decisions contract). The same key twice means the same bytes twice (GPIC keys are
+    the SHA-256 of the image): keep its kept row, so the image survives once; ``attrs['duplicate_keys']`` counts
+    the keys that had several rows."""
+    dup = frame["key"].duplicated(keep=False) if len(frame) else None
+    if dup is None or not dup.any():
+        frame.attrs["duplicate_keys"] = 0
+        return frame
+    ranked = frame.assign(_pos=range(len(frame))).sort_values(["keep", "_pos"], ascending=[False, True], kind="stable")
+    out = ranked.drop_duplicates("key").sort_values("_pos").drop(columns="_pos").reset_index(drop=True)
+    out.attrs["duplicate_keys"] = int(frame.loc[dup, "key"].nunique())
+    return out
 
 
 def leakage(train: Any, held_out: Any, threshold: float) -> Any:
@@ -277,8 +293,8 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
         reason_counts(frame).to_csv(tmp, index=False)
     summary: dict[str, Any] = {"stage": "dedup", "encoder": encoder, "cache_id": enc.cache_id(), "rule": rule_dict(rule),
                                "shards": len(shards), "images": len(emb), "pairs_above_link": len(pairs),
-                               "knn": pairs.info, "counts": {**res.counts(), **_skip_counts(emb.skipped)},
-                               "unreadable": len(emb.skipped), **cache_stats}
+                               "knn": pairs.info, "counts": _frame_counts(frame), "unreadable": len(emb.skipped),
+                               "duplicate_keys": frame.attrs.get("duplicate_keys", 0), **cache_stats}
     if against:
         held_shards = [str(p) for p in list_shards(against)]
         held, _ = embed.embed_shards(held_shards, enc, cache, progress=progress)
@@ -295,8 +311,7 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     return summary
 
 
-def _skip_counts(skipped: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for sk in skipped:
-        out[sk["reason"]] = out.get(sk["reason"], 0) + 1
-    return out
+def _frame_counts(frame: Any) -> dict[str, int]:
+    """Rows per reason of the written decisions, ``kept`` first."""
+    counts = frame["reason"].fillna("kept").value_counts() if len(frame) else {}
+    return {"kept": int(counts.get("kept", 0)), **{str(k): int(v) for k, v in counts.items() if k != "kept"}}

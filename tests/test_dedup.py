@@ -226,3 +226,20 @@ def test_unreadable_image_is_a_row_and_exact_bytes_collapse(tmp_path: Path) -> N
     assert frame.loc[["a" * 64, "b" * 64], "keep"].all() and len(frame) == 4
     again = dedup.run_dedup([str(shard)], out, "dhash", cache_dir=str(tmp_path / "cache"))
     assert again["cache_hits"] == 1 and again["unreadable"] == 1  # the skip list survives the cache
+
+
+def test_same_key_in_two_shards_keeps_one_row_and_the_image(sample_dir: Path, tmp_path: Path) -> None:
+    """A shard copied under another name: every key appears twice with the same bytes; the decisions keep one row
+    per key, that row is kept (the image survives once), and each row names its own shard."""
+    import shutil
+
+    src = sample_dir / "train" / "gpic_train_00000.tar"
+    for name in ("a_00000.tar", "b_00000.tar"):
+        shutil.copy(src, tmp_path / name)
+    out = tmp_path / "decisions.parquet"
+    summary = dedup.run_dedup([str(tmp_path / "a_00000.tar"), str(tmp_path / "b_00000.tar")], out, "dhash",
+                              cache_dir=str(tmp_path / "cache"))
+    frame = pd.read_parquet(out)
+    assert frame["key"].is_unique and frame["keep"].all() and frame["shard"].str.endswith("a_00000.tar").all()
+    assert summary["duplicate_keys"] == len(frame) == summary["counts"]["kept"] == summary["images"] // 2
+    assert pd.read_csv(out.with_name("counts.csv"))["count"].sum() == len(frame)
