@@ -275,11 +275,11 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     from gpic_lab.fsio import atomic_path, write_json_atomic, write_parquet_atomic
     from gpic_lab.paths import state_root
     from gpic_lab.records import reason_counts
-    from gpic_lab.shards import list_shards
+    from gpic_lab.stages import unique_shards
 
     t0 = time.perf_counter()
     rule = rule or default_rule(encoder)
-    shards = [str(p) for p in list_shards(paths)]
+    shards = unique_shards(paths)
     if not shards:
         raise UsageError(f"dedup: no shards under {', '.join(map(str, paths))}")
     dest = Path(decisions_path)
@@ -296,7 +296,7 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
                                "knn": pairs.info, "counts": _frame_counts(frame), "unreadable": len(emb.skipped),
                                "duplicate_keys": frame.attrs.get("duplicate_keys", 0), **cache_stats}
     if against:
-        held_shards = [str(p) for p in list_shards(against)]
+        held_shards = unique_shards(against)
         held, _ = embed.embed_shards(held_shards, enc, cache, progress=progress)
         leaks = leakage(emb, held, rule.link if leak_threshold is None else leak_threshold)
         with atomic_path(dest.with_name(pre + "leakage.csv")) as tmp:

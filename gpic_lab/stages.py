@@ -60,6 +60,18 @@ def shard_stem(path: str) -> str:
     return name[:-4] if name.endswith(".tar") else name
 
 
+def unique_shards(paths: Iterable[str | Any]) -> list[str]:
+    """``shards.list_shards(paths)`` with a shard named twice (as a file and inside a directory) listed once."""
+    import os
+
+    from gpic_lab.shards import list_shards
+
+    seen: dict[str, str] = {}
+    for shard in list_shards(paths):
+        seen.setdefault(shard if "://" in shard else os.path.realpath(shard), shard)
+    return list(seen.values())
+
+
 def params_digest(name: str, params: Mapping[str, Any]) -> str:
     """A stable hash of the stage name and its params (recorded in markers and summary)."""
     text = json.dumps({"stage": name, "params": dict(params)}, sort_keys=True, default=str)
@@ -167,11 +179,10 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
         progress: a tqdm bar on stderr.
     """
     from gpic_lab.engines import map_tasks
-    from gpic_lab.shards import list_shards
 
     resolve(name)  # fail fast on an unknown stage, before any worker starts
     params = dict(params or {})
-    shards = list_shards(paths)
+    shards = unique_shards(paths)
     stems = [shard_stem(s) for s in shards]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)

@@ -117,3 +117,10 @@ def test_stage_params_parse_as_json_else_text_and_reject_repeats() -> None:
     for bad in (["noequals"], ["=1"], ["a=1", "a=2"], ["a =1", "a=2"]):
         with pytest.raises(UsageError):
             parse_params(bad)
+
+
+def test_a_shard_named_twice_runs_once(sample_dir: Path, tmp_path: Path) -> None:
+    raw = sample_dir / "raw"
+    summary = run_stage("license", [raw, raw / "gpic_raw_dups.tar", str(raw) + "/"], tmp_path / "o", workers=1,
+                        progress=False)
+    assert summary["shards"] == len(list_shards([raw])) and summary["duplicate_keys"] == 0
