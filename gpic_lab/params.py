@@ -57,7 +57,7 @@ def parse_parameters(nb: dict[str, Any], where: str = "notebook") -> dict[str, P
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise UsageError(f"{where}: parameters cell does not parse ({exc.msg}, line {exc.lineno})") from None
-    comments = {i + 1: line.split("#", 1)[1].strip() for i, line in enumerate(source.splitlines()) if "#" in line}
+    comments = _comments(source)
     params: dict[str, Param] = {}
     for node in tree.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None):
@@ -74,6 +74,15 @@ def parse_parameters(nb: dict[str, Any], where: str = "notebook") -> dict[str, P
             raise UsageError(f"{where}: default of {param.name!r} is not a {annotation}")
         params[param.name] = param
     return params
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Trailing `# comment` text per line number (a '#' inside a string literal is not a comment)."""
+    import io
+    import tokenize
+
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {t.start[0]: t.string[1:].strip() for t in tokens if t.type == tokenize.COMMENT}
 
 
 def _is_type(value: Any, typ: type) -> bool:

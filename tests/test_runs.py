@@ -190,3 +190,11 @@ def test_environment_without_git_still_records(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PATH", "/nonexistent")  # no git, no nvidia-smi on PATH
     env = environment()
     assert env["git_commit"] is None and env["gpu"] == [] and env["versions"]["gpic_lab"]
+
+
+def test_parameter_help_is_the_comment_not_a_hash_inside_a_string() -> None:
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
+                     "source": 'pattern: str = "a#b"  # regex on keys\nn: int = 2\n'}]}
+    params = parse_parameters(nb)
+    assert params["pattern"].default == "a#b" and params["pattern"].help == "regex on keys"
+    assert params["n"].help == ""
