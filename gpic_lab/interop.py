@@ -40,6 +40,7 @@ def _rows(shards: list[str], images: bool) -> Iterator[dict[str, Any]]:
         row = {k: meta[k] for k in ("key", "license", "license_url", "attribution", "img_width", "img_height",
                                     "caption_type", "caption", "split", "retrieved_at")}
         row["shard"] = sample.shard
+        row["caption_type"] = row["caption_type"] or None  # collected, not yet captioned: a missing label
         if images:
             row["image"] = {"bytes": sample.image, "path": f"{sample.key}.{sample.image_ext}"}
         yield row

@@ -56,3 +56,18 @@ def test_missing_inputs_are_usage_errors(tmp_path: Path) -> None:
         scan_catalog(tmp_path / "nope.parquet")
     with pytest.raises(UsageError, match="no .tar shards"):
         to_hf_dataset(tmp_path)
+
+
+def test_uncaptioned_collected_shards_load_with_a_missing_label(tmp_path: Path, sample_dir: Path) -> None:
+    import json
+
+    from gpic_lab.shardwriter import write_shard
+
+    samples = list(iter_samples(sample_dir / "train"))[:2]
+    uncaptioned = [(s.key, {**json.loads(s.json_bytes), "caption_type": "", "caption": ""}, s.image, s.image_ext)
+                   for s in samples]
+    shard = tmp_path / "gpic_collected_00000.tar"
+    write_shard(shard, uncaptioned)
+    rows = list(to_hf_dataset(shard, streaming=True, images=False))
+    assert [r["key"] for r in rows] == [s.key for s in samples]
+    assert all(r["caption_type"] is None and r["caption"] == "" for r in rows)
