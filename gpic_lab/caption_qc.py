@@ -266,15 +266,14 @@ def qc_rows(rows: Iterable[Mapping[str, Any]], params: Mapping[str, Any] | None 
 
 
 def _caption_overrides(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Captions from a captions parquet (``params["captions"]``: path or list of paths) keyed by image key."""
+    """Captions from captions parquet files or `gpic-lab caption` output dirs (``params["captions"]``: one path or a
+    list) keyed by image key; later files win. Missing/unreadable files and several captions per key are errors."""
     src = params.get("captions")
     if not src:
         return {}
-    import pandas as pd
+    from gpic_lab.pack import caption_files, load_captions
 
-    paths = [src] if isinstance(src, str) else list(src)
-    frame = pd.concat([pd.read_parquet(x) for x in paths], ignore_index=True)
-    return {r["key"]: r for r in frame.to_dict("records")}
+    return load_captions(caption_files([src] if isinstance(src, str) else list(src)))
 
 
 def qc_stage(samples: list[Any], params: dict[str, Any]) -> list[Decision]:

@@ -121,3 +121,25 @@ def test_run_qc_writes_stage_dir_and_tables(sample_dir: Path, tmp_path: Path) ->
     assert set(rates["caption_type"]) <= set(qc.LEVELS) and (rates["n"].sum() == len(rows))
     worst = qc.worst_examples(rows, 3)
     assert len(worst) == 3 and worst.loc[0, "reasons"].count(";") >= 1
+
+
+def test_caption_overrides_from_a_caption_output_dir(sample_dir: Path, tmp_path: Path) -> None:
+    """`-p captions=DIR` (a `gpic-lab caption` output: parquet + done/ markers) replaces the records' captions."""
+    import pandas as pd
+
+    samples = list(iter_samples([sample_dir / "val"]))
+    out = tmp_path / "captions"
+    (out / "done").mkdir(parents=True)
+    (out / "done" / "gpic_val_00000.done").write_text("1\n")
+    rows = {"key": [samples[0].key], "caption_type": ["short"], "prompt_version": ["short/v1"],
+            "caption": ["A photo of a small red boat on a calm lake at dawn."], "truncated": [False]}
+    pd.DataFrame(rows).to_parquet(out / "gpic_val_00000.captions.parquet")
+    got = {d.key: d for d in qc.qc_stage(samples, {"captions": str(out)})}
+    assert got[samples[0].key].reason == "forbidden-word"
+    assert all(got[s.key].keep for s in samples[1:])
+    with pytest.raises(UsageError, match="no captions parquet"):
+        qc.qc_stage(samples, {"captions": str(tmp_path / "missing")})
+    both = pd.DataFrame({k: v * 2 for k, v in rows.items()})  # a `--levels all` file: which level to judge?
+    both.to_parquet(out / "gpic_val_00000.captions.parquet")
+    with pytest.raises(UsageError, match="several captions for key"):
+        qc.qc_stage(samples, {"captions": str(out)})
