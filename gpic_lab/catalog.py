@@ -76,21 +76,22 @@ def _row(sample: Sample) -> dict[str, Any]:
     return row
 
 
-def _sample_problems(sample: Sample, check_images: bool, max_pixels: int) -> list[Problem]:
+def _sample_problems(sample: Sample, check_images: bool, max_pixels: int, require_caption: bool = True) -> list[Problem]:
     from gpic_lab.validate import check_image
 
-    problems = [Problem(sample.shard, f"{sample.key}.json", "schema", m, sample.key) for m in check_meta(sample.meta)]
+    problems = [Problem(sample.shard, f"{sample.key}.json", "schema", m, sample.key)
+                for m in check_meta(sample.meta, require_caption)]
     if check_images or sample.sniffed_format != sample.image_ext:
         problems += check_image(sample, max_pixels, decode=check_images)
     return problems
 
 
 def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = None,
-               fast: bool = True) -> tuple[Any, list[Problem]]:
+               fast: bool = True, require_caption: bool = True) -> tuple[Any, list[Problem]]:
     """One shard's valid rows (an Arrow table) and its problems; each sample is in exactly one of the two.
 
     Local shards first try `gpic_lab.fastscan` (clean canonical shards only, identical rows); `fast=False`
-    always uses the general scanner."""
+    always uses the general scanner. require_caption=False accepts collected, not yet captioned records."""
     import pyarrow as pa
 
     from gpic_lab.validate import DEFAULT_MAX_PIXELS
@@ -104,7 +105,7 @@ def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = 
         if isinstance(entry, Problem):
             problems.append(entry)
             continue
-        found = _sample_problems(entry, check_images, max_pixels or DEFAULT_MAX_PIXELS)
+        found = _sample_problems(entry, check_images, max_pixels or DEFAULT_MAX_PIXELS, require_caption)
         if found:
             problems += found
         else:
@@ -138,14 +139,16 @@ def sources(attribution: Any, license_url: Any) -> Any:
     return pc.if_else(wiki, pa.scalar("wikimedia"), pc.if_else(flickr, pa.scalar("flickr"), other))
 
 
-def _scan_job(args: tuple[str, bool]) -> tuple[Any, list[Problem]]:
-    return scan_shard(*args)
+def _scan_job(args: tuple[str, bool, bool]) -> tuple[Any, list[Problem]]:
+    shard, check_images, require_caption = args
+    return scan_shard(shard, check_images, require_caption=require_caption)
 
 
-def iter_scans(shards: list[str], check_images: bool, workers: int | None, progress: bool) -> Iterator[tuple[Any, list[Problem]]]:
+def iter_scans(shards: list[str], check_images: bool, workers: int | None, progress: bool,
+               require_caption: bool = True) -> Iterator[tuple[Any, list[Problem]]]:
     """(table, problems) per shard in shard order, from a process pool when there are several shards."""
     workers = workers or min(len(shards), os.cpu_count() or 1)
-    jobs = [(s, check_images) for s in shards]
+    jobs = [(s, check_images, require_caption) for s in shards]
 
     def wrap(it: Iterable) -> Iterable:
         if not progress:
@@ -161,12 +164,13 @@ def iter_scans(shards: list[str], check_images: bool, workers: int | None, progr
         yield from wrap(pool.map(_scan_job, jobs))
 
 
-def scan(paths: Iterable[str | os.PathLike[str]], check_images: bool = False, workers: int | None = None) -> tuple[Any, list[Problem]]:
+def scan(paths: Iterable[str | os.PathLike[str]], check_images: bool = False, workers: int | None = None,
+         require_caption: bool = True) -> tuple[Any, list[Problem]]:
     """The whole catalog in memory (for notebooks and small inputs) and every problem found."""
     import pyarrow as pa
 
     tables, problems = [], []
-    for table, found in iter_scans(list_shards(paths), check_images, workers, progress=False):
+    for table, found in iter_scans(list_shards(paths), check_images, workers, False, require_caption):
         tables.append(table)
         problems += found
     return (pa.concat_tables(tables) if tables else schema().empty_table()), problems
@@ -179,7 +183,8 @@ def quarantine_path(out: str | os.PathLike[str]) -> Path:
 
 
 def write_catalog(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], on_error: str = "fail",
-                  check_images: bool = False, workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+                  check_images: bool = False, workers: int | None = None, progress: bool = False,
+                  require_caption: bool = True) -> dict[str, Any]:
     """Write the catalog; returns {'shards', 'rows', 'problems': [Problem...], 'written': bool}."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -193,7 +198,7 @@ def write_catalog(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLik
     rows = 0
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, schema()) as writer:
-            for table, found in iter_scans(shards, check_images, workers, progress):
+            for table, found in iter_scans(shards, check_images, workers, progress, require_caption):
                 writer.write_table(table)
                 rows += table.num_rows
                 problems += found

@@ -329,3 +329,18 @@ def test_huge_declared_size_on_a_non_seekable_stream_is_truncated_tar() -> None:
     with pytest.raises(ShardError) as err:
         list(iter_members(Pipe(data), "pipe.tar"))
     assert err.value.code == "truncated-tar"
+
+
+def test_catalog_of_collected_uncaptioned_shards_needs_the_flag(tmp_path: Path, sample_dir: Path) -> None:
+    import json
+
+    samples = list(iter_samples(sample_dir / "train"))
+    shard = tmp_path / "gpic_collected_00000.tar"
+    write_shard(shard, [(s.key, {**json.loads(s.json_bytes), "caption_type": "", "caption": ""}, s.image, s.image_ext)
+                        for s in samples])
+    strict = subprocess.run([*CLI, "catalog", str(shard), "-o", str(tmp_path / "a.parquet")], capture_output=True, text=True)
+    assert strict.returncode == 1 and "schema: caption_type ''" in strict.stdout
+    lenient = subprocess.run([*CLI, "catalog", str(shard), "-o", str(tmp_path / "b.parquet"), "--no-caption-required"],
+                             capture_output=True, text=True)
+    assert lenient.returncode == 0, lenient.stdout + lenient.stderr
+    assert pq.read_table(tmp_path / "b.parquet").column("caption_type").to_pylist() == [""] * len(samples)

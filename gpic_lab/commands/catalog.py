@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on-error", choices=("fail", "quarantine"), default="fail")
     p.add_argument("--check-images", action="store_true", help="also decode every image (slower)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    p.add_argument("--no-caption-required", action="store_true",
+                   help="accept empty caption/caption_type (collected, not yet captioned shards)")
     p.set_defaults(func=run)
 
 
@@ -23,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from gpic_lab.catalog import catalog_or_fail, quarantine_path
 
     result = catalog_or_fail(args.paths, args.out, on_error=args.on_error, check_images=args.check_images,
-                             workers=args.workers, progress=sys.stderr.isatty())
+                             workers=args.workers, progress=sys.stderr.isatty(),
+                             require_caption=not args.no_caption_required)
     for problem in result["problems"]:
         print(problem.line())
     if not result["written"]:
