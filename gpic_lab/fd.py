@@ -88,9 +88,12 @@ def _sqrtm(a: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            out = linalg.sqrtm(a, disp=False)
-        except TypeError:  # a SciPy without the disp keyword
-            out = linalg.sqrtm(a)
+            try:
+                out = linalg.sqrtm(a, disp=False)
+            except TypeError:  # a SciPy without the disp keyword
+                out = linalg.sqrtm(a)
+        except (linalg.LinAlgError, ValueError) as exc:
+            raise GpicError(f"fd: scipy.linalg.sqrtm failed on Σ1Σ2 ({exc})") from exc
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -103,6 +106,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         raise UsageError(f"fd: mean vectors differ in shape: {mu1.shape} vs {mu2.shape}")
     if sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0], mu1.shape[0]):
         raise UsageError(f"fd: covariances {sigma1.shape}/{sigma2.shape} do not match dim {mu1.shape[0]}")
+    for name, arr in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(arr).all():
+            raise GpicError(f"fd: {name} holds NaN or infinite values (corrupt statistics?)")
     diff = mu1 - mu2
     covmean = _sqrtm(sigma1.dot(sigma2))
     fallback = False
@@ -110,6 +116,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         fallback = True
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if not np.isfinite(covmean).all():
+        raise GpicError(f"fd: sqrtm(Σ1Σ2) is not finite even with eps={eps} added to the diagonals")
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             m = float(np.max(np.abs(covmean.imag)))

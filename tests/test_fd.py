@@ -82,6 +82,10 @@ def test_imaginary_component_and_shape_errors() -> None:
         fd.frechet_distance(np.zeros(2), np.diag([-4.0, 1.0]), np.zeros(2), np.eye(2))
     with pytest.raises(UsageError, match="shape"):
         fd.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+    with pytest.raises(GpicError, match="mu1 holds NaN"):
+        fd.frechet_distance(np.array([np.nan, 0.0]), np.eye(2), np.zeros(2), np.eye(2))
+    with pytest.raises(GpicError, match="sigma2 holds NaN or infinite"):
+        fd.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.full((2, 2), np.inf))
 
 
 def test_singular_covariances_stay_finite() -> None:
