@@ -84,8 +84,11 @@ def collect(results_root: Path) -> Any:
     """Merge metrics.json of every range run under a fan-out dir into one table (also written as metrics.parquet)."""
     import pandas as pd
 
+    runs = sorted(p for p in results_root.iterdir() if p.is_dir()) if results_root.is_dir() else []
+    if not runs:
+        raise UsageError(f"no fan-out runs under {results_root} yet (run without --collect first)")
     rows = []
-    for run in sorted(p for p in results_root.iterdir() if p.is_dir()):
+    for run in runs:
         metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
         rows.append({"range": run.name, "done": (run / "DONE").exists(), **metrics})
     table = pd.DataFrame(rows)
@@ -100,7 +103,8 @@ def fan_out_command(nb: str, overrides: dict[str, Any], spec: str, gpus: str | N
     name, ranges = parse_spec(spec)
     root = fanout_dir(nb, {k: v for k, v in resolve(nb, {**overrides, name: "0:0"}).items() if k != name}, spec)
     if not only_collect:
-        results = fan_out(nb, overrides, spec, gpus.split(",") if gpus else None, jobs, force)
+        gpu_ids = [g.strip() for g in (gpus or "").split(",") if g.strip()] or None  # "0, 1" -> ["0", "1"]
+        results = fan_out(nb, overrides, spec, gpu_ids, jobs, force)
         print(file=sys.stderr)
         for r in results:
             if r.status == "failed":

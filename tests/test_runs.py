@@ -198,3 +198,26 @@ def test_parameter_help_is_the_comment_not_a_hash_inside_a_string() -> None:
     params = parse_parameters(nb)
     assert params["pattern"].default == "a#b" and params["pattern"].help == "regex on keys"
     assert params["n"].help == ""
+
+
+def test_fan_out_command_strips_gpu_ids_and_collect_needs_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from gpic_lab import fanout
+    from gpic_lab.runs import RunResult
+
+    with pytest.raises(UsageError, match="no fan-out runs"):
+        fanout.fan_out_command(str(TINY), {}, "shards=0:2:1", None, 1, False, True)
+    gpus = []
+
+    def fake_run(nb: Path, overrides: dict, run_id: str, force: bool, env: dict, quiet: bool) -> RunResult:
+        gpus.append(env["CUDA_VISIBLE_DEVICES"])
+        target = fanout_dir(TINY, {k: v for k, v in resolve(TINY, {}).items() if k != "shards"}, "shards=0:2:1")
+        run = target / run_id.split("/")[1]
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "DONE").write_text("ok")
+        (run / "metrics.json").write_text(json.dumps({"total": 1.0}))
+        return RunResult(Path(nb).name, run_id, "done", run)
+
+    monkeypatch.setattr(fanout, "run_notebook", fake_run)
+    assert fanout.fan_out_command(str(TINY), {}, "shards=0:2:1", " 0, 1 ", 1, False, False) == 0
+    assert sorted(gpus) == ["0", "1"]
+    assert "000000-000001" in capsys.readouterr().out
