@@ -28,11 +28,14 @@ class Param:
 def load_notebook(path: str | Path) -> dict[str, Any]:
     """The notebook JSON (nbformat 4)."""
     try:
-        return json.loads(Path(path).read_text("utf-8"))
+        nb = json.loads(Path(path).read_text("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such notebook") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a notebook ({exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise UsageError(f"{path}: not a notebook (no list of cells)")
+    return nb
 
 
 def parameters_cell(nb: dict[str, Any], where: str = "notebook") -> dict[str, Any]:

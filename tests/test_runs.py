@@ -221,3 +221,15 @@ def test_fan_out_command_strips_gpu_ids_and_collect_needs_runs(monkeypatch: pyte
     assert fanout.fan_out_command(str(TINY), {}, "shards=0:2:1", " 0, 1 ", 1, False, False) == 0
     assert sorted(gpus) == ["0", "1"]
     assert "000000-000001" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["[]", '{"cells": 3}', "not json"])
+def test_a_file_that_is_not_a_notebook_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    from gpic_lab.params import load_notebook
+
+    bad = tmp_path / "x.ipynb"
+    bad.write_text(text)
+    with pytest.raises(UsageError, match="not a notebook"):
+        load_notebook(bad)
+    with pytest.raises(UsageError, match="not a notebook"):
+        load_notebook(tmp_path)  # a directory
