@@ -101,6 +101,9 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None,
             cluster.close()
         raise GpicError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
     try:
+        if gpu and not _gpu_workers(client):
+            raise GpicError(f"no worker of the Dask cluster {scheduler} offers a GPU resource (the tasks would wait "
+                            "forever); start GPU workers with: dask worker ADDR --nworkers 1 --resources GPU=1")
         futures = client.map(fn, list(items), pure=False, resources={"GPU": 1} if gpu else None)
         item_of = {f.key: item for f, item in zip(futures, items, strict=True)}
         done = as_completed(futures)
@@ -117,3 +120,9 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None,
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _gpu_workers(client: Any) -> int:
+    """How many connected workers offer at least one ``GPU`` resource."""
+    workers = client.scheduler_info().get("workers", {})
+    return sum(1 for w in workers.values() if w.get("resources", {}).get("GPU", 0) >= 1)

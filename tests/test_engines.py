@@ -109,6 +109,10 @@ def test_remote_scheduler_address_and_gpu_resources(tiny_shards, tmp_path: Path)
         squares = dict(map_tasks(pow_two, [1, 2, 3], engine="dask", scheduler=cluster.scheduler_address, gpu=True))
     assert summary["samples"] == 6 and summary["scheduler"] == cluster.scheduler_address
     assert squares == {1: 1, 2: 4, 3: 9}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cpu_only:
+        with pytest.raises(GpicError, match="offers a GPU resource"):
+            list(map_tasks(pow_two, [1], engine="dask", scheduler=cpu_only.scheduler_address, gpu=True))
 
 
 def pow_two(x: int) -> int:
