@@ -24,9 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gpic_lab.errors import UsageError
     from gpic_lab.shards import list_shards
     from gpic_lab.validate import validate
 
+    if args.max_pixels <= 0:
+        raise UsageError(f"--max-pixels must be positive, got {args.max_pixels}")
     shards = list_shards(args.paths)  # UsageError (exit 2) for a missing path
     problems, samples = validate(shards, args.max_pixels, args.workers, not args.no_caption_required,
                                  progress=not args.no_progress and sys.stderr.isatty())
