@@ -117,15 +117,16 @@ tier (samples and megapixels), non-permissive leaks (must be **zero** in package
 attribution / `license_url`, licenses by year of retrieval, and a CSV attribution report a downstream user can
 publish.
 
-- **Inputs:** packaged shards (default: the clean sample splits) and raw shards (default: `sample/raw`, which holds
-  planted non-permissive and badly attributed records).
+- **Inputs:** packaged shards (default `auto`: the output of notebook 06's `gpic_lab.pack.pack`,
+  `interim/06_pack/packed`, when it exists, else the clean sample splits) and raw shards (default: `sample/raw`, which
+  holds planted non-permissive and badly attributed records).
 - **Outputs:** `interim/21_audit_license/attribution.csv`, `leaks_raw.parquet`, figures
   `figures/21_audit_license/{license_families.png,license_sunburst.html}`, metrics.
 - **Package:** `gpic_lab.audits.license` (`license_table`, `distribution`, `leaks`, `attribution_problems`,
   `by_year`, `attribution_report`, `family_figure`, `sunburst`); license rules from `gpic_lab.licenses`.
 """),
         code("""
-packaged: str = "sample/train,sample/val,sample/test"  # comma-separated packaged shard files/dirs, relative to the data root
+packaged: str = "auto"  # "auto": notebook 06's pack output if present, else the clean sample splits; or comma-separated shard files/dirs, data-root relative
 raw: str = "sample/raw"  # comma-separated raw shard files/dirs to audit for leaks ("": skip)
 breakdown: str = "license_family,source,split_dir,tier"  # columns of the distribution table
 """, params=True),
@@ -138,7 +139,8 @@ from gpic_lab.fsio import write_parquet_atomic
 
 stage = "21_audit_license"
 out_dir = paths.interim_dir(stage)
-packaged_paths = [paths.resolve_data(p.strip()) for p in packaged.split(",") if p.strip()]
+packaged_paths = audit.packaged_paths(packaged)
+print("packaged output audited:", ", ".join(str(p) for p in packaged_paths))
 raw_paths = [paths.resolve_data(p.strip()) for p in raw.split(",") if p.strip()]
 by = tuple(c.strip() for c in breakdown.split(",") if c.strip())
 """),
@@ -192,7 +194,7 @@ assert audit.distribution(table, by=("license_family",))["samples"].sum() == len
         code("""
 runs.record({"packaged": audit.summary(table), "raw": audit.summary(raw_table),
              "packaged_leaks": len(packaged_leaks), "raw_leaks": len(raw_leaks),
-             "attribution_report": str(report)}, stage)
+             "packaged_paths": [str(p) for p in packaged_paths], "attribution_report": str(report)}, stage)
 """),
     ])
 

@@ -74,3 +74,14 @@ def test_real_pack_output_has_zero_leaks_and_drops_the_plants(sample_dir: Path, 
     assert raw_leaks and len(packed) > 13  # raw records that passed the license stage were packed too
     assert audit.summary(packed)["leaks"] == 0 and not raw_leaks & set(packed["key"])
     assert set(packed["split_dir"]) == {"train", "val", "test"}
+
+
+def test_packaged_paths_auto_prefers_the_pack_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPIC_LAB_DATA", str(tmp_path))
+    assert audit.packaged_paths("auto") == [tmp_path / p for p in audit.CLEAN_SAMPLE_SPLITS]
+    packed = tmp_path / "interim" / "06_pack" / "packed"
+    packed.mkdir(parents=True)
+    assert audit.packaged_paths("auto") != [packed]  # no manifest yet: an interrupted pack is not used
+    (packed / "manifest.json").write_text("{}")
+    assert audit.packaged_paths("auto") == [packed]
+    assert audit.packaged_paths("a/x.tar, b") == [tmp_path / "a/x.tar", tmp_path / "b"]

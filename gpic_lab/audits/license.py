@@ -16,6 +16,22 @@ TABLE_COLUMNS = ("key", "shard", "split_dir", "tiers", "license", "license_url",
                  "pixels", "problems")
 
 
+CLEAN_SAMPLE_SPLITS = ("sample/train", "sample/val", "sample/test")
+
+
+def packaged_paths(spec: str) -> list[Any]:
+    """Packaged shard inputs. "auto": notebook 06's pack output (`interim/06_pack/packed`, when it holds a manifest),
+    else the clean sample splits; otherwise comma-separated shard files/dirs relative to the data root."""
+    from gpic_lab import paths
+
+    if spec.strip() == "auto":
+        packed = paths.interim_dir("06_pack") / "packed"
+        if (packed / "manifest.json").is_file():
+            return [packed]
+        spec = ",".join(CLEAN_SAMPLE_SPLITS)
+    return [paths.resolve_data(p.strip()) for p in spec.split(",") if p.strip()]
+
+
 def license_table(paths: Sequence[str | os.PathLike[str]]) -> Any:
     """One row per sample (metadata only): license facts from gpic_lab.licenses and check_record problems."""
     import pandas as pd
