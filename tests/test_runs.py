@@ -186,7 +186,6 @@ def test_run_id_follows_every_path_of_a_comma_separated_parameter(tmp_path: Path
 def test_environment_without_git_still_records(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpic_lab.runs import environment
 
-    assert environment()["git_commit"]  # this checkout
     monkeypatch.setenv("PATH", "/nonexistent")  # no git, no nvidia-smi on PATH
     env = environment()
     assert env["git_commit"] is None and env["gpu"] == [] and env["versions"]["gpic_lab"]
