@@ -221,8 +221,13 @@ class _CatalogFailed(Exception):
 
 
 def catalog_or_fail(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
-    """write_catalog, but a failed 'fail'-mode run returns its problems with written=False (no OUT left)."""
+    """write_catalog, but a failed 'fail'-mode run returns its problems with written=False and leaves no OUT:
+    a catalog (and quarantine file) of an earlier run at that path is removed, so nothing stale looks current."""
     try:
         return write_catalog(paths, out, **kwargs)
     except _CatalogFailed as exc:
-        return {"shards": exc.shards, "rows": exc.rows, "problems": exc.problems, "written": False}
+        stale = [p for p in (Path(out), quarantine_path(out)) if p.is_file()]
+        for path in stale:
+            path.unlink()
+        return {"shards": exc.shards, "rows": exc.rows, "problems": exc.problems, "written": False,
+                "removed": [str(p) for p in stale]}

@@ -67,6 +67,12 @@ def test_catalog_fail_leaves_nothing(broken, tmp_path: Path) -> None:
     proc = subprocess.run([*CLI, "catalog", str(out), "-o", str(target)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert list(tmp_path.iterdir()) == []
+    earlier = subprocess.run([*CLI, "catalog", str(out), "-o", str(target), "--on-error", "quarantine"],
+                             capture_output=True, text=True)
+    assert earlier.returncode == 0 and target.exists() and quarantine_path(target).exists()
+    again = subprocess.run([*CLI, "catalog", str(out), "-o", str(target)], capture_output=True, text=True)
+    assert again.returncode == 1 and "of an earlier run" in again.stderr
+    assert list(tmp_path.iterdir()) == []  # no stale catalog left looking current
 
 
 def test_catalog_quarantine_accounts_for_every_sample(tmp_path: Path, tiny_shards) -> None:

@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     for problem in result["problems"]:
         print(problem.line())
     if not result["written"]:
+        for stale in result.get("removed", []):
+            print(f"catalog: removed {stale} of an earlier run", file=sys.stderr)
         print(f"catalog: {len(result['problems'])} problem(s) in {result['shards']} shard(s); nothing written "
               f"(use --on-error quarantine to keep the valid samples)", file=sys.stderr)
         return 1
