@@ -209,6 +209,8 @@ def write_catalog(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLik
                                        "message": p.message} for p in problems], schema=quarantine_schema())
             with atomic_path(quarantine_path(out)) as qtmp:
                 pq.write_table(q, qtmp)
+    if on_error == "fail":  # a clean catalog has no quarantine: drop one an earlier quarantine run left there
+        quarantine_path(out).unlink(missing_ok=True)
     return {"shards": len(shards), "rows": rows, "problems": problems, "written": True}
 
 

@@ -61,7 +61,7 @@ def test_validate_parallel_equals_serial(broken) -> None:
     assert [p.line() for p in serial] == [p.line() for p in parallel] and n1 == n2
 
 
-def test_catalog_fail_leaves_nothing(broken, tmp_path: Path) -> None:
+def test_catalog_fail_leaves_nothing(broken, tmp_path: Path, sample_dir: Path) -> None:
     out, _ = broken
     target = tmp_path / "cat.parquet"
     proc = subprocess.run([*CLI, "catalog", str(out), "-o", str(target)], capture_output=True, text=True)
@@ -73,6 +73,9 @@ def test_catalog_fail_leaves_nothing(broken, tmp_path: Path) -> None:
     again = subprocess.run([*CLI, "catalog", str(out), "-o", str(target)], capture_output=True, text=True)
     assert again.returncode == 1 and "of an earlier run" in again.stderr
     assert list(tmp_path.iterdir()) == []  # no stale catalog left looking current
+    quarantine_path(target).write_bytes(b"stale")
+    clean = subprocess.run([*CLI, "catalog", str(sample_dir / "val"), "-o", str(target)], capture_output=True, text=True)
+    assert clean.returncode == 0 and target.exists() and not quarantine_path(target).exists()
 
 
 def test_catalog_quarantine_accounts_for_every_sample(tmp_path: Path, tiny_shards) -> None:
