@@ -269,6 +269,7 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
 
     shards = list_shards(paths)
     out = Path(out_dir)
+    check_run_config(out, captioner, levels, seed, force)
     todo = [s for s in shards if force or not (out / "done" / f"{Path(s).stem}.done").is_file()]
     total = count_samples(todo) * (len(LEVELS) if levels == "all" else 1)
     bar = _bar(total, progress)
@@ -291,6 +292,24 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
     stats["seconds"] = time.perf_counter() - t0
     stats["skipped_samples"] = dict(sorted(skipped.items()))
     return stats
+
+
+def check_run_config(out: Path, captioner: Captioner, levels: str, seed: int, force: bool) -> None:
+    """Refuse to resume into ``out`` with another configuration (markers would skip shards captioned differently);
+    record the configuration in ``out/caption_config.json``."""
+    from gpic_lab.fsio import write_json_atomic
+
+    config = {"levels": levels, "seed": seed, "model": captioner.model, "backend": captioner.name,
+              "sampling": captioner.sampling, "prompts": {lv: load_prompt(lv)[1] for lv in LEVELS}}
+    config = json.loads(json.dumps(config, sort_keys=True, default=str))  # compare as it is stored
+    path = out / "caption_config.json"
+    if path.is_file() and not force:
+        old = json.loads(path.read_text())
+        diff = [f"{k}: {old.get(k)!r} -> {config[k]!r}" for k in config if old.get(k) != config[k]]
+        if diff:
+            raise UsageError(f"{out}: holds captions made with another configuration ({'; '.join(diff)}); "
+                             "use another --out, or --force to redo the shards")
+    write_json_atomic(path, config)
 
 
 def caption_one_shard(shard: str, captioner: Captioner, levels: str, batch_size: int, seed: int, workers: int,

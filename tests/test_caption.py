@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,14 @@ def test_resume_after_interruption_has_no_duplicates_or_gaps(tiny_shards, captio
     assert frame["key"].is_unique
     assert set(frame["key"]) == {s.key for s in iter_samples(shards, images=False)}
     assert caption.caption_shards(shards, out, captioner, progress=False)["skipped"] == 3
+    # resuming with another configuration would skip shards captioned differently: refused, --force redoes them
+    with pytest.raises(UsageError, match="another configuration .*levels: 'auto' -> 'all'"):
+        caption.caption_shards(shards, out, captioner, levels="all", progress=False)
+    with pytest.raises(UsageError, match="seed: 0 -> 1"):
+        caption.caption_shards(shards, out, captioner, seed=1, progress=False)
+    redo = caption.caption_shards(shards[:1], out, captioner, levels="all", force=True, progress=False)
+    assert redo["skipped"] == 0 and redo["captions"] == 4 * 4
+    assert json.loads((out / "caption_config.json").read_text())["levels"] == "all"
 
 
 class _OomAbove:
