@@ -138,6 +138,10 @@ def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
     factor = analysis_factor(width, height, side)
     if reduced and im.format == "JPEG" and factor > 1:
         im.draft(mode, (width // factor, height // factor))
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey PNG: PIL's convert would clip at 255
+        from PIL import Image
+
+        im = Image.fromarray((np.clip(np.asarray(im, np.int64), 0, 65535) >> 8).astype(np.uint8))
     out = im.convert(mode)
     done = round(width / out.size[0]) if out.size[0] else 1  # DCT factor already applied (sizes are ceil)
     if factor > done:

@@ -66,6 +66,16 @@ def test_truncated_jpeg_is_undecodable() -> None:
     assert reason(data[: len(data) // 3]) == "undecodable"
 
 
+def test_16_bit_grey_png_is_read_at_its_full_range() -> None:
+    """PIL's convert clips 16-bit grey at 255 (everything white): the check scales it to 8 bits first."""
+    grey = scene()[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray((grey.astype(np.uint16) * 257)).save(buf, "PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    for reduced in (True, False):
+        assert quality.check_image(buf.getvalue(), reduced=reduced)[0] == reason(encode(grey, "PNG"))
+
+
 def test_exposure_and_blank() -> None:
     base = scene()
     assert reason(encode(base * 0.05)) == "underexposed"
