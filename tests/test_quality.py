@@ -70,7 +70,7 @@ def test_16_bit_grey_png_is_read_at_its_full_range() -> None:
     """PIL's convert clips 16-bit grey at 255 (everything white): the check scales it to 8 bits first."""
     grey = scene()[..., 0]
     buf = io.BytesIO()
-    Image.fromarray((grey.astype(np.uint16) * 257)).save(buf, "PNG")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(buf, "PNG")
     assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
     for reduced in (True, False):
         assert quality.check_image(buf.getvalue(), reduced=reduced)[0] == reason(encode(grey, "PNG"))
