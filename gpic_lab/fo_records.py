@@ -63,7 +63,11 @@ def resolve_inputs(paths_or_catalog: Sequence[str | os.PathLike[str]]) -> tuple[
 
             if not Path(raw).is_file():
                 raise UsageError(f"{raw}: no such catalog file")
-            table = pq.read_table(raw, columns=["key", "shard"])
+            try:
+                table = pq.read_table(raw, columns=["key", "shard"])
+            except Exception as exc:  # not parquet, or no key/shard columns
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise UsageError(f"{raw}: not a catalog parquet with key and shard columns ({first})") from exc
             keys = (keys or set()) | set(table.column("key").to_pylist())
             shards.extend(sorted(set(table.column("shard").to_pylist())))
         else:

@@ -249,3 +249,7 @@ def test_bad_embeddings_and_decisions_files_are_one_line_errors(tmp_path: Path) 
             load_embeddings(tmp_path / name)
     with pytest.raises(UsageError, match="decisions.parquet: not a readable parquet"):
         load_decisions([tmp_path / "stage"])
+    from gpic_lab.fo_records import resolve_inputs
+
+    with pytest.raises(UsageError, match="junk.parquet: not a catalog parquet"):
+        resolve_inputs([tmp_path / "junk.parquet"])
