@@ -128,6 +128,12 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{p}: not a JSON manifest ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("shards"), list):
         raise UsageError(f"{p}: not a {FORMAT} manifest")
+    for i, entry in enumerate(manifest["shards"]):
+        if not isinstance(entry, dict) or not {"file", "bytes", "sha256"} <= entry.keys():
+            raise UsageError(f"{p}: shards[{i}] is not an entry with file, bytes and sha256")
+        name = Path(str(entry["file"]))
+        if name.is_absolute() or ".." in name.parts:  # a downloaded manifest must not point outside its root
+            raise UsageError(f"{p}: shards[{i}]: unsafe file name {entry['file']!r}")
     return manifest
 
 

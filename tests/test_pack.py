@@ -176,6 +176,12 @@ def test_verify_names_missing_and_corrupt_shards(tmp_path: Path, capsys: pytest.
     assert main(["verify", str(out)]) == 0
     assert main(["verify", str(tmp_path / "nope.json")]) == 2
     assert "manifest not found" in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    for bad, why in (({"file": "../../etc/passwd", "bytes": 1, "sha256": "x"}, "unsafe file name"),
+                     (5, "shards\\[0\\] is not an entry")):
+        (tmp_path / "evil.json").write_text(json.dumps({**manifest, "shards": [bad]}))
+        with pytest.raises(UsageError, match=why):
+            verify(tmp_path / "evil.json")
 
 
 def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
