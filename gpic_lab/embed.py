@@ -31,7 +31,7 @@ from gpic_lab.errors import GpicError, UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: 16-bit grey PNGs scaled to 8 bits before encoding
 
 
 @dataclass

@@ -71,12 +71,13 @@ def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str |
 def embed_shard(shard: str, encoder: Encoder) -> Embeddings:
     """Decode every image of one shard and embed it. A broken tar raises ShardError; an image that does not
     decode is recorded in ``skipped`` (reason ``unreadable:image-decode``) and the shard goes on."""
+    from gpic_lab.quality import to_8bit
     from gpic_lab.shards import iter_samples
 
     keys, imgs, widths, heights, shas, metas, skipped = [], [], [], [], [], [], []
     for s in iter_samples([shard]):
         try:
-            img = s.open_image()
+            img = to_8bit(s.open_image())
             img.load()
         except Exception as exc:  # noqa: BLE001 - any decode failure is located and counted
             skipped.append({"key": s.key, "shard": str(shard), "reason": "unreadable:image-decode",

@@ -130,6 +130,16 @@ def analysis_factor(width: int, height: int, side: int) -> int:
     return factor
 
 
+def to_8bit(im: Any) -> Any:
+    """A 16-bit grey image (PNG) as 8-bit grey, top byte kept; other images unchanged. PIL's own ``convert`` clips
+    such images at 255 (white), which every pixel statistic and model would then see."""
+    if im.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return im
+    from PIL import Image
+
+    return Image.fromarray((np.clip(np.asarray(im, np.int64), 0, 65535) >> 8).astype(np.uint8))
+
+
 def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
     """``im`` in ``mode`` at the analysis size: 1/factor of the original (ceil), box-resized to ``side`` when an image
     is so large that even 1/8 stays >= 2 * side. JPEGs with ``reduced`` get the factor from the DCT (no full decode);
@@ -138,11 +148,7 @@ def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
     factor = analysis_factor(width, height, side)
     if reduced and im.format == "JPEG" and factor > 1:
         im.draft(mode, (width // factor, height // factor))
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey PNG: PIL's convert would clip at 255
-        from PIL import Image
-
-        im = Image.fromarray((np.clip(np.asarray(im, np.int64), 0, 65535) >> 8).astype(np.uint8))
-    out = im.convert(mode)
+    out = to_8bit(im).convert(mode)
     done = round(width / out.size[0]) if out.size[0] else 1  # DCT factor already applied (sizes are ceil)
     if factor > done:
         out = out.reduce(factor // done)

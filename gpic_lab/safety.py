@@ -63,11 +63,13 @@ def preprocess(data: bytes, side: int = INPUT_SIDE) -> np.ndarray:
     """Encoded image -> float32 [3, side, side] (padded bottom/right to a square, BGR planes in [0, 1])."""
     from PIL import Image
 
+    from gpic_lab.quality import to_8bit
+
     im = Image.open(io.BytesIO(data))
     w, h = im.size
     if im.format == "JPEG" and max(w, h) > 2 * side:
         im.draft("RGB", (max(1, w * side // max(w, h)), max(1, h * side // max(w, h))))
-    im = im.convert("RGB")
+    im = to_8bit(im).convert("RGB")
     longest = max(im.size)
     square = Image.new("RGB", (longest, longest))
     square.paste(im, (0, 0))

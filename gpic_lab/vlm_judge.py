@@ -127,11 +127,13 @@ def open_rgb(data: bytes | None, max_side: int = 1024) -> Any:
     """Decode to RGB (JPEGs at a reduced DCT scale when far larger than ``max_side``); raises on bad data."""
     from PIL import Image
 
+    from gpic_lab.quality import to_8bit
+
     im = Image.open(io.BytesIO(data or b""))
     w, h = im.size
     if im.format == "JPEG" and max(w, h) > 2 * max_side:
         im.draft("RGB", (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
-    return im.convert("RGB")
+    return to_8bit(im).convert("RGB")
 
 
 def one_pass(p: dict[str, Any]) -> bool:

@@ -161,6 +161,26 @@ def test_shard_cache_hits_and_invalidation(tiny_shards, tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
 
 
+def test_16_bit_grey_pngs_are_embedded_at_their_full_range(tmp_path: Path) -> None:
+    """Two different 16-bit grey PNGs must not both look white (PIL's convert clips them at 255)."""
+    from gpic_lab.schema import new_record
+    from gpic_lab.shardwriter import write_shard
+
+    samples = []
+    for seed in (40, 41):
+        grey = np.asarray(_img(seed, (256, 192)).convert("L"), np.uint16) * 257
+        buf = io.BytesIO()
+        Image.fromarray(grey).save(buf, "PNG")
+        key = f"{seed:064d}"
+        samples.append((key, new_record(key, 256, 192, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/",
+                                        "Photo by Test via Flickr", "2026-01-01T00:00:00Z", "short", "A test.",
+                                        ["nano", "lite", "full"]), buf.getvalue(), "png"))
+    write_shard(tmp_path / "gpic_train_00000.tar", samples)
+    emb, _ = embed.embed_shards([str(tmp_path / "gpic_train_00000.tar")], embed.load_encoder("dhash"), tmp_path / "c")
+    direct = embed.load_encoder("dhash").encode([_img(40, (256, 192)).convert("L"), _img(41, (256, 192)).convert("L")])
+    assert np.allclose(emb.vectors, direct) and emb.vectors[0] @ emb.vectors[1] < 0.9
+
+
 def test_dinov2_through_eval_module(tmp_path: Path) -> None:
     try:
         from gpic_lab import dinov2

@@ -74,6 +74,11 @@ def test_16_bit_grey_png_is_read_at_its_full_range() -> None:
     assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
     for reduced in (True, False):
         assert quality.check_image(buf.getvalue(), reduced=reduced)[0] == reason(encode(grey, "PNG"))
+    from gpic_lab import safety, vlm_judge
+
+    eight = encode(grey, "PNG")
+    assert np.array_equal(np.asarray(vlm_judge.open_rgb(buf.getvalue())), np.asarray(vlm_judge.open_rgb(eight)))
+    assert np.allclose(safety.preprocess(buf.getvalue()), safety.preprocess(eight), atol=1 / 255)
 
 
 def test_exposure_and_blank() -> None:
