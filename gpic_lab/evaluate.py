@@ -61,6 +61,8 @@ def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any,
     from gpic_lab.dinov2 import features_from_tensor
     from gpic_lab.preprocess import normalize_torch
 
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     skipped = skipped if skipped is not None else Counter()
     param = next(model.parameters())
     workers = threads or min(16, os.cpu_count() or 1)

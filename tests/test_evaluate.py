@@ -104,6 +104,8 @@ def test_validation_counts_problems(setup) -> None:
                               "ignored_dir": 1, "ignored_hidden": 1}
     with pytest.raises(UsageError, match="--model"):
         evaluate.evaluate(bad, ref)
+    with pytest.raises(UsageError, match="--batch-size must be >= 1"):
+        evaluate.evaluate(bad, ref, model=model, strict=False, batch_size=0)
     few = root / "few"
     few.mkdir()
     Image.new("RGB", (256, 256)).save(few / "short_k1.png")
