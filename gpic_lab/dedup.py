@@ -268,6 +268,7 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     ``dataset.match(F("key").is_in(keys))``). Embeddings are cached per shard in cache_dir
     (default: ``paths.state_root()/embed_cache``).
     """
+    import os
     import time
     from pathlib import Path
 
@@ -282,6 +283,10 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     shards = unique_shards(paths)
     if not shards:
         raise UsageError(f"dedup: no shards under {', '.join(map(str, paths))}")
+    held_shards = unique_shards(against) if against else []
+    both = sorted({os.path.realpath(s) for s in shards} & {os.path.realpath(s) for s in held_shards})
+    if both:
+        raise UsageError(f"dedup: {both[0]} is both a PATH and an --against shard; held-out shards go only after --against")
     dest = Path(decisions_path)
     pre = "" if dest.name == "decisions.parquet" else dest.name.removesuffix(".parquet") + "."
     cache = Path(cache_dir) if cache_dir else state_root() / "embed_cache"
@@ -296,7 +301,6 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
                                "knn": pairs.info, "counts": _frame_counts(frame), "unreadable": len(emb.skipped),
                                "duplicate_keys": frame.attrs.get("duplicate_keys", 0), **cache_stats}
     if against:
-        held_shards = unique_shards(against)
         held, _ = embed.embed_shards(held_shards, enc, cache, progress=progress)
         leaks = leakage(emb, held, rule.link if leak_threshold is None else leak_threshold)
         with atomic_path(dest.with_name(pre + "leakage.csv")) as tmp:

@@ -162,7 +162,9 @@ def test_cli_bad_usage_exits_2(tmp_path: Path, sample_dir: Path) -> None:
     base = [sys.executable, "-m", "gpic_lab.cli", "dedup", str(sample_dir / "train")]
     for extra, msg in ((["-o", str(tmp_path / "x.csv")], "must end in .parquet"),
                        (["-o", str(tmp_path / "x.parquet"), "--encoder", "sscd"], "needs --weights"),
-                       (["-o", str(tmp_path / "x.parquet"), "--link", "0.99", "--near-dup", "0.9"], "link")):
+                       (["-o", str(tmp_path / "x.parquet"), "--link", "0.99", "--near-dup", "0.9"], "link"),
+                       (["-o", str(tmp_path / "x.parquet"), "--against", str(sample_dir / "train" / "gpic_train_00000.tar")],
+                        "both a PATH and an --against shard")):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
 
