@@ -124,3 +124,10 @@ def test_a_shard_named_twice_runs_once(sample_dir: Path, tmp_path: Path) -> None
     summary = run_stage("license", [raw, raw / "gpic_raw_dups.tar", str(raw) + "/"], tmp_path / "o", workers=1,
                         progress=False)
     assert summary["shards"] == len(list_shards([raw])) and summary["duplicate_keys"] == 0
+
+
+def test_gpu_stages_default_to_one_local_worker(tiny_shards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shards = tiny_shards(2, 2)
+    assert run_stage("license", shards, tmp_path / "cpu", progress=False)["workers"] is None  # one per core
+    monkeypatch.setattr("gpic_lab.stages.GPU_STAGES", frozenset({"license"}))
+    assert run_stage("license", shards, tmp_path / "gpu", progress=False)["workers"] == 1
