@@ -192,8 +192,8 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
     if force:  # a task skips a shard whose marker exists: forget the markers of the shards to recompute
         for shard in todo:
             (out / "done" / f"{shard_stem(shard)}.done").unlink(missing_ok=True)
-    if workers is None and engine == "local" and name in GPU_STAGES:
-        workers = 1  # one model on one GPU (every local worker would load its own on cuda:0); Dask for several GPUs
+    if workers is None and scheduler is None and name in GPU_STAGES:
+        workers = 1  # one model on one GPU (every local worker would load its own on cuda:0); a Dask cluster for more
     tasks = [(name, shard, str(out), params, digest) for shard in todo]
     started = time.perf_counter()
     bar = _bar(len(shards), len(shards) - len(todo), name, progress)
