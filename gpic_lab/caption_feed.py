@@ -44,11 +44,13 @@ def prepare_image(data: bytes, max_pixels: int | None) -> Any:
 
     from PIL import Image
 
+    from gpic_lab.quality import to_8bit
+
     im = Image.open(io.BytesIO(data))
     if max_pixels and im.format == "JPEG" and im.width * im.height > 4 * max_pixels:
         scale = (max_pixels / (im.width * im.height)) ** 0.5
         im.draft("RGB", (max(1, int(im.width * scale * 2)), max(1, int(im.height * scale * 2))))
-    im = im.convert("RGB")
+    im = to_8bit(im).convert("RGB")  # 16-bit grey PNGs: PIL's convert alone clips them to white
     if max_pixels and im.width * im.height > max_pixels:
         scale = (max_pixels / (im.width * im.height)) ** 0.5
         im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.BICUBIC)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gpic_lab.errors import UsageError
+from gpic_lab.quality import to_8bit
 from gpic_lab.schema import TIERS
 from gpic_lab.shards import Sample, ShardIndex, list_shards
 
@@ -279,7 +280,7 @@ def histogram_encoder(bins: int = 8) -> Callable[[list[Any]], Any]:
     def encode(images: list[Any]) -> Any:
         out = []
         for img in images:
-            arr = np.asarray(img.convert("RGB").resize((64, 64)), dtype=np.int64) * bins // 256
+            arr = np.asarray(to_8bit(img).convert("RGB").resize((64, 64)), dtype=np.int64) * bins // 256
             idx = (arr[..., 0] * bins + arr[..., 1]) * bins + arr[..., 2]
             hist = np.bincount(idx.ravel(), minlength=bins ** 3).astype(np.float32)
             out.append(hist / (np.linalg.norm(hist) or 1.0))
@@ -304,7 +305,7 @@ def efficientnet_encoder(batch_size: int = 16) -> Callable[[list[Any]], Any]:
     def encode(images: list[Any]) -> Any:
         feats = []
         for i in range(0, len(images), batch_size):
-            batch = np.stack([(np.asarray(im.convert("RGB").resize((224, 224)), dtype=np.float32) / 255 - mean) / std
+            batch = np.stack([(np.asarray(to_8bit(im).convert("RGB").resize((224, 224)), dtype=np.float32) / 255 - mean) / std
                               for im in images[i:i + batch_size]]).transpose(0, 3, 1, 2)
             with torch.inference_mode():
                 f = model.extract_features(torch.from_numpy(batch)).mean((2, 3)).numpy()

@@ -317,7 +317,9 @@ def prepare_inputs(processor: Any, images: list[Any], prompts: list[str], device
     texts = [processor.apply_chat_template(build_messages(p), tokenize=False, add_generation_prompt=True)
              for p in prompts]
     processor.tokenizer.padding_side = "left"
-    rgb = [im.convert("RGB") if getattr(im, "mode", "RGB") != "RGB" else im for im in images]
+    from gpic_lab.quality import to_8bit
+
+    rgb = [to_8bit(im).convert("RGB") if getattr(im, "mode", "RGB") != "RGB" else im for im in images]
     n = max(1, min(workers, len(rgb)))
     if n == 1:
         inputs = processor(text=texts, images=rgb, return_tensors="pt", padding=True)

@@ -171,6 +171,21 @@ def test_prepare_image_bounds_pixels() -> None:
     assert caption.prepare_image(make_image(3, 64, 48, "PNG"), 100 * 100).size == (64, 48)
 
 
+def test_16_bit_grey_png_is_not_fed_as_white() -> None:
+    """PIL's convert("RGB") clips 16-bit grey at 255: the captioner must see the picture, not a white frame."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, "PNG")
+    im = caption.prepare_image(buf.getvalue(), None)
+    arr = np.asarray(im)
+    assert im.mode == "RGB" and arr.min() == 0 and arr.max() == 255 and 100 < arr.mean() < 155
+
+
 def test_cli_caption_tiny_model_and_bad_usage(tiny_shards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     import json

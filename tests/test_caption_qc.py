@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gpic_lab import caption_qc as qc
@@ -88,6 +89,8 @@ def test_not_visible_depends_on_the_image() -> None:
     blank = Image.new("RGB", (64, 64), (250, 250, 250))
     noisy = Image.effect_noise((64, 64), 60).convert("RGB")
     assert not qc.image_usable(blank) and qc.image_usable(noisy)
+    deep = Image.fromarray(np.asarray(noisy.convert("L"), dtype=np.uint16) * 257)  # 16-bit grey, mode I;16
+    assert deep.mode.startswith("I") and qc.image_usable(deep)  # convert("L") alone clips it to blank white
     assert qc.check_caption("NOT VISIBLE.", "short", usable=False).reasons == ()
     assert qc.check_caption("NOT VISIBLE.", "short", usable=True).reasons == ("not-visible",)
 

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from gpic_lab.errors import GpicError, UsageError
+from gpic_lab.quality import to_8bit
 
 LISTS = ("gender", "age", "ethnicity", "religion", "disability", "occupations", "activities", "settings")
 PERSON_NOUNS = frozenset("man men woman women person people child children boy boys girl girls kid kids baby "
@@ -197,7 +198,7 @@ def detect_faces(images: dict[str, Any], max_side: int = 640, min_neighbors: int
     eyes = _cascade("haarcascade_eye.xml") if verify_eyes else None
     out: dict[str, list[tuple[int, int, int, int]]] = {}
     for key, image in images.items():
-        im = image.convert("L")
+        im = to_8bit(image).convert("L")
         scale = min(1.0, max_side / max(im.size))
         if scale < 1.0:
             im = im.resize((round(im.width * scale), round(im.height * scale)))

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from gpic_lab.audits.objects import Mention, extract_mentions, vocabulary
 from gpic_lab.errors import UsageError
+from gpic_lab.quality import to_8bit
 
 MENTION_COLUMNS = ("key", "caption_type", "concept", "word", "count", "attributes", "question", "answer",
                    "hallucinated")
@@ -185,7 +186,7 @@ def _efficientnet_classifier(batch_size: int = 16) -> Callable[[list[Any]], Any]
     def predict(images: list[Any]) -> Any:
         rows = []
         for i in range(0, len(images), batch_size):
-            x = np.stack([(np.asarray(im.convert("RGB").resize((224, 224)), dtype=np.float32) - 127.0) / 128.0
+            x = np.stack([(np.asarray(to_8bit(im).convert("RGB").resize((224, 224)), dtype=np.float32) - 127.0) / 128.0
                           for im in images[i:i + batch_size]]).transpose(0, 3, 1, 2)
             with torch.inference_mode():
                 rows.append(torch.softmax(model(torch.from_numpy(x)), dim=1).numpy())
@@ -321,7 +322,7 @@ def items_from_shards(paths: Sequence[Any], levels: dict[str, dict[str, str]] | 
                 "license_family": license_family(m.get("license", ""), m.get("license_url")),
                 "width": int(m.get("img_width") or 0), "height": int(m.get("img_height") or 0)}
         meta["size"] = size_bucket(meta["width"], meta["height"])
-        image = s.open_image().convert("RGB") if images else None
+        image = to_8bit(s.open_image()).convert("RGB") if images else None
         per_level = (levels or {}).get(s.key)
         if per_level:
             out.extend(CaptionItem(s.key, per_level[t], t, image, meta) for t in CAPTION_TYPES if per_level.get(t))
