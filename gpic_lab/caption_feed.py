@@ -38,19 +38,36 @@ def count_samples(shards: Iterable[str]) -> int:
     return sum(1 for shard in shards for e in iter_entries(shard, images=False) if hasattr(e, "meta"))
 
 
+def to_rgb(im: Any) -> Any:
+    """RGB for the VLM: 16-bit grey scaled to 8 bits (`quality.to_8bit`), transparency composited onto white (as
+    qwen-vl-utils' ``to_rgb`` does; a bare ``convert("RGB")`` shows whatever colour hides under transparent pixels,
+    often black: a black logo on black)."""
+    from PIL import Image
+
+    from gpic_lab.quality import to_8bit
+
+    im = to_8bit(im)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        im = im.convert("RGBA")
+        white = Image.new("RGB", im.size, (255, 255, 255))
+        white.paste(im, mask=im.getchannel("A"))
+        return white
+    return im.convert("RGB")
+
+
 def prepare_image(data: bytes, max_pixels: int | None) -> Any:
     """Decode (JPEG draft mode when far above max_pixels), convert to RGB and bound the pixel count."""
     import io
 
     from PIL import Image
 
-    from gpic_lab.quality import to_8bit
-
     im = Image.open(io.BytesIO(data))
     if max_pixels and im.format == "JPEG" and im.width * im.height > 4 * max_pixels:
         scale = (max_pixels / (im.width * im.height)) ** 0.5
         im.draft("RGB", (max(1, int(im.width * scale * 2)), max(1, int(im.height * scale * 2))))
-    im = to_8bit(im).convert("RGB")  # 16-bit grey PNGs: PIL's convert alone clips them to white
+    im = to_rgb(im)
     if max_pixels and im.width * im.height > max_pixels:
         scale = (max_pixels / (im.width * im.height)) ** 0.5
         im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))), Image.BICUBIC)

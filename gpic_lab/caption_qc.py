@@ -206,10 +206,10 @@ def image_usable(image: Any, params: Mapping[str, Any] | None = None) -> bool:
     """Whether a PIL image is visible enough to caption (not blank, not nearly black or white)."""
     import numpy as np
 
-    from gpic_lab.quality import to_8bit
+    from gpic_lab.caption_feed import to_rgb
 
     p = params if params is not None and "usable_std" in params else merged_params(params)
-    thumb = to_8bit(image).convert("L")  # a 16-bit grey PNG is not blank white
+    thumb = to_rgb(image).convert("L")  # what the captioner sees (16-bit grey scaled, transparency on white)
     thumb.thumbnail((128, 128))
     arr = np.asarray(thumb, dtype=np.float64)
     lo, hi = p["usable_mean"]

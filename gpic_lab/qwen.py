@@ -317,9 +317,9 @@ def prepare_inputs(processor: Any, images: list[Any], prompts: list[str], device
     texts = [processor.apply_chat_template(build_messages(p), tokenize=False, add_generation_prompt=True)
              for p in prompts]
     processor.tokenizer.padding_side = "left"
-    from gpic_lab.quality import to_8bit
+    from gpic_lab.caption_feed import to_rgb
 
-    rgb = [to_8bit(im).convert("RGB") if getattr(im, "mode", "RGB") != "RGB" else im for im in images]
+    rgb = [to_rgb(im) if getattr(im, "mode", "RGB") != "RGB" else im for im in images]
     n = max(1, min(workers, len(rgb)))
     if n == 1:
         inputs = processor(text=texts, images=rgb, return_tensors="pt", padding=True)

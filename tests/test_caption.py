@@ -186,6 +186,32 @@ def test_16_bit_grey_png_is_not_fed_as_white() -> None:
     assert im.mode == "RGB" and arr.min() == 0 and arr.max() == 255 and 100 < arr.mean() < 155
 
 
+def test_transparent_png_is_composited_on_white() -> None:
+    """A black logo on a transparent (black-valued) background: convert("RGB") alone gives an all-black frame."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[16:48, 16:48, 3] = 255  # opaque black square, everything else transparent black
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, "PNG")
+    arr = np.asarray(caption.prepare_image(buf.getvalue(), None))
+    assert arr[0, 0].tolist() == [255, 255, 255] and arr[32, 32].tolist() == [0, 0, 0]
+    pal = Image.fromarray(rgba).convert("RGB").convert("P")  # palette image whose index 0 is transparent
+    pal.info["transparency"] = 0
+    assert np.asarray(caption.prepare_image(_png(pal), None))[0, 0].tolist() == [255, 255, 255]
+
+
+def _png(im) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
 def test_cli_caption_tiny_model_and_bad_usage(tiny_shards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     import json

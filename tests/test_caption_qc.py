@@ -91,6 +91,9 @@ def test_not_visible_depends_on_the_image() -> None:
     assert not qc.image_usable(blank) and qc.image_usable(noisy)
     deep = Image.fromarray(np.asarray(noisy.convert("L"), dtype=np.uint16) * 257)  # 16-bit grey, mode I;16
     assert deep.mode.startswith("I") and qc.image_usable(deep)  # convert("L") alone clips it to blank white
+    logo = np.zeros((64, 64, 4), np.uint8)
+    logo[16:48, 16:48, 3] = 255  # black square on transparent black: all black without compositing on white
+    assert qc.image_usable(Image.fromarray(logo)) and not qc.image_usable(Image.fromarray(logo).convert("RGB"))
     assert qc.check_caption("NOT VISIBLE.", "short", usable=False).reasons == ()
     assert qc.check_caption("NOT VISIBLE.", "short", usable=True).reasons == ("not-visible",)
 
