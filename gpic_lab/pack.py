@@ -332,6 +332,10 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     inputs = classify_inputs(paths)
     inputs.captions += caption_files(captions)
     out = Path(out_dir)
+    inside = [s for s in inputs.shards if Path(s).resolve().is_relative_to(out.resolve())]
+    if inside:  # the pack would overwrite or delete (as stale) the very shards it reads
+        raise UsageError(f"source shard {inside[0]} lies inside --out {out}; choose an output directory apart "
+                         "from the inputs")
     stale = [p for p in out.glob("*/gpic_*.tar")] if out.is_dir() else []
     plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
     entries = write_plan(plan, out, progress)

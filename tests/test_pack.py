@@ -195,6 +195,9 @@ def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "exceeds" in capsys.readouterr().err
     assert main(["pack", str(src), "--out", str(tmp_path / "o3"), "--shards", "1", "--val", "2.5"]) == 2
     assert "whole number" in capsys.readouterr().err and not (tmp_path / "o3" / "manifest.json").exists()
+    before = sorted(p.name for p in src.iterdir())
+    assert main(["pack", str(src), "--out", str(src.parent), "--shards", "1"]) == 2  # would eat its own sources
+    assert "lies inside --out" in capsys.readouterr().err and sorted(p.name for p in src.iterdir()) == before
     with pytest.raises(UsageError, match="not a shard"):
         pack.classify_inputs([tmp_path / "nothing-here"])
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
