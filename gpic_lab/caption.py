@@ -267,6 +267,8 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
 
     from gpic_lab.shards import list_shards
 
+    if levels not in ("auto", "all"):
+        raise UsageError(f"--levels must be auto or all, got {levels!r}")
     shards = list_shards(paths)
     out = Path(out_dir)
     check_run_config(out, captioner, levels, seed, force)

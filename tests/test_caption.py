@@ -121,6 +121,9 @@ def test_resume_after_interruption_has_no_duplicates_or_gaps(tiny_shards, captio
         caption.caption_shards(shards, out, captioner, levels="all", progress=False)
     with pytest.raises(UsageError, match="seed: 0 -> 1"):
         caption.caption_shards(shards, out, captioner, seed=1, progress=False)
+    with pytest.raises(UsageError, match="--levels must be auto or all"):
+        caption.caption_shards(shards, out, captioner, levels="some", progress=False)
+    assert json.loads((out / "caption_config.json").read_text())["levels"] == "auto"  # not recorded
     redo = caption.caption_shards(shards[:1], out, captioner, levels="all", force=True, progress=False)
     assert redo["skipped"] == 0 and redo["captions"] == 4 * 4
     assert json.loads((out / "caption_config.json").read_text())["levels"] == "all"
