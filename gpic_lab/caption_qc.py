@@ -76,10 +76,26 @@ def merged_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
             continue
         if key not in out:
             raise UsageError(f"caption-qc: unknown parameter {key!r} (known: {', '.join(sorted(out))})")
+        if isinstance(out[key], dict) and not isinstance(value, dict):
+            raise UsageError(f"caption-qc: {key} must be a mapping level -> [min, max], got {value!r}")
+        if isinstance(out[key], dict) and set(value) - set(out[key]):
+            raise UsageError(f"caption-qc: {key}: unknown level(s) {sorted(set(value) - set(out[key]))}")
         out[key] = {**out[key], **value} if isinstance(out[key], dict) else value
     if out["duplicates"] not in ("all", "extra"):
         raise UsageError(f"caption-qc: duplicates must be 'all' or 'extra', got {out['duplicates']!r}")
+    ranges = {f"{k}.{lv}": v for k in ("sentences", "words") for lv, v in out[k].items()}
+    ranges.update({k: out[k] for k in ("tags", "tag_words", "usable_mean")})
+    for name, v in ranges.items():
+        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v) and v[0] <= v[1]):
+            raise UsageError(f"caption-qc: {name} must be [min, max] numbers with min <= max, got {v!r}")
+    for name in ("ngram", "max_ngram_repeats", "min_distinct_ratio", "usable_std"):
+        if not _is_number(out[name]) or out[name] < 0:
+            raise UsageError(f"caption-qc: {name} must be a number >= 0, got {out[name]!r}")
     return out
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -107,6 +107,11 @@ def test_duplicates_modes_and_not_visible_is_never_a_duplicate() -> None:
     with pytest.raises(UsageError, match="unknown parameter 'wordz'"):
         qc.merged_params({"wordz": 3})
     assert qc.merged_params({"words": {"short": [1, 99]}})["words"]["medium"] == [18, 80]
+    for bad, msg in (({"words": {"short": [40, 8]}}, "words.short must be"), ({"words": {"short": "x"}}, "words.short"),
+                     ({"words": {"huge": [1, 2]}}, "unknown level"), ({"words": [1, 2]}, "must be a mapping"),
+                     ({"usable_std": "a"}, "usable_std must be a number"), ({"tags": [8, 3]}, "tags must be")):
+        with pytest.raises(UsageError, match=msg):
+            qc.merged_params(bad)
 
 
 def test_run_qc_writes_stage_dir_and_tables(sample_dir: Path, tmp_path: Path) -> None:
