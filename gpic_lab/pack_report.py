@@ -32,6 +32,8 @@ def find_decisions(spec: str, root: str | os.PathLike[str] | None = None) -> tup
         found = []
         for part in (p.strip() for p in spec.split(",") if p.strip()):
             p = resolve_data(part)
+            if isinstance(p, str):  # a URL: decisions tables are read from local stage outputs only
+                raise UsageError(f"{part}: decisions tables must be local files or directories, not URLs")
             p = p / "decisions.parquet" if p.is_dir() else p
             if not p.is_file():
                 raise UsageError(f"{part}: no decisions.parquet there")

@@ -211,3 +211,13 @@ def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "decisions.parquet: unreadable parquet input" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(UsageError, match="no source shards"):
         pack.classify_inputs([])
+
+
+def test_find_decisions_names_a_missing_or_remote_table(tmp_path: Path) -> None:
+    from gpic_lab.errors import UsageError
+    from gpic_lab.pack_report import find_decisions
+
+    with pytest.raises(UsageError, match="not URLs"):
+        find_decisions("s3://bucket/interim/quality", root=tmp_path)
+    with pytest.raises(UsageError, match="nope: no decisions.parquet"):
+        find_decisions(str(tmp_path / "nope"), root=tmp_path)
