@@ -24,7 +24,16 @@ def is_http(url: str) -> bool:
 
 
 def _timeout() -> float:
-    return float(os.environ.get(TIMEOUT_ENV, "60"))
+    from gpic_lab.errors import UsageError
+
+    raw = os.environ.get(TIMEOUT_ENV, "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UsageError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
 
 
 def _request(url: str, headers: dict[str, str] | None = None) -> Any:

@@ -123,3 +123,14 @@ def test_random_access_by_range_request(server: _Server, sample_dir: Path) -> No
     server.faults = {name: ["cut"]}
     with pytest.raises(OSError, match="connection closed|got"):
         read_range(url, row.image_offset, row.image_size)
+
+
+def test_bad_timeout_setting_is_a_usage_error(server: _Server, sample_dir: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpic_lab.errors import UsageError
+
+    name = sorted(p.name for p in (sample_dir / "train").glob("*.tar"))[0]
+    for bad in ("abc", "0", "-3"):
+        monkeypatch.setenv("GPIC_LAB_HTTP_TIMEOUT", bad)
+        with pytest.raises(UsageError, match="GPIC_LAB_HTTP_TIMEOUT"):
+            list(iter_entries(f"{server.url}/{name}"))
