@@ -355,3 +355,16 @@ def test_catalog_of_collected_uncaptioned_shards_needs_the_flag(tmp_path: Path, 
                              capture_output=True, text=True)
     assert lenient.returncode == 0, lenient.stdout + lenient.stderr
     assert pq.read_table(tmp_path / "b.parquet").column("caption_type").to_pylist() == [""] * len(samples)
+
+
+def test_bench_catalog_reports_same_rows_on_a_tiny_run(capsys, tmp_path) -> None:
+    import json
+
+    from gpic_lab.cli import main
+
+    rc = main(["bench", "catalog", "--quick", "--shards", "2", "--per-shard", "30", "--image-kb", "2",
+               "--dir", str(tmp_path)])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and result["same_rows"] is True and result["samples"] == 60
+    assert result["ratio"] > 0 and {"name", "unit", "ours", "baseline", "peak_rss_mb"} <= set(result)
+    assert not any(tmp_path.iterdir())  # generated shards are removed
