@@ -187,3 +187,22 @@ def test_gpu_decode_matches_pil_or_says_what_is_missing() -> None:
     diff = out[0].permute(1, 2, 0).cpu().numpy().astype(np.int16) - ref  # nvJPEG upsamples chroma its own way
     psnr = 10 * np.log10(255.0**2 / max(float((diff.astype(np.float64) ** 2).mean()), 1e-9))
     assert psnr > 28, psnr  # 33.8 dB on an H100 (torchvision 0.26 nvJPEG vs Pillow)
+
+
+@pytest.mark.slow
+def test_bench_loader_reports_per_cpu_rates_and_paired_plain_decode(sample_dir: Path, capsys) -> None:
+    import json
+    import math
+
+    from gpic_lab.cli import main
+
+    rc = main(["bench", "loader", "--quick", str(sample_dir / "train"), "--images", "40", "--batch", "8"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and result["unit"].startswith("images per CPU-second")
+    row = result["by_workers"][0]
+    for value in (row["ours_per_cpu_s"], row["baseline_per_cpu_s"], result["plain_pil_decode_per_core"]):
+        assert math.isfinite(value) and 0 < value < 1e5  # a CPU time of zero would show up as ~1e11
+    assert result["ratio"] == pytest.approx(row["ours_per_cpu_s"] / row["baseline_per_cpu_s"], rel=1e-2)
+    assert len(result["ratio_vs_plain_decode_rounds"]) == 2
+    assert min(result["ratio_vs_plain_decode_rounds"]) <= result["ratio_vs_plain_decode"] <= max(
+        result["ratio_vs_plain_decode_rounds"])
