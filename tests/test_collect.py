@@ -199,6 +199,20 @@ class Crash(Exception):
     pass
 
 
+def _crash_after_second_call(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, point: str) -> None:
+    """Let `owner.name` finish its second call (the file is written), then crash."""
+    real, calls = getattr(owner, name), Counter()
+
+    def wrapper(*args: object) -> object:
+        out = real(*args)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Crash(point)
+        return out
+
+    monkeypatch.setattr(owner, name, wrapper)
+
+
 @pytest.mark.parametrize("point", ["download", "shard-written", "provenance-written"])
 def test_crash_at_any_point_resumes_without_loss_or_duplicates(server: ReplayServer, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch, point: str) -> None:
@@ -217,25 +231,9 @@ def test_crash_at_any_point_resumes_without_loss_or_duplicates(server: ReplaySer
 
         monkeypatch.setattr(HttpClient, "get", get)
     elif point == "shard-written":
-        real_write = shardwriter.write_shard
-
-        def write(path, samples):
-            real_write(path, samples)
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise Crash(point)
-
-        monkeypatch.setattr(shardwriter, "write_shard", write)
+        _crash_after_second_call(monkeypatch, shardwriter, "write_shard", point)
     else:
-        real_prov = writer_mod.write_parquet_atomic
-
-        def prov(path, table):
-            real_prov(path, table)
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise Crash(point)
-
-        monkeypatch.setattr(writer_mod, "write_parquet_atomic", prov)
+        _crash_after_second_call(monkeypatch, writer_mod, "write_parquet_atomic", point)
     with pytest.raises(Crash):
         _flickr(tmp_path, server, shard_size=3, per_page=4)
     monkeypatch.undo()
