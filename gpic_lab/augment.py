@@ -103,13 +103,54 @@ class TrainTransform:
     flip: bool = False
 
     def __call__(self, data: bytes, rng: np.random.Generator) -> np.ndarray:
-        p = draw_params(rng, self.scale, self.flip)
+        return self.apply(data, draw_params(rng, self.scale, self.flip))
+
+    def apply(self, data: bytes, p: CropParams) -> np.ndarray:
+        """The transform for one given draw of the crop parameters."""
         arr = _decode_fast(data, math.ceil(self.size / p.scale))
         if arr is None:
             arr = _decode_pil(data)
         left, top, right, bottom = crop_box(arr.shape[1], arr.shape[0], p)
         out = _resize(arr[top:bottom, left:right], self.size)  # OpenCV reads the strided view: no crop copy
         return _cv2().flip(out, 1) if p.flip else out  # 40x faster than copying numpy's reversed view
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A sample left encoded for batch decoding on the consumer side (`gpic_lab.batch_decode`): the JPEG bytes and
+    the crop draw; `image` holds the already transformed HWC array for what nvJPEG does not read (PNG, CMYK)."""
+
+    data: bytes | None
+    params: CropParams
+    image: np.ndarray | None = None
+
+
+_GPU_COLORSPACES = ("YCbCr", "Gray", "RGB")
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredTrainTransform:
+    """GPIC's training augmentation with the decode deferred to the consumer: the worker only draws the crop and
+    checks the JPEG header (a corrupt header is a decode error here, counted by the loader's policy); the batch is
+    decoded, cropped and resized on the GPU by `gpic_lab.batch_decode.BatchDecoder`. Other formats are transformed
+    here on the CPU with the same draw."""
+
+    size: int = 256
+    scale: tuple[float, float] = (0.8, 1.0)
+    flip: bool = False
+
+    def __call__(self, data: bytes, rng: np.random.Generator) -> Encoded:
+        import simplejpeg
+
+        p = draw_params(rng, self.scale, self.flip)
+        if data.startswith(b"\xff\xd8"):
+            try:
+                colorspace = simplejpeg.decode_jpeg_header(data)[2]
+            except (ValueError, RuntimeError) as exc:
+                raise ValueError(f"unreadable JPEG header: {exc}") from exc
+            if colorspace in _GPU_COLORSPACES:
+                return Encoded(data, p)
+        return Encoded(None, p, TrainTransform(self.size, self.scale, self.flip).apply(data, p))
 
 
 @dataclass(frozen=True, slots=True)

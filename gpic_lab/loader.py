@@ -172,7 +172,7 @@ def iter_slot(cfg: StreamConfig, epoch: int, slot: int, slots: int, skip: int = 
             _corrupt(cfg, stats, "image-decode", f"{sample.shard}:{sample.key}.{sample.image_ext} ({exc})")
             continue
         yield {"image": image, "caption": sample.meta.get("caption", ""), "caption_type": sample.meta.get("caption_type", ""),
-               "key": sample.key, "slot": slot, "index": index}
+               "key": sample.key, "slot": slot, "index": index, "member": f"{sample.shard}:{sample.key}.{sample.image_ext}"}
     if stats:
         print(f"gpic-lab loader: slot {slot} epoch {epoch}: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())),
               file=sys.stderr)

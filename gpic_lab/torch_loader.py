@@ -11,18 +11,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from gpic_lab.augment import Encoded
 from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.loader import StreamConfig, _dist_info, iter_slot, stream_config
 
 
 class GpicIterableDataset(IterableDataset):
-    """GPIC shards as a stream of {"image": uint8 [3,H,W], "caption", "caption_type", "key", "slot", "index"}.
+    """GPIC shards as a stream of {"image": uint8 HWC, "caption", "caption_type", "key", "slot", "index", "member"}
+    (`collate` stacks the images to uint8 [B,3,H,W]).
 
     Args:
         paths: shard files, directories or URLs.
         tier: nano | lite | full (GPIC's first 80 / 800 / all shards), or None for all given shards.
         caption_types: keep only these caption types (the rest are counted as filtered).
-        transform: bytes, rng -> uint8 HWC array (default: GPIC's training augmentation).
+        transform: bytes, rng -> uint8 HWC array (default: GPIC's training augmentation on the CPU), or
+            `DeferredTrainTransform()` to leave JPEGs encoded for `batch_decode.BatchDecoder` (nvJPEG on the GPU).
         shuffle_buffer, seed: bounded shuffle and per-epoch shard shuffling.
         world_size, rank: default from torch.distributed or WORLD_SIZE/RANK.
         on_corrupt: 'raise' (default) or 'skip' (skips are counted by reason, reported per epoch).
@@ -57,7 +60,7 @@ class GpicIterableDataset(IterableDataset):
             raise UsageError(f"resume state was saved with {self._resume_slots} slots (ranks × workers), now {slots}")
         slot = self.rank * workers + worker
         for item in iter_slot(self.cfg, self.epoch, slot, slots, skip=self._resume.get(slot, 0)):
-            if "image" in item:
+            if isinstance(item.get("image"), np.ndarray):
                 item["image"] = torch.from_numpy(np.ascontiguousarray(item["image"]))  # HWC; collate makes NCHW
             yield item
 
@@ -73,9 +76,34 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "key": [s["key"] for s in samples], "slot": torch.tensor([s["slot"] for s in samples], dtype=torch.long),
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.long), "stats": dict(stats),
         "slots_finished": [i["slot"] for i in items if "__stats__" in i],
+        "member": [s["member"] for s in samples],
     }
-    batch["image"] = _stack_images([s["image"] for s in samples])
+    if samples and isinstance(samples[0]["image"], Encoded):
+        batch.update(_pack_encoded([s["image"] for s in samples]))
+    else:
+        batch["image"] = _stack_images([s["image"] for s in samples])
     return batch
+
+
+def _pack_encoded(encoded: list[Encoded]) -> dict[str, Any]:
+    """Deferred samples as tensors that cross processes in shared memory: the JPEG bytes back to back
+    (`jpeg_data`, `jpeg_offsets` [B+1]; empty for pre-decoded samples), the crop draws (`crop` [B,4]: scale, fx,
+    fy, flip) and the samples transformed on the CPU (`predecoded` [K,3,H,W] at `predecoded_at` [K])."""
+    sizes = [len(e.data) if e.data is not None else 0 for e in encoded]
+    data = torch.empty(sum(sizes), dtype=torch.uint8)
+    if get_worker_info() is not None:
+        data = data.share_memory_()
+    view, pos = data.numpy(), 0
+    for e, n in zip(encoded, sizes, strict=True):
+        if n:
+            view[pos:pos + n] = np.frombuffer(e.data, dtype=np.uint8)
+            pos += n
+    pre = [(i, torch.from_numpy(np.ascontiguousarray(e.image))) for i, e in enumerate(encoded) if e.image is not None]
+    return {"jpeg_data": data, "jpeg_offsets": torch.tensor(np.concatenate([[0], np.cumsum(sizes)]), dtype=torch.long),
+            "crop": torch.tensor([[e.params.scale, e.params.fx, e.params.fy, float(e.params.flip)] for e in encoded],
+                                 dtype=torch.float64),
+            "predecoded": _stack_images([img for _, img in pre]),
+            "predecoded_at": torch.tensor([i for i, _ in pre], dtype=torch.long)}
 
 
 def _stack_images(images: list[Any]) -> Any:
@@ -117,13 +145,14 @@ class ResumeTracker:
         return {"epoch": self.epoch, "slots": self.slots, "consumed": dict(self.consumed)}
 
 
-def gpu_decode(jpegs: Sequence[bytes], device: str = "cuda") -> list[Any]:
-    """Decode JPEG bytes on the GPU with nvJPEG through torchvision (GPU boxes with torchvision installed)."""
+def gpu_decode(jpegs: Sequence[Any], device: str = "cuda") -> list[Any]:
+    """Decode JPEGs (bytes or 1-D uint8 CPU tensors) on the GPU with nvJPEG through torchvision (GPU boxes with
+    torchvision installed) → uint8 CHW tensors on `device` (1 channel for greyscale JPEGs)."""
     try:
         from torchvision.io import decode_jpeg
     except ImportError as exc:
         raise GpicError("GPU decoding needs torchvision with CUDA (pip install torchvision matching your CUDA torch)") from exc
     if not torch.cuda.is_available():
         raise GpicError("GPU decoding needs a CUDA device")
-    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in jpegs]
+    data = [b if isinstance(b, torch.Tensor) else torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in jpegs]
     return decode_jpeg(data, device=device)

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: cores - 2)")
     parser.add_argument("--batch", type=int, default=32, help="per-GPU batch (GPIC: 256 / 8 GPUs)")
     parser.add_argument("--steps", type=int, default=None, help="measured steps (default 60; --quick 20)")
+    parser.add_argument("--decode", choices=("workers", "batch"), default="workers",
+                        help="batch: workers only read the shards, each batch is decoded on the GPU (nvJPEG)")
 
 
 def dummy_model(name: str) -> Any:
@@ -78,12 +80,16 @@ def _measure(model: Any, opt: Any, pos: Any, batches: Any, steps: int, warmup: i
     return {"gpu_busy": busy / span, "images_per_s": n_images / (span / 1000.0), "ms_per_step": busy / len(events)}
 
 
-def _ours(shards: list[str], workers: int, batch: int) -> Any:
+def _ours(shards: list[str], workers: int, batch: int, decode: str = "workers") -> Any:
+    from gpic_lab.augment import DeferredTrainTransform, TrainTransform
+    from gpic_lab.batch_decode import BatchDecoder
     from gpic_lab.torch_loader import GpicIterableDataset, make_loader
 
-    for b in make_loader(GpicIterableDataset(shards * 50, shuffle_buffer=256, seed=0), batch_size=batch,
-                         num_workers=workers, pin_memory=True):
-        yield b["image"]
+    transform = DeferredTrainTransform() if decode == "batch" else TrainTransform()
+    decoder = BatchDecoder(device="cuda")
+    for b in make_loader(GpicIterableDataset(shards * 50, shuffle_buffer=256, seed=0, transform=transform),
+                         batch_size=batch, num_workers=workers, pin_memory=True):
+        yield decoder(b)["image"]
 
 
 def _baseline(shards: list[str], workers: int, batch: int) -> Any:
@@ -117,14 +123,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 4, 300)
         started = time.perf_counter()
-        ours = _measure(model, opt, pos, _ours(shards, workers, args.batch), steps)
+        ours = _measure(model, opt, pos, _ours(shards, workers, args.batch, args.decode), steps)
         base = _measure(model, opt, pos, _baseline(shards, workers, args.batch), steps)
     for label, r in (("ours", ours), ("webdataset+PIL", base)):
         print(f"{label}: GPU busy {r['gpu_busy']:.1%}, {r['images_per_s']:.0f} img/s", file=sys.stderr)
     return {"name": "gpu_feed", "unit": "GPU busy fraction (JiT-sized step fed by the loader)",
             "ours": round(ours["gpu_busy"], 4), "baseline": round(base["gpu_busy"], 4),
             "ratio": round(ours["gpu_busy"] / base["gpu_busy"], 3), "goal": "ours > 0.90",
-            "model": args.model, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+            "model": args.model, "decode": args.decode, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
             "batch": args.batch, "workers": workers, "steps": steps, "device": torch.cuda.get_device_name(0),
             "ours_images_per_s": round(ours["images_per_s"], 1), "baseline_images_per_s": round(base["images_per_s"], 1),
             "ceiling_images_per_s": round(ceiling["images_per_s"], 1), "ms_per_step": round(ceiling["ms_per_step"], 2),

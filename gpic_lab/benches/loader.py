@@ -1,13 +1,14 @@
 """`gpic-lab bench loader [PATH...] [--workers N] [--batch B]`: our loader vs a webdataset + PIL baseline with
 the same augmentation (random square crop of scale [0.8, 1.0], resize to 256), same shards, same run.
 
-Ours: DCT-scaled libjpeg-turbo decode + OpenCV area resize, uint8 output. Baseline: webdataset's tar reader,
+Ours: DCT-scaled libjpeg-turbo decode + antialiased OpenCV resize, uint8 output. Baseline: webdataset's tar reader,
 `.decode("pil")`, PIL bicubic crop+resize, float [0, 1] tensor (the usual torchvision-style pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import statistics
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", default=None, help="comma-separated worker counts (default 1,2; --quick: 1)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--images", type=int, default=None, help="images per measurement")
+    parser.add_argument("--decode", choices=("workers", "batch"), default="workers",
+                        help="workers: decode in the DataLoader workers (default); batch: workers only read, the "
+                             "consumer decodes each batch (nvJPEG on CUDA, else the CPU); its CPU time counts too")
 
 
 def synthetic_shards(out: Path, n_shards: int, per_shard: int, seed: int = 0) -> list[str]:
@@ -80,11 +84,26 @@ def _baseline_loader(shards: list[str], workers: int, batch: int) -> Any:
     return torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers)
 
 
-def _ours_loader(shards: list[str], workers: int, batch: int) -> Any:
+def _ours_loader(shards: list[str], workers: int, batch: int, decode: str = "workers") -> Any:
+    from gpic_lab.augment import DeferredTrainTransform
     from gpic_lab.torch_loader import GpicIterableDataset, make_loader
 
-    ds = GpicIterableDataset(shards, shuffle_buffer=64, seed=0)
-    return make_loader(ds, batch_size=batch, num_workers=workers, pin_memory=False)
+    if decode == "workers":
+        return make_loader(GpicIterableDataset(shards, shuffle_buffer=64, seed=0), batch_size=batch,
+                           num_workers=workers, pin_memory=False)
+    from gpic_lab.batch_decode import BatchDecoder
+
+    ds = GpicIterableDataset(shards, shuffle_buffer=64, seed=0, transform=DeferredTrainTransform())
+    decoder = BatchDecoder()
+    return (decoder(b) for b in make_loader(ds, batch_size=batch, num_workers=workers, pin_memory=decoder.device.type == "cuda"))
+
+
+def _decode_device(decode: str) -> str:
+    if decode == "workers":
+        return "cpu (workers)"
+    import torch
+
+    return "cuda (nvJPEG, consumer)" if torch.cuda.is_available() else "cpu (consumer)"
 
 
 def _children_cpu() -> float:
@@ -101,68 +120,108 @@ def _children_cpu() -> float:
     return total
 
 
-def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int) -> dict[str, float]:
+def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int,
+          consumer: bool = False) -> dict[str, float]:
     """Images/s over `images` images from one DataLoader (the shard list repeats as needed so tiny corpora give
     long enough runs), timed from the first batch on (excludes worker start-up): wall-clock images/s and images
-    per CPU-second of the workers (per core, robust to other jobs on the machine)."""
+    per CPU-second of the workers (per core, robust to other jobs on the machine), plus this process's CPU time
+    when `consumer` (it decodes in the `--decode batch` mode)."""
     from gpic_lab.shards import iter_samples
 
     per_pass = sum(1 for _ in iter_samples(shards, images=False))
     reps = max(1, -(-(images + 2 * batch * max(1, workers)) // per_pass))
     seen, start, cpu0, wall, cpu = 0, None, 0.0, 0.0, 0.0
+    own = time.process_time if consumer else (lambda: 0.0)
     for item in make(shards * reps, workers, batch):
         n = len(item[0]) if isinstance(item, (list, tuple)) else len(item["key"])
         if start is None:
-            start, cpu0 = time.perf_counter(), _children_cpu()
+            start, cpu0 = time.perf_counter(), _children_cpu() + own()
             continue
         seen += n
         if seen >= images:
-            wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0  # before the workers shut down
+            wall, cpu = time.perf_counter() - start, _children_cpu() + own() - cpu0  # before the workers shut down
             break
     return {"wall": seen / wall, "per_cpu_s": seen / max(cpu, 1e-9)}
 
 
-def plain_decode_rate(shards: list[str], images: int) -> float:
-    """Images/s of a plain full-size PIL decode (`Image.open(...).convert("RGB")`, no crop, no resize) on one
-    core: the floor a training transform should not fall below."""
-    import io
+def _cpu_rate(blobs: list[bytes], fn: Any) -> float:
+    """Images per CPU-second of `fn` over `blobs` in this single-threaded loop (per core, like the loaders)."""
+    start = time.process_time()
+    for blob in blobs:
+        fn(blob)
+    return len(blobs) / max(time.process_time() - start, 1e-9)
 
-    from PIL import Image
 
+def _bench_blobs(shards: list[str], images: int) -> list[bytes]:
     from gpic_lab.shards import iter_samples
 
     blobs = [s.image for s in iter_samples(shards)][:images]
     while len(blobs) < min(images, 50):
         blobs += blobs
-    start = time.process_time()  # CPU seconds of this single-threaded loop: per core, like the loaders
-    for blob in blobs:
-        with Image.open(io.BytesIO(blob)) as im:
-            im.convert("RGB")
-    return len(blobs) / (time.process_time() - start)
+    return blobs
 
 
-def plain_decode_pairs(shards: list[str], first_ours: float, batch: int, images: int,
-                       rounds: int) -> list[tuple[float, float]]:
-    """(ours per CPU-second with one worker, plain decode per CPU-second) measured back to back, `rounds` times
-    (the first `ours` comes from the sweep): on a shared machine both drift, so only pairs are compared."""
+def _pil_full_decode(blob: bytes) -> None:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob)) as im:
+        im.convert("RGB")
+
+
+def plain_decode_rate(shards: list[str], images: int) -> float:
+    """Images/s of a plain full-size PIL decode (`Image.open(...).convert("RGB")`, no crop, no resize) on one
+    core: the floor a training transform should not fall below."""
+    return _cpu_rate(_bench_blobs(shards, images), _pil_full_decode)
+
+
+def decode_floor_rates(shards: list[str], images: int) -> dict[str, float]:
+    """Where a CPU training transform's time goes, per core on the same images: the plain PIL decode, our
+    libjpeg-turbo full decode (fast IDCT and upsampling), the same decode at 1/8 DCT scale (almost no IDCT or
+    colour work left: the entropy-decoding floor no full-image JPEG decoder can go below), and our whole training
+    transform in-process (decode + crop + antialiased resize, no loader)."""
+    import simplejpeg
+
+    from gpic_lab.augment import TrainTransform
+
+    blobs = _bench_blobs(shards, images)
+    jpegs = [b for b in blobs if b.startswith(b"\xff\xd8")] or blobs[:0]
+    transform, rng = TrainTransform(), np.random.default_rng(0)
+    rates = {"plain_pil_decode": _cpu_rate(blobs, _pil_full_decode),
+             "train_transform_in_process": _cpu_rate(blobs, lambda b: transform(b, rng))}
+    if jpegs:
+        rates["libjpeg_turbo_full_decode"] = _cpu_rate(
+            jpegs, lambda b: simplejpeg.decode_jpeg(b, fastdct=True, fastupsample=True))
+        rates["entropy_decode_floor"] = _cpu_rate(
+            jpegs, lambda b: simplejpeg.decode_jpeg(b, fastdct=True, fastupsample=True, min_factor=8))
+    return rates
+
+
+def plain_decode_pairs(shards: list[str], first_ours: float, batch: int, images: int, rounds: int,
+                       decode: str = "workers") -> list[tuple[float, dict[str, float]]]:
+    """(ours per CPU-second with one worker, decode_floor_rates) measured back to back, `rounds` times (the first
+    `ours` comes from the sweep): on a shared machine both drift, so only pairs are compared."""
     pairs, ours = [], first_ours
     for r in range(rounds):
         if r:
-            ours = _rate(_ours_loader, shards, 1, batch, images)["per_cpu_s"]
-        plain = plain_decode_rate(shards, min(images, 400))
-        print(f"round {r + 1}: ours {ours:.1f} vs plain full-size PIL decode {plain:.1f} images per CPU-second",
-              file=sys.stderr)
-        pairs.append((ours, plain))
+            ours = _rate(functools.partial(_ours_loader, decode=decode), shards, 1, batch, images,
+                         consumer=decode == "batch")["per_cpu_s"]
+        floor = decode_floor_rates(shards, min(images, 400))
+        print(f"round {r + 1}: ours {ours:.1f} vs plain full-size PIL decode {floor['plain_pil_decode']:.1f} images "
+              "per CPU-second (" + ", ".join(f"{k} {v:.1f}" for k, v in floor.items() if k != "plain_pil_decode")
+              + ")", file=sys.stderr)
+        pairs.append((ours, floor))
     return pairs
 
 
-def sweep(shards: list[str], workers: list[int], batch: int = 32, images: int = 300) -> list[dict[str, Any]]:
+def sweep(shards: list[str], workers: list[int], batch: int = 32, images: int = 300,
+          decode: str = "workers") -> list[dict[str, Any]]:
     """Images/s of both loaders for each worker count (rows: workers, ours, baseline: wall-clock images/s;
     ours_per_cpu_s, baseline_per_cpu_s: images per CPU-second of the workers)."""
     rows = []
     for w in workers:
         base = _rate(_baseline_loader, shards, w, batch, images)
-        ours = _rate(_ours_loader, shards, w, batch, images)
+        ours = _rate(functools.partial(_ours_loader, decode=decode), shards, w, batch, images,
+                     consumer=decode == "batch")
         print(f"workers={w}: ours {ours['wall']:.1f} img/s ({ours['per_cpu_s']:.1f} per CPU-s), webdataset+PIL "
               f"{base['wall']:.1f} img/s ({base['per_cpu_s']:.1f} per CPU-s)", file=sys.stderr)
         rows.append({"workers": w, "ours": ours["wall"], "baseline": base["wall"],
@@ -178,20 +237,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from gpic_lab.shards import list_shards
 
         shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
-        rows = sweep(shards, workers, args.batch, images)
+        rows = sweep(shards, workers, args.batch, images, args.decode)
         one = next(r for r in rows if r["workers"] == min(workers))
-        paired = plain_decode_pairs(shards, one["ours_per_cpu_s"], args.batch, images, 2 if quick else 3)
-    plain = statistics.median(p for _, p in paired)
-    ratios = sorted(o / p for o, p in paired)
+        paired = plain_decode_pairs(shards, one["ours_per_cpu_s"], args.batch, images, 2 if quick else 3,
+                                    args.decode)
+    plain = statistics.median(f["plain_pil_decode"] for _, f in paired)
+    ratios = sorted(o / f["plain_pil_decode"] for o, f in paired)
+    floors = {k: round(statistics.median(f[k] for _, f in paired), 1) for k in paired[0][1]}
     per_core = one["ours_per_cpu_s"]
     return {
-        "name": "loader", "unit": "images per CPU-second of the loader workers (256 training crop)",
+        "name": "loader", "unit": "images per CPU-second of the loader workers (256 training crop)"
+        + (" and of the decoding consumer" if args.decode == "batch" else ""), "decode": args.decode,
+        "decode_device": _decode_device(args.decode),
         "ours": round(per_core, 1), "baseline": round(one["baseline_per_cpu_s"], 1),
         "ratio": round(per_core / one["baseline_per_cpu_s"], 3), "by_workers": rows,
         "wall_per_worker": {"ours": round(one["ours"] / one["workers"], 1),
                             "baseline": round(one["baseline"] / one["workers"], 1)},
         "plain_pil_decode_per_core": round(plain, 1), "ratio_vs_plain_decode": round(statistics.median(ratios), 3),
         "ratio_vs_plain_decode_rounds": [round(r, 3) for r in ratios],
+        "decode_floor_per_core": floors,
         "cores_for_gpic_8xh100": round(GPIC_IMAGES_PER_S / per_core, 1),
         "cores_for_5x_gpic": round(5 * GPIC_IMAGES_PER_S / per_core, 1),
         "gpic_images_per_s": round(GPIC_IMAGES_PER_S, 1), "images_per_measurement": images,
