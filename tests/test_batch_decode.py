@@ -144,5 +144,5 @@ def test_bench_loader_batch_mode_counts_the_consumer_cpu(sample_dir: Path, capsy
     assert rc == 0 and result["decode"] == "batch" and result["unit"].endswith("and of the decoding consumer")
     assert result["decode_device"] == ("cuda (nvJPEG, consumer)" if torch.cuda.is_available() else "cpu (consumer)")
     assert math.isfinite(result["ours"]) and 0 < result["ours"] < 1e5
-    assert set(result["decode_floor_per_core_jpegs"]) == {"entropy_decode_floor", "libjpeg_turbo_full_decode",
+    assert set(result["decode_floor_per_core_jpegs"]) == {"decode_at_1_8_scale", "libjpeg_turbo_full_decode",
                                                           "plain_pil_decode", "train_transform_in_process"}
