@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,15 @@ def _cv2() -> Any:
     if cv2.getNumThreads() != 1:
         cv2.setNumThreads(1)
     return cv2
+
+
+def release_cv2_threads() -> None:
+    """Make an already loaded OpenCV single-threaded in this process (no-op otherwise). Call before forking
+    DataLoader workers: a worker forked while OpenCV's thread pool exists deadlocks in its first OpenCV call (the
+    pool's threads do not survive the fork). `make_loader` and `GpicIterableDataset` call it for you."""
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
 
 
 def _resize(arr: np.ndarray, size: int) -> np.ndarray:

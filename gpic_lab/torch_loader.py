@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from gpic_lab.augment import Encoded
+from gpic_lab.augment import Encoded, release_cv2_threads
 from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.loader import StreamConfig, _dist_info, iter_slot, stream_config
 
@@ -34,6 +34,7 @@ class GpicIterableDataset(IterableDataset):
     def __init__(self, paths: Sequence[str], tier: str | None = None, world_size: int | None = None,
                  rank: int | None = None, **config: Any) -> None:
         super().__init__()
+        release_cv2_threads()  # before any worker is forked (see there)
         self.cfg: StreamConfig = stream_config(paths, tier, **config)
         self.world_size, self.rank = _dist_info(world_size, rank)
         self.epoch = 0
@@ -122,6 +123,8 @@ def make_loader(dataset: GpicIterableDataset, batch_size: int = 64, num_workers:
                 pin_memory: bool | None = None, prefetch_factor: int = 4) -> DataLoader:
     """A DataLoader with our collate; pinned memory when CUDA is present."""
     pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    if num_workers > 0:
+        release_cv2_threads()  # OpenCV used since the dataset was made would deadlock forked workers
     extra = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate,
                       pin_memory=pin, **extra)

@@ -206,3 +206,24 @@ def test_bench_loader_reports_per_cpu_rates_and_paired_plain_decode(sample_dir: 
     assert len(result["ratio_vs_plain_decode_rounds"]) == 2
     assert min(result["ratio_vs_plain_decode_rounds"]) <= result["ratio_vs_plain_decode"] <= max(
         result["ratio_vs_plain_decode_rounds"])
+
+
+def test_workers_forked_after_opencv_ran_threaded_do_not_deadlock(tiny_shards) -> None:
+    import subprocess
+    import sys
+
+    paths = [str(p) for p in tiny_shards(1, 5)]
+    script = f"""
+import cv2, numpy as np
+cv2.setNumThreads(2)
+cv2.GaussianBlur(np.zeros((2000, 2000, 3), np.uint8), (15, 15), 3)  # OpenCV's thread pool now exists
+from gpic_lab.augment import TrainTransform
+from gpic_lab.torch_loader import GpicIterableDataset, make_loader
+loader = make_loader(GpicIterableDataset({paths!r}, transform=TrainTransform(size=32), world_size=1, rank=0),
+                     batch_size=2, num_workers=1)
+loader.timeout = 30  # a deadlocked worker shows up as a DataLoader timeout, not a hung test
+print(sum(len(b["key"]) for b in loader))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "5"
