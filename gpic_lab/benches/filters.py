@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from gpic_lab.benches import plain_pil_decode
+
 GPIC_SOURCE_POOL = 110_000_000  # images GPIC's filters ran over (paper §2.2: 110.6M source pool)
 PNG_SHARE = 0.03  # GPIC does not publish its PNG share; Flickr serves JPEG, Commons some PNG (12% of GPIC)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field", "retina",
@@ -80,13 +82,6 @@ def synthetic_corpus(n: int, seed: int = 0) -> tuple[list[bytes], list[str]]:
         out.append(buf.getvalue())
         kinds.append(kind)
     return out, kinds
-
-
-def _plain_decode(blob: bytes) -> None:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(blob)) as im:
-        im.convert("RGB")
 
 
 def _best_rates(blobs: list[bytes], fns: dict[str, Callable[[bytes], Any]], rounds: int) -> dict[str, float]:
@@ -185,7 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rounds = args.rounds or (2 if args.quick else 3)
     blobs, kinds = _load_blobs(args, n)
     print(f"{len(blobs)} images, {sum(map(len, blobs)) / len(blobs) / 1024:.0f} KiB mean", file=sys.stderr)
-    fns = {"plain_decode": _plain_decode, "quality_reduced": lambda b: check_image(b, reduced=True),
+    fns = {"plain_decode": plain_pil_decode, "quality_reduced": lambda b: check_image(b, reduced=True),
            "quality_full": lambda b: check_image(b, reduced=False)}
     rates = _best_rates(blobs, fns, rounds)
     untouched = [b for b, k in zip(blobs, kinds, strict=True) if k == "none"]

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from gpic_lab.benches import plain_pil_decode
+
 GPIC_IMAGES_PER_S = 100_000_000 / (40 * 3600)  # one epoch of GPIC-Full in ~40 h on 8×H100 (paper §4)
 
 
@@ -163,17 +165,10 @@ def _bench_blobs(shards: list[str], images: int) -> list[bytes]:
     return blobs
 
 
-def _pil_full_decode(blob: bytes) -> None:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(blob)) as im:
-        im.convert("RGB")
-
-
 def plain_decode_rate(shards: list[str], images: int) -> float:
     """Images/s of a plain full-size PIL decode (`Image.open(...).convert("RGB")`, no crop, no resize) on one
     core: the floor a training transform should not fall below."""
-    return _cpu_rate(_bench_blobs(shards, images), _pil_full_decode)
+    return _cpu_rate(_bench_blobs(shards, images), plain_pil_decode)
 
 
 def decode_floor_rates(shards: list[str], images: int) -> dict[str, float]:
@@ -194,7 +189,7 @@ def decode_floor_rates(shards: list[str], images: int) -> dict[str, float]:
                 jpegs, lambda b: simplejpeg.decode_jpeg(b, fastdct=True, fastupsample=True, min_factor=8)),
             "libjpeg_turbo_full_decode": _cpu_rate(
                 jpegs, lambda b: simplejpeg.decode_jpeg(b, fastdct=True, fastupsample=True)),
-            "plain_pil_decode": _cpu_rate(jpegs, _pil_full_decode),
+            "plain_pil_decode": _cpu_rate(jpegs, plain_pil_decode),
             "train_transform_in_process": _cpu_rate(jpegs, lambda b: transform(b, rng))}
 
 
