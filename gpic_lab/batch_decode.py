@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gpic_lab.augment import CropParams, crop_box
+from gpic_lab.augment import CropParams, _decode_pil, crop_box
 from gpic_lab.errors import UsageError
 from gpic_lab.loader import CorruptSampleError
 
@@ -33,12 +33,7 @@ def cpu_decode_jpeg(data: Any) -> Any:
     try:
         arr = simplejpeg.decode_jpeg(blob, colorspace="RGB")
     except (ValueError, RuntimeError):
-        import io
-
-        from PIL import Image
-
-        with Image.open(io.BytesIO(blob)) as img:
-            arr = np.asarray(img.convert("RGB"))
+        arr = _decode_pil(blob)
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
