@@ -91,9 +91,9 @@ def _pack_encoded(encoded: list[Encoded]) -> dict[str, Any]:
     (`jpeg_data`, `jpeg_offsets` [B+1]; empty for pre-decoded samples), the crop draws (`crop` [B,4]: scale, fx,
     fy, flip) and the samples transformed on the CPU (`predecoded` [K,3,H,W] at `predecoded_at` [K])."""
     sizes = [len(e.data) if e.data is not None else 0 for e in encoded]
-    data = torch.empty(sum(sizes), dtype=torch.uint8)
-    if get_worker_info() is not None:
-        data = data.share_memory_()
+    data = _shared_buffer(sum(sizes), torch.uint8)
+    if data is None:
+        data = torch.empty(sum(sizes), dtype=torch.uint8)
     view, pos = data.numpy(), 0
     for e, n in zip(encoded, sizes, strict=True):
         if n:
@@ -112,11 +112,19 @@ def _stack_images(images: list[Any]) -> Any:
     view), straight into shared memory inside a DataLoader worker (no copy when the batch crosses processes)."""
     if not images:
         return torch.empty(0, 3, 0, 0, dtype=torch.uint8)
-    out = None
-    if get_worker_info() is not None:  # as torch's default_collate does
-        numel = sum(x.numel() for x in images)
-        out = images[0].new(images[0]._typed_storage()._new_shared(numel)).resize_(len(images), *images[0].shape)
+    out = _shared_buffer(sum(x.numel() for x in images), images[0].dtype)
+    if out is not None:
+        out = out.resize_(len(images), *images[0].shape)
     return torch.stack(images, out=out).permute(0, 3, 1, 2)
+
+
+def _shared_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """An empty 1-D tensor allocated in shared memory when called in a DataLoader worker (as torch's
+    default_collate does: the batch then crosses to the training process without a copy); None elsewhere."""
+    if get_worker_info() is None:
+        return None
+    proto = torch.empty(0, dtype=dtype)
+    return proto.new(proto._typed_storage()._new_shared(numel))
 
 
 def make_loader(dataset: GpicIterableDataset, batch_size: int = 64, num_workers: int = 2,
