@@ -11,6 +11,7 @@ import argparse
 import functools
 import hashlib
 import io
+import itertools
 import statistics
 import sys
 import tempfile
@@ -103,9 +104,9 @@ def _ours_loader(shards: list[str], workers: int, batch: int, decode: str = "wor
 def _decode_device(decode: str) -> str:
     if decode == "workers":
         return "cpu (workers)"
-    import torch
+    from gpic_lab.batch_decode import BatchDecoder
 
-    return "cuda (nvJPEG, consumer)" if torch.cuda.is_available() else "cpu (consumer)"
+    return "cuda (nvJPEG, consumer)" if BatchDecoder().device.type == "cuda" else "cpu (consumer)"
 
 
 def _children_cpu() -> float:
@@ -159,7 +160,7 @@ def _cpu_rate(blobs: list[bytes], fn: Any) -> float:
 def _bench_blobs(shards: list[str], images: int) -> list[bytes]:
     from gpic_lab.shards import iter_samples
 
-    blobs = [s.image for s in iter_samples(shards)][:images]
+    blobs = [s.image for s in itertools.islice(iter_samples(shards), images)]
     while len(blobs) < min(images, 50):
         blobs += blobs
     return blobs
@@ -172,8 +173,13 @@ def plain_decode_rate(shards: list[str], images: int) -> float:
 
 
 def decode_floor_rates(shards: list[str], images: int) -> dict[str, float]:
-    """Where a CPU training transform's time goes, per core, on the same JPEGs of `shards` (other formats are left
-    out): libjpeg-turbo at 1/8 DCT scale (64x less IDCT and colour work: when it is no faster than the full decode,
+    """`_floor_rates` of the first `images` images of `shards`."""
+    return _floor_rates(_bench_blobs(shards, images))
+
+
+def _floor_rates(blobs: list[bytes]) -> dict[str, float]:
+    """Where a CPU training transform's time goes, per core, on the same JPEGs among `blobs` (other formats are
+    left out): libjpeg-turbo at 1/8 DCT scale (64x less IDCT and colour work: when it is no faster than the full decode,
     the time is entropy decoding, which no reduced or partial decode avoids), its full decode (fast IDCT and
     upsampling), the plain PIL decode, and our whole training transform in-process (decode + crop + antialiased
     resize, no loader). Empty without JPEGs."""
@@ -181,7 +187,7 @@ def decode_floor_rates(shards: list[str], images: int) -> dict[str, float]:
 
     from gpic_lab.augment import TrainTransform
 
-    jpegs = [b for b in _bench_blobs(shards, images) if b.startswith(b"\xff\xd8")]
+    jpegs = [b for b in blobs if b.startswith(b"\xff\xd8")]
     if not jpegs:
         return {}
     transform, rng = TrainTransform(), np.random.default_rng(0)
@@ -198,13 +204,12 @@ def plain_decode_pairs(shards: list[str], first_ours: float, batch: int, images:
     """(ours per CPU-second with one worker, plain PIL decode per CPU-second of the same images,
     decode_floor_rates) measured back to back, `rounds` times (the first `ours` comes from the sweep): on a shared
     machine they drift, so only pairs are compared."""
-    pairs, ours = [], first_ours
+    pairs, ours, blobs = [], first_ours, _bench_blobs(shards, min(images, 400))
     for r in range(rounds):
         if r:
             ours = _rate(functools.partial(_ours_loader, decode=decode), shards, 1, batch, images,
                          consumer=decode == "batch")["per_cpu_s"]
-        plain = plain_decode_rate(shards, min(images, 400))
-        floor = decode_floor_rates(shards, min(images, 400))
+        plain, floor = _cpu_rate(blobs, plain_pil_decode), _floor_rates(blobs)
         print(f"round {r + 1}: ours {ours:.1f} vs plain full-size PIL decode {plain:.1f} images per CPU-second; "
               "JPEGs alone: " + ", ".join(f"{k} {v:.1f}" for k, v in floor.items()), file=sys.stderr)
         pairs.append((ours, plain, floor))
