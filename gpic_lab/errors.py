@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def exception_line(exc: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message for a one-line error (its type name when the message is empty),
+    prefixed by the type name with `with_type`."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if with_type else lines[0]
+
+
 class GpicError(Exception):
     """Base class for errors shown to users as one line (exit code 1 unless a subclass says otherwise)."""
 

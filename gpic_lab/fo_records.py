@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import UsageError
+from gpic_lab.errors import UsageError, exception_line
 from gpic_lab.quality import to_8bit
 from gpic_lab.schema import TIERS
 from gpic_lab.shards import Sample, ShardIndex, list_shards
@@ -67,8 +67,7 @@ def resolve_inputs(paths_or_catalog: Sequence[str | os.PathLike[str]]) -> tuple[
             try:
                 table = pq.read_table(raw, columns=["key", "shard"])
             except Exception as exc:  # not parquet, or no key/shard columns
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise UsageError(f"{raw}: not a catalog parquet with key and shard columns ({first})") from exc
+                raise UsageError(f"{raw}: not a catalog parquet with key and shard columns ({exception_line(exc)})") from exc
             keys = (keys or set()) | set(table.column("key").to_pylist())
             shards.extend(sorted(set(table.column("shard").to_pylist())))
         else:
@@ -242,8 +241,7 @@ def read_parquet(path: str | os.PathLike[str]) -> Any:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"{path}: not a readable parquet file ({first})") from exc
+        raise UsageError(f"{path}: not a readable parquet file ({exception_line(exc)})") from exc
 
 
 def load_embeddings(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import GpicError, UsageError
+from gpic_lab.errors import GpicError, UsageError, exception_line
 
 TIER_FRACTIONS = {"nano": 0.01, "lite": 0.10, "full": 1.0}
 SPLIT_PREFIX = {"train": "gpic_train", "val": "gpic_val", "test": "gpic_test"}
@@ -76,11 +76,6 @@ def classify_inputs(paths: Iterable[str | os.PathLike[str]]) -> PackInputs:
     return out
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def _read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None) -> Any:
     """pandas frame of a parquet input; an unreadable file or a missing column is one GpicError naming the file."""
     import pandas as pd
@@ -88,7 +83,7 @@ def _read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None
     try:
         return pd.read_parquet(path, columns=columns)
     except Exception as exc:  # pyarrow raises several types (ArrowInvalid, OSError, KeyError...)
-        raise GpicError(f"{path}: unreadable parquet input ({_first_line(exc)})") from exc
+        raise GpicError(f"{path}: unreadable parquet input ({exception_line(exc, with_type=True)})") from exc
 
 
 def _classify_parquet(p: Path, out: PackInputs) -> None:
@@ -97,7 +92,7 @@ def _classify_parquet(p: Path, out: PackInputs) -> None:
     try:
         names = set(pq.read_schema(p).names)
     except Exception as exc:  # not a parquet file, truncated footer...
-        raise GpicError(f"{p}: unreadable parquet input ({_first_line(exc)})") from exc
+        raise GpicError(f"{p}: unreadable parquet input ({exception_line(exc, with_type=True)})") from exc
     if {"stage", "keep", "key"} <= names:
         out.decisions.append(str(p))
     elif {"key", "caption", "caption_type", "prompt_version"} <= names:
