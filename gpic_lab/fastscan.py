@@ -120,16 +120,13 @@ def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
         second = _HEADER.match(buf, ihead_at)
         if second is None or buf[ihead_at + 345] != 0 or second[1] != stem or second[2] == b"json":
             return None
-        block, block2 = buf[:BLOCK], buf[ihead_at:ihead_at + BLOCK]
-        checksum = int(first[4], 8)
-        second = (second[1], second[2], int(second[3], 8), int(second[4], 8))
-        blocks += (block, block2)
-        stored += (checksum, second[3])
+        blocks += (buf[:BLOCK], buf[ihead_at:ihead_at + BLOCK])
+        stored += (int(first[4], 8), int(second[4], 8))
         if len(blocks) >= 4096:  # verify in batches: memory stays bounded on any shard size
             if not checksums_ok(blocks, stored):
                 return None
             blocks, stored = [], []
-        ext, isize = _EXT[second[1]], second[2]
+        ext, isize = _EXT[second[2]], int(second[3], 8)
         image_offset = pos + ihead_at + BLOCK
         end = image_offset + (isize + BLOCK - 1) // BLOCK * BLOCK
         if end > total or not buf.startswith(MAGIC[ext], ihead_at + BLOCK):
