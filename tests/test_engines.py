@@ -67,7 +67,10 @@ def test_local_pool_killed_worker_then_resume(tiny_shards, tmp_path: Path) -> No
     summary = run_stage("test_engines:crashing_stage", shards, out, params, workers=2, progress=False)
     assert summary["skipped"] == len(finished) and summary["computed"] == 6 - len(finished)
     ends = _ends(log)
-    assert sorted(ends) == sorted({Path(s).stem for s in shards}), "every shard finished exactly once"
+    assert set(ends) == {Path(s).stem for s in shards}, "every shard finished"
+    # the pool terminates the dead worker's siblings, so a shard whose stage had returned but whose marker was not
+    # yet written may run again; a shard with a marker never does
+    assert all(ends.count(s) == 1 for s in finished), "no shard with a marker ran again"
     assert all((out / "done" / f"{s}.done").stat().st_mtime_ns == t for s, t in finished.items())
     keys = sorted(s.key for s in iter_samples(shards, images=False))
     assert sorted(pd.read_parquet(out / "decisions.parquet")["key"]) == keys
