@@ -140,6 +140,8 @@ def test_dask_run_stopped_by_a_lost_task_then_resumed(tiny_shards, tmp_path: Pat
     summary = run_stage("test_engines:crashing_stage", shards, out, params, engine="dask", workers=2,
                         progress=False)
     assert summary["skipped"] == len(finished) and summary["computed"] == 4 - len(finished)
-    assert sorted(_ends(log)) == sorted(Path(s).stem for s in shards), "every shard finished exactly once"
+    ends = _ends(log)  # closing the cluster may stop a task between its stage's end and its marker: it reruns
+    assert set(ends) == {Path(s).stem for s in shards}, "every shard finished"
+    assert all(ends.count(s) == 1 for s in finished), "no shard with a marker ran again"
     assert all((out / "done" / f"{s}.done").stat().st_mtime_ns == t for s, t in finished.items())
     assert summary["samples"] == 8 and summary["reasons"] == {"kept": 4, "odd": 4}
