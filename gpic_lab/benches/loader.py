@@ -199,21 +199,25 @@ def _floor_rates(blobs: list[bytes]) -> dict[str, float]:
             "train_transform_in_process": _cpu_rate(jpegs, lambda b: transform(b, rng))}
 
 
-def plain_decode_pairs(shards: list[str], first_ours: float, batch: int, images: int, rounds: int,
-                       decode: str = "workers") -> list[tuple[float, float, dict[str, float]]]:
-    """(ours per CPU-second with one worker, plain PIL decode per CPU-second of the same images,
-    decode_floor_rates) measured back to back, `rounds` times (the first `ours` comes from the sweep): on a shared
-    machine they drift, so only pairs are compared."""
-    pairs, ours, blobs = [], first_ours, _bench_blobs(shards, min(images, 400))
+def paired_rounds(shards: list[str], first: dict[str, Any], batch: int, images: int, rounds: int,
+                  decode: str = "workers") -> list[dict[str, Any]]:
+    """`rounds` rounds of one-worker measurements taken back to back (the first reuses the sweep's row `first`):
+    ours and webdataset + PIL per CPU-second, the plain PIL decode per CPU-second of the same images, and
+    decode_floor_rates. On a shared machine the rates drift between rounds, so only a round's own figures are
+    compared with each other."""
+    out, blobs = [], _bench_blobs(shards, min(images, 400))
+    ours, base = first["ours_per_cpu_s"], first["baseline_per_cpu_s"]
     for r in range(rounds):
         if r:
+            base = _rate(_baseline_loader, shards, 1, batch, images)["per_cpu_s"]
             ours = _rate(functools.partial(_ours_loader, decode=decode), shards, 1, batch, images,
                          consumer=decode == "batch")["per_cpu_s"]
         plain, floor = _cpu_rate(blobs, plain_pil_decode), _floor_rates(blobs)
-        print(f"round {r + 1}: ours {ours:.1f} vs plain full-size PIL decode {plain:.1f} images per CPU-second; "
-              "JPEGs alone: " + ", ".join(f"{k} {v:.1f}" for k, v in floor.items()), file=sys.stderr)
-        pairs.append((ours, plain, floor))
-    return pairs
+        print(f"round {r + 1}: ours {ours:.1f}, webdataset+PIL {base:.1f}, plain full-size PIL decode {plain:.1f} "
+              "images per CPU-second; JPEGs alone: " + ", ".join(f"{k} {v:.1f}" for k, v in floor.items()),
+              file=sys.stderr)
+        out.append({"ours": ours, "baseline": base, "plain": plain, "floor": floor})
+    return out
 
 
 def sweep(shards: list[str], workers: list[int], batch: int = 32, images: int = 300,
@@ -244,24 +248,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
         rows = sweep(shards, workers, args.batch, images, args.decode)
         one = next(r for r in rows if r["workers"] == min(workers))
-        paired = plain_decode_pairs(shards, one["ours_per_cpu_s"], args.batch, images, 2 if quick else 3,
-                                    args.decode)
-    plain = statistics.median(p for _, p, _ in paired)
-    ratios = sorted(o / p for o, p, _ in paired)
-    floors = {k: round(statistics.median(f[k] for _, _, f in paired), 1) for k in paired[0][2]}
-    per_core = one["ours_per_cpu_s"]
+        paired = paired_rounds(shards, one, args.batch, images, 3, args.decode)
+    med = {k: statistics.median(r[k] for r in paired) for k in ("ours", "baseline", "plain")}
+    vs_base = sorted(r["ours"] / r["baseline"] for r in paired)
+    vs_plain = sorted(r["ours"] / r["plain"] for r in paired)
+    floors = {k: round(statistics.median(r["floor"][k] for r in paired), 1) for k in paired[0]["floor"]}
     return {
         "name": "loader", "unit": "images per CPU-second of the loader workers (256 training crop)"
         + (" and of the decoding consumer" if args.decode == "batch" else ""), "decode": args.decode,
         "decode_device": _decode_device(args.decode),
-        "ours": round(per_core, 1), "baseline": round(one["baseline_per_cpu_s"], 1),
-        "ratio": round(per_core / one["baseline_per_cpu_s"], 3), "by_workers": rows,
+        "ours": round(med["ours"], 1), "baseline": round(med["baseline"], 1),
+        "ratio": round(med["ours"] / med["baseline"], 3), "ratio_rounds": [round(r, 3) for r in vs_base],
+        "by_workers": rows,
         "wall_per_worker": {"ours": round(one["ours"] / one["workers"], 1),
                             "baseline": round(one["baseline"] / one["workers"], 1)},
-        "plain_pil_decode_per_core": round(plain, 1), "ratio_vs_plain_decode": round(statistics.median(ratios), 3),
-        "ratio_vs_plain_decode_rounds": [round(r, 3) for r in ratios],
+        "plain_pil_decode_per_core": round(med["plain"], 1), "ratio_vs_plain_decode": round(statistics.median(vs_plain), 3),
+        "ratio_vs_plain_decode_rounds": [round(r, 3) for r in vs_plain],
         "decode_floor_per_core_jpegs": floors,
-        "cores_for_gpic_8xh100": round(GPIC_IMAGES_PER_S / per_core, 1),
-        "cores_for_5x_gpic": round(5 * GPIC_IMAGES_PER_S / per_core, 1),
+        "cores_for_gpic_8xh100": round(GPIC_IMAGES_PER_S / med["ours"], 1),
+        "cores_for_5x_gpic": round(5 * GPIC_IMAGES_PER_S / med["ours"], 1),
         "gpic_images_per_s": round(GPIC_IMAGES_PER_S, 1), "images_per_measurement": images,
     }
