@@ -201,6 +201,7 @@ def dedup_embeddings(emb: Any, rule: Rule, encoder: str, knn_params: Mapping[str
     """Pairs (knn) + rule on embeddings; returns (decisions DataFrame, Result, Pairs)."""
     from gpic_lab import knn
     from gpic_lab.records import decisions_frame
+    from gpic_lab.stages import one_row_per_key
 
     pairs = knn.similar_pairs(emb.chunks(), rule.link, **dict(knn_params or {}))
     rank = rank_order(emb.pixels, emb.keys, permissive_mask(emb.meta) if rule.license_aware else None)
@@ -214,21 +215,11 @@ def dedup_embeddings(emb: Any, rule: Rule, encoder: str, knn_params: Mapping[str
     frame = decisions_frame(rows, "dedup", meta_by_key, shard_by_key)
     if len(frame):  # per row, not per key: one key may sit in two shards
         frame["shard"] = [*emb.shards.tolist(), *(sk["shard"] for sk in emb.skipped)]
-    return one_row_per_key(frame), res, pairs
-
-
-def one_row_per_key(frame: Any) -> Any:
-    """One row per key (the decisions contract). The same key twice means the same bytes twice (GPIC keys are
-    the SHA-256 of the image): keep its kept row, so the image survives once; ``attrs['duplicate_keys']`` counts
-    the keys that had several rows."""
-    dup = frame["key"].duplicated(keep=False) if len(frame) else None
-    if dup is None or not dup.any():
-        frame.attrs["duplicate_keys"] = 0
-        return frame
-    ranked = frame.assign(_pos=range(len(frame))).sort_values(["keep", "_pos"], ascending=[False, True], kind="stable")
-    out = ranked.drop_duplicates("key").sort_values("_pos").drop(columns="_pos").reset_index(drop=True)
-    out.attrs["duplicate_keys"] = int(frame.loc[dup, "key"].nunique())
-    return out
+    # One row per key (the decisions contract). The same key twice means the same bytes twice (GPIC keys are the
+    # SHA-256 of the image): keep its kept row, so the image survives once.
+    frame, duplicates = one_row_per_key(frame, prefer_kept=True)
+    frame.attrs["duplicate_keys"] = duplicates
+    return frame, res, pairs
 
 
 def leakage(train: Any, held_out: Any, threshold: float) -> Any:

@@ -238,15 +238,17 @@ def merge(name: str, shards: list[str], out: Path, params: Mapping[str, Any], di
     return summary
 
 
-def one_row_per_key(frame: Any) -> tuple[Any, int]:
+def one_row_per_key(frame: Any, prefer_kept: bool = False) -> tuple[Any, int]:
     """Collapse keys with several rows (a key twice in a shard or in two shards) to one row per key: the first
-    dropped row when any occurrence was dropped, else the first row. Returns the frame and how many keys had
-    several rows (reported in summary.json as ``duplicate_keys``)."""
+    dropped row when any occurrence was dropped, else the first row (with ``prefer_kept``: the first kept row, else
+    the first row). Returns the frame and how many keys had several rows (reported in summary.json as
+    ``duplicate_keys``)."""
     dup_mask = frame["key"].duplicated(keep=False)
     if not dup_mask.any():
         return frame, 0
     order = frame.assign(_kept=frame["keep"].astype(bool), _pos=range(len(frame)))
-    first = order.sort_values(["_kept", "_pos"], kind="stable").drop_duplicates("key", keep="first")
+    first = order.sort_values(["_kept", "_pos"], ascending=[not prefer_kept, True], kind="stable") \
+        .drop_duplicates("key", keep="first")
     collapsed = first.sort_values("_pos").drop(columns=["_kept", "_pos"]).reset_index(drop=True)
     return collapsed, int(frame.loc[dup_mask, "key"].nunique())
 
