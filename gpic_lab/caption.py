@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from gpic_lab.caption_feed import count_samples, decoded, jobs_for, prepare_image, read_shard
+from gpic_lab.caption_feed import check_levels, count_samples, decoded, jobs_for, prepare_image, read_shard
 from gpic_lab.errors import GpicError, UsageError
 
 __all__ = ["jobs_for", "prepare_image"]  # re-exported: part of this module's API
@@ -267,8 +267,7 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
 
     from gpic_lab.shards import list_shards
 
-    if levels not in ("auto", "all"):
-        raise UsageError(f"--levels must be auto or all, got {levels!r}")
+    check_levels(levels)  # before the run config is recorded
     shards = list_shards(paths)
     out = Path(out_dir)
     check_run_config(out, captioner, levels, seed, force)

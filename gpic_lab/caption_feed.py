@@ -74,12 +74,17 @@ def prepare_image(data: bytes, max_pixels: int | None) -> Any:
     return im
 
 
+def check_levels(levels: str) -> None:
+    """UsageError unless `levels` is 'auto' (one caption type per image) or 'all' (every type)."""
+    if levels not in ("auto", "all"):
+        raise UsageError(f"--levels must be auto or all, got {levels!r}")
+
+
 def jobs_for(samples: Iterable[Any], levels: str, seed: int) -> list[tuple[Any, str]]:
     """(sample, level) pairs, sorted by image area so a batch holds similar sizes (less padding)."""
     from gpic_lab.caption import LEVELS, caption_type_for
 
-    if levels not in ("auto", "all"):
-        raise UsageError(f"--levels must be auto or all, got {levels!r}")
+    check_levels(levels)
     jobs = [(s, lv) for s in samples for lv in (LEVELS if levels == "all" else (caption_type_for(s.key, seed),))]
     return sorted(jobs, key=lambda j: (_area(j[0].meta), j[0].key, j[1]))
 
