@@ -172,17 +172,18 @@ def plain_decode_rate(shards: list[str], images: int) -> float:
     return _cpu_rate(_bench_blobs(shards, images), plain_pil_decode)
 
 
-def decode_floor_rates(shards: list[str], images: int) -> dict[str, float]:
+def decode_floor_rates(shards: list[str], images: int, plain_all: float | None = None) -> dict[str, float]:
     """`_floor_rates` of the first `images` images of `shards`."""
-    return _floor_rates(_bench_blobs(shards, images))
+    return _floor_rates(_bench_blobs(shards, images), plain_all)
 
 
-def _floor_rates(blobs: list[bytes]) -> dict[str, float]:
+def _floor_rates(blobs: list[bytes], plain_all: float | None = None) -> dict[str, float]:
     """Where a CPU training transform's time goes, per core, on the same JPEGs among `blobs` (other formats are
     left out): libjpeg-turbo at 1/8 DCT scale (64x less IDCT and colour work: when it is no faster than the full decode,
     the time is entropy decoding, which no reduced or partial decode avoids), its full decode (fast IDCT and
     upsampling), the plain PIL decode, and our whole training transform in-process (decode + crop + antialiased
-    resize, no loader). Empty without JPEGs."""
+    resize, no loader). `plain_all`, the plain PIL decode rate already measured over all of `blobs`, is reused when
+    they are all JPEGs (the same measurement, not timed twice). Empty without JPEGs."""
     import simplejpeg
 
     from gpic_lab.augment import TrainTransform
@@ -195,7 +196,8 @@ def _floor_rates(blobs: list[bytes]) -> dict[str, float]:
                 jpegs, lambda b: simplejpeg.decode_jpeg(b, fastdct=True, fastupsample=True, min_factor=8)),
             "libjpeg_turbo_full_decode": _cpu_rate(
                 jpegs, lambda b: simplejpeg.decode_jpeg(b, fastdct=True, fastupsample=True)),
-            "plain_pil_decode": _cpu_rate(jpegs, plain_pil_decode),
+            "plain_pil_decode": plain_all if plain_all is not None and len(jpegs) == len(blobs)
+            else _cpu_rate(jpegs, plain_pil_decode),
             "train_transform_in_process": _cpu_rate(jpegs, lambda b: transform(b, rng))}
 
 
@@ -212,7 +214,8 @@ def paired_rounds(shards: list[str], first: dict[str, Any], batch: int, images: 
             base = _rate(_baseline_loader, shards, 1, batch, images)["per_cpu_s"]
             ours = _rate(functools.partial(_ours_loader, decode=decode), shards, 1, batch, images,
                          consumer=decode == "batch")["per_cpu_s"]
-        plain, floor = _cpu_rate(blobs, plain_pil_decode), _floor_rates(blobs)
+        plain = _cpu_rate(blobs, plain_pil_decode)
+        floor = _floor_rates(blobs, plain)
         print(f"round {r + 1}: ours {ours:.1f}, webdataset+PIL {base:.1f}, plain full-size PIL decode {plain:.1f} "
               "images per CPU-second; JPEGs alone: " + ", ".join(f"{k} {v:.1f}" for k, v in floor.items()),
               file=sys.stderr)
