@@ -363,17 +363,41 @@ def check_record(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def check_flags(flags: Mapping[str, Any], lic: License | None = None) -> list[tuple[str, str]]:
+    """Problems from Wikimedia Commons' license flags (CommonsMetadata extmetadata, kept by the collector in its
+    provenance table) as (code, message): license-not-permissive (NonFree), license-restricted (Restrictions such
+    as trademarked, personality, insignia: OUR ASSUMPTION that GPIC's "no restrictions on derived artifacts" excludes
+    them), license-unknown (Copyrighted=False, i.e. a public-domain template, with a license that is not PD/CC0/NKCR:
+    the two readings conflict and neither is guessed)."""
+    problems: list[tuple[str, str]] = []
+    if str(flags.get("nonfree") or "").strip().lower() == "true":
+        problems.append(("license-not-permissive", "Commons marks the file NonFree"))
+    restrictions = str(flags.get("restrictions") or "").strip()
+    if restrictions:
+        problems.append(("license-restricted", f"Commons restrictions: {restrictions}"))
+    if str(flags.get("copyrighted") or "").strip().lower() == "false" and lic is not None \
+            and lic.family not in ("PD", "CC0", "NKCR"):
+        problems.append(("license-unknown", f"Copyrighted=False (public domain) but the license is {lic.spdx}"))
+    return problems
+
+
 def license_stage(samples: list[Any], params: Mapping[str, Any] | None = None) -> list[Any]:
     """Stage `license`: keep samples with a permissive license, a non-empty attribution and a matching URL.
 
     Reasons: license-not-permissive, license-unknown, license-url-mismatch, attribution-missing,
-    license-url-missing. params: require_attribution (default True), check_url (default True).
-    Extras: license_spdx. No scores.
+    license-url-missing, license-restricted. params: require_attribution (default True), check_url (default True),
+    provenance (default True: for collected shards, also apply the Commons license flags stored in the collection's
+    provenance table beside the shard, see check_flags), allow_restrictions (default False). Extras: license_spdx.
+    No scores.
     """
     from gpic_lab.records import Decision
 
     params = params or {}
     need_attr, check_url = bool(params.get("require_attribution", True)), bool(params.get("check_url", True))
+    from gpic_lab.collect.writer import provenance_reader
+
+    flags_of = provenance_reader(bool(params.get("provenance", True)))
+    allow_restricted = bool(params.get("allow_restrictions", False))
     out = []
     for s in samples:
         meta = s.meta
@@ -382,6 +406,9 @@ def license_stage(samples: list[Any], params: Mapping[str, Any] | None = None) -
         if reason is None:
             codes = [c for c, _m in check_record(meta)
                      if (need_attr or c != "attribution-missing") and (check_url or not c.startswith("license-url"))]
+            codes += [c for c, _m in check_flags(flags_of(s), lic)
+                      if not (allow_restricted and c == "license-restricted")]
             reason = codes[0] if codes else None
         out.append(Decision(s.key, reason is None, reason, extra={"license_spdx": lic.spdx}))
     return out
+

@@ -1,5 +1,6 @@
 """Source collection against the 127.0.0.1 replay server: faults, resume after crashes and a SIGKILL, bad keys,
-byte dedup, budgets, and URLs never in shards."""
+byte dedup, budgets, and URLs never in shards. (The Flickr/Commons API behaviours, deferred downloads and limits
+have their own files: test_collect_flickr.py, test_collect_commons.py, test_collect_downloads.py.)"""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ from pathlib import Path
 import pytest
 
 from gpic_lab.collect.collector import collect_commons, collect_flickr, make_client
-from gpic_lab.collect.http import BadApiKey, HttpClient, HttpError, _retry_after
-from gpic_lab.collect.replay import ReplayServer, default_catalog
+from gpic_lab.collect.http import BadApiKey, HttpClient, HttpError, retry_after
+from gpic_lab.collect.replay import ReplayServer, default_catalog, pick_size
 from gpic_lab.collect.writer import PROVENANCE_COLUMNS, read_provenance
 from gpic_lab.errors import UsageError
 from gpic_lab.licenses import FLICKR_PERMISSIVE_IDS, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "replay-key"
+CONTACT = "gpic-lab-tests@example.org"
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -41,7 +43,13 @@ def server(catalog: list):
 
 
 def _client(**kw) -> HttpClient:
-    return make_client(**{"rate": None, "retries": 4, "timeout": 5.0, "backoff": 0.01, "seed": 0, **kw})
+    """One download at a time (injected faults hit a known request), deferral waits scaled by 0.01."""
+    return make_client(**{"rate": None, "retries": 4, "timeout": 5.0, "backoff": 0.01, "seed": 0, "concurrency": 1,
+                          "time_scale": 0.01, **kw})
+
+
+def _commons(out: Path, srv: ReplayServer, client: HttpClient | None = None, **kw):
+    return collect_commons(out, base_url=srv.commons_url, client=client or _client(), contact=CONTACT, **kw)
 
 
 def _flickr(out: Path, srv: ReplayServer, client: HttpClient | None = None, **kw):
@@ -86,24 +94,27 @@ def test_flickr_clean_collection_writes_gpic_records(server: ReplayServer, tmp_p
         assert lic.permissive, meta
         assert meta["attribution"].endswith(f"via Flickr ({lic.label})")
         assert check_meta(meta, require_caption=False) == []
-    # only the chosen size (or a smaller fallback) is downloaded, never the original
-    variants = Counter(e["path"].rsplit("/", 1)[-1].split(".")[0] for e in server.log if e["kind"] == "image")
-    assert set(variants) == {"c", "z"} and variants["z"] == 1
-    # the size fallback: photo 3 has no 'c' variant, its 'z' (640px) bytes were collected instead
-    fallback = server.variant(server.items[3], "z")
-    assert hashlib.sha256(fallback).hexdigest() in keys
+    # each photo in the largest uncropped size not above z (640 px): the original when o_dims shows it is not
+    # larger, never a square crop; photo 3's owner withholds the original, its z variant is taken
+    by_id = {it.id: it for it in server.items}
+    for e in server.log:
+        if e["kind"] == "image":
+            item_id, name = e["path"].split("/")[2:4]
+            suffix = name.split(".")[0].split("_")[2] if name.count("_") == 2 else ""
+            assert suffix == {"o": "o", "z": "z"}[pick_size(by_id[item_id], "z")], (item_id, name)
+    assert hashlib.sha256(server.variant(server.items[3], "z")).hexdigest() in keys
 
 
 def test_small_size_variant(server: ReplayServer, tmp_path: Path) -> None:
-    result = _flickr(tmp_path, server, size="q")
+    result = _flickr(tmp_path, server, size="n")
     assert result.counts["written"] >= 15
-    assert max(max(s.meta["img_width"], s.meta["img_height"]) for s in _shard_samples(tmp_path)) <= 150
+    sides = [(s.meta["img_width"], s.meta["img_height"]) for s in _shard_samples(tmp_path)]
+    assert max(max(wh) for wh in sides) == 320 and all(w != h for w, h in sides if max(w, h) < 320)
 
 
 def test_urls_only_in_provenance_never_in_shards(server: ReplayServer, tmp_path: Path) -> None:
     _flickr(tmp_path / "f", server)
-    collect_commons(tmp_path / "c", base_url=server.commons_url, category="Sample images", limit=5,
-                    client=_client(), shard_size=4)
+    _commons(tmp_path / "c", server, category="Sample images", limit=5, shard_size=4)
     for out in (tmp_path / "f", tmp_path / "c"):
         prov = read_provenance(out)
         assert list(prov.columns) == list(PROVENANCE_COLUMNS)
@@ -120,7 +131,7 @@ def test_faults_are_retried_and_nothing_is_lost(server: ReplayServer, tmp_path: 
                           ("api", "timeout"), ("image", "503"), ("image", "truncate"), ("image", "timeout"),
                           ("image", "500")]:
         server.inject(target, fault)
-    client = _client(timeout=0.4, retries=6)  # the five api faults hit the first page request in a row
+    client = _client(timeout=0.4, retries=6, time_scale=1.0)  # the five api faults hit the first page request
     result = _flickr(tmp_path, server, client)
     assert server.pending_faults() == 0
     assert set(_keys(tmp_path)) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
@@ -131,22 +142,23 @@ def test_faults_are_retried_and_nothing_is_lost(server: ReplayServer, tmp_path: 
     assert result.http["waited_s"] >= 2.0
 
 
-def test_non_image_body_and_exhausted_retries_are_counted_not_fatal(server: ReplayServer, tmp_path: Path) -> None:
+def test_non_image_body_counted_and_exhausted_retries_deferred_not_lost(server: ReplayServer, tmp_path: Path) -> None:
     server.inject("image", "non-image")
-    server.inject("image", "500", count=3)  # retries=2: three attempts, all fail
+    server.inject("image", "500", count=3)  # retries=2: three attempts, all fail -> deferred, retried later
     result = _flickr(tmp_path, server, _client(retries=2))
     expected = server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
     keys = set(_keys(tmp_path))
-    assert len(expected - keys) == 2 and keys < expected
+    assert len(expected - keys) == 1 and keys < expected  # only the photo that got the non-image body
     assert result.counts["not-an-image"] == 2  # the served HTML page + the injected non-image body
-    assert result.counts["download-http-500"] == 1
+    assert not any(k.startswith("download-") for k in result.counts) and result.pending["count"] == 0
+    assert result.status == "done" and result.http["retries"]["http-500"] == 3
     assert result.counts["written"] == len(keys)
 
 
 def test_retry_after_forms_and_limit() -> None:
-    assert _retry_after("7") == 7.0
-    assert _retry_after(None) is None and _retry_after("soon") is None
-    assert 0 <= _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9  # a past date: no wait
+    assert retry_after("7") == 7.0
+    assert retry_after(None) is None and retry_after("soon") is None
+    assert 0 <= retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9  # a past date: no wait
     with ReplayServer([], retry_after=3600) as srv:
         srv.inject("api", "429")
         client = HttpClient(retries=3, max_retry_after=10)
@@ -223,11 +235,11 @@ def test_crash_at_any_point_resumes_without_loss_or_duplicates(server: ReplaySer
     if point == "download":
         real_get = HttpClient.get
 
-        def get(self, url, params=None, parse_json=False):
+        def get(self, url, params=None, parse_json=False, **kw):
             calls["n"] += 1
             if "/img/" in url and calls["n"] == 9:
                 raise Crash(point)
-            return real_get(self, url, params, parse_json)
+            return real_get(self, url, params, parse_json, **kw)
 
         monkeypatch.setattr(HttpClient, "get", get)
     elif point == "shard-written":
@@ -250,7 +262,7 @@ _CHILD = """
 import sys
 from gpic_lab.collect.collector import collect_flickr, make_client
 collect_flickr(sys.argv[1], base_url=sys.argv[2], api_key="replay-key", per_page=4, shard_size=3,
-               client=make_client(rate=12, backoff=0.01))
+               client=make_client(rate=12, download_rate=12, backoff=0.01))
 """
 
 
@@ -280,34 +292,39 @@ def test_sigkill_mid_collection_then_resume(server: ReplayServer, tmp_path: Path
 
 
 def test_commons_allimages_and_category(server: ReplayServer, tmp_path: Path) -> None:
-    result = collect_commons(tmp_path / "all", base_url=server.commons_url, limit=4, client=_client(), shard_size=5)
-    assert result.status == "done" and result.pages == 4  # 16 files, 4 per page, continue tokens followed
+    result = _commons(tmp_path / "all", server, limit=4, shard_size=5)
+    assert result.status == "done" and result.pages == 6  # 23 files, 4 per page, continue tokens followed
     keys = _keys(tmp_path / "all")
     assert len(keys) == len(set(keys)) and set(keys) == server.expected_keys("wikimedia")
     assert result.counts["unsupported-mime"] == 1  # the PDF
-    assert result.counts["license-not-permissive"] == 6  # CC BY-SA x4, GFDL x2, filtered before download
+    # CC BY-SA x4, GFDL x2 and the NonFree file, filtered before download
+    assert result.counts["license-not-permissive"] == 7 and result.counts["license-restricted"] == 1
+    assert result.counts["thumb-error"] == 1 and result.counts["author-missing"] == 1
     samples = _shard_samples(tmp_path / "all")
-    assert all(s.meta["attribution"].startswith('"Sample file') and "via Wikimedia Commons (" in s.meta["attribution"]
-               for s in samples)
+    assert all(s.meta["attribution"].startswith(('"Sample file', '"Special')) and "via Wikimedia Commons ("
+               in s.meta["attribution"] for s in samples)
     assert {s.image_ext for s in samples} == {"jpg", "png"}
-    # thumbnails (iiurlwidth) instead of originals: declared width honoured, SHA-1 check skipped
-    thumbs = collect_commons(tmp_path / "thumb", base_url=server.commons_url, category="Sample images",
-                             thumb_width=64, client=_client())
-    assert thumbs.counts["written"] == len(keys)
-    assert max(s.meta["img_width"] for s in _shard_samples(tmp_path / "thumb")) <= 64
+    # originals: SHA-1 checked, SVG/TIFF originals skipped; small thumbnails: declared width honoured
+    originals = _commons(tmp_path / "orig", server, category="Sample images", originals=True)
+    assert set(_keys(tmp_path / "orig")) == server.expected_keys("wikimedia", thumb=None, category="Sample images")
+    thumbs = _commons(tmp_path / "thumb", server, category="Sample images", thumb_width=64)
+    assert thumbs.counts["written"] == originals.counts["written"]
+    assert max(max(s.meta["img_width"], s.meta["img_height"]) for s in _shard_samples(tmp_path / "thumb")) <= 64
 
 
 def test_all_licenses_then_license_stage_drops_non_permissive(server: ReplayServer, tmp_path: Path) -> None:
     from gpic_lab.licenses import license_stage
 
-    result = collect_commons(tmp_path, base_url=server.commons_url, client=_client(), permissive_only=False)
+    result = _commons(tmp_path, server, permissive_only=False)
     # file 14 (CC BY-SA 3.0) repeats the bytes of file 01 (CC BY 4.0): the first copy wins, the twin is counted
     assert result.counts["duplicate-bytes"] == 1
     samples = _shard_samples(tmp_path)
     decisions = {d.key: d for d in license_stage(samples, {})}
     dropped = Counter((normalize(s.meta["license"]).family, decisions[s.key].reason)
                       for s in samples if not decisions[s.key].keep)
-    assert dropped == {("CC-BY-SA", "license-not-permissive"): 3, ("GFDL", "license-not-permissive"): 2}
+    # the NonFree and the personality-restricted CC BY files are dropped through the provenance flags
+    assert dropped == {("CC-BY-SA", "license-not-permissive"): 3, ("GFDL", "license-not-permissive"): 2,
+                       ("CC-BY", "license-not-permissive"): 1, ("CC-BY", "license-restricted"): 1}
     assert sum(d.keep for d in decisions.values()) == len(server.expected_keys("wikimedia"))
 
 
@@ -318,8 +335,8 @@ def test_sha1_mismatch_and_exact_duplicates(catalog: list, tmp_path: Path) -> No
     twin = dataclasses.replace(items[0], id="9999", title="Twin of file 00")  # same bytes, another file page
     with ReplayServer([*items, twin], api_key=KEY) as srv:
         original = srv.commons_query
-        srv.commons_query = lambda q: _corrupt_sha1(original(q), "Sample_file_01")
-        result = collect_commons(tmp_path, base_url=srv.commons_url, client=_client(), permissive_only=False)
+        srv.commons_query = lambda q: _corrupt_sha1(original(q), "Sample file 01")
+        result = _commons(tmp_path, srv, permissive_only=False, originals=True)
     assert result.counts["duplicate-bytes"] == 1 and result.counts["sha1-mismatch"] == 1
     assert len(_keys(tmp_path)) == 3
 
@@ -334,21 +351,21 @@ def _corrupt_sha1(answer: dict, title: str) -> dict:
 def test_usage_errors_and_query_mismatch(server: ReplayServer, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="valid ids are 0-16"):
         _flickr(tmp_path, server, license_ids="4,99")
-    with pytest.raises(UsageError, match="not a Flickr size suffix"):
+    with pytest.raises(UsageError, match="not a Flickr extras size name"):
         _flickr(tmp_path, server, size="xx")
     with pytest.raises(UsageError, match="expected an ISO date"):
         _flickr(tmp_path, server, min_upload_date="last tuesday")
     _flickr(tmp_path, server, max_items=2)
     with pytest.raises(UsageError, match="different query"):
-        _flickr(tmp_path, server, size="z")
+        _flickr(tmp_path, server, size="n")
 
 
 def test_item_limit_and_rate_limit(server: ReplayServer, tmp_path: Path) -> None:
     client = _client(rate=40)
-    first = _flickr(tmp_path, server, client, max_items=3)
+    first = _flickr(tmp_path, server, client, max_items=3, per_page=2)
     assert first.status == "limit" and len(_keys(tmp_path)) == 3
     assert client.stats.waited_s > 0  # requests were spaced to the rate
-    rest = _flickr(tmp_path, server)
+    rest = _flickr(tmp_path, server, per_page=2)
     assert rest.status == "done"
     assert set(_keys(tmp_path)) == server.expected_keys("flickr", FLICKR_PERMISSIVE_IDS)
 
@@ -356,11 +373,11 @@ def test_item_limit_and_rate_limit(server: ReplayServer, tmp_path: Path) -> None
 def test_cli_collect_and_status(server: ReplayServer, tmp_path: Path) -> None:
     env = {**os.environ, "FLICKR_API_KEY": KEY}
     base = [sys.executable, "-m", "gpic_lab.cli", "collect"]
-    proc = subprocess.run([*base, "commons", "--out", str(tmp_path), "--base-url", server.commons_url, "--rate", "0",
-                           "--limit", "4", "--budget", "3"], env=env, capture_output=True, text=True, timeout=60)
+    commons = [*base, "commons", "--out", str(tmp_path), "--base-url", server.commons_url, "--rate", "0", "--limit",
+               "4", "--contact", CONTACT]
+    proc = subprocess.run([*commons, "--budget", "3"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and "rerun the same command to resume" in proc.stderr
-    proc = subprocess.run([*base, "commons", "--out", str(tmp_path), "--base-url", server.commons_url, "--rate", "0",
-                           "--limit", "4"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(commons, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] == "done"

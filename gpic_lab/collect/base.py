@@ -23,14 +23,32 @@ class Candidate:
     width: int | None = None  # as declared by the API (the shard gets the decoded size)
     height: int | None = None
     sha1: str | None = None  # declared SHA-1 of the bytes at image_url (Commons originals)
+    flags: dict[str, str] = field(default_factory=dict)  # extra provenance (Commons license flags, Flickr size)
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-able dict (the deferred-download queue stores candidates in the collection state)."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Candidate:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A listed entry that cannot be collected, with the reason it is counted under."""
+
+    source_id: str
+    reason: str
 
 
 @dataclass
 class Page:
-    """One API page. items holds Candidates, or a reason string for a listed entry that cannot be collected
-    (e.g. 'size-unavailable', 'unsupported-mime'), so that offsets into a page stay stable on resume."""
+    """One API page. items holds Candidates, or Skips for listed entries that cannot be collected (e.g.
+    'size-unavailable', 'unsupported-mime'); every entry carries its source id, which the collector uses to handle
+    each listed file exactly once (repeats within and across pages, and on resume, are recognised by id)."""
 
-    items: list[Candidate | str]
+    items: list[Candidate | Skip]
     next_cursor: Any  # None when the listing is exhausted
     total: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

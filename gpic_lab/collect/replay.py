@@ -1,99 +1,62 @@
-"""A local replay server (127.0.0.1 only) answering like the Flickr REST API and the Wikimedia Commons API,
-serving real images from the sample corpus, with fault injection. Used by tests and by notebook 02.
+"""A local replay server (127.0.0.1 only) answering like the Flickr REST API and the Wikimedia Commons API, serving
+real images from the sample corpus, with the APIs' documented behaviours (see replay_apis) and fault injection.
+Used by tests, the collect benchmark and notebook 02.
 
 Endpoints: /flickr/services/rest/ (flickr.photos.search), /commons/w/api.php (action=query with
-generator=allimages|categorymembers + prop=imageinfo), /img/<id>/<variant>.<ext> (image bytes).
+generator=allimages|categorymembers + prop=imageinfo), /img/<id>/<name>.<ext> (image bytes: Flickr size variants
+named like Flickr's static URLs, Commons originals `o.<ext>` and thumbnails `<w>px-thumb.<ext>`).
 
-Faults (queued with `inject(target, fault, count)` or `faults="api:429,image:truncate"`; target api|image|any):
-429 (with Retry-After), 500, 503, timeout (sleeps past the client timeout, then answers), truncate (sends half of
-the declared Content-Length), malformed-json (api), non-image (image: an HTML body), hang (sleeps `hang_s`).
+Faults, queued with `inject(target, fault, count)` or `faults="api:429,image:truncate"` (target api|image|any):
+429 (with Retry-After: retry_after), 429-bare (no Retry-After), 429-long (Retry-After: long_retry_after), 403 (a
+User-Agent policy block), 500, 503 (with Retry-After), timeout (sleeps past the client timeout, then answers),
+truncate (half the declared Content-Length), hang (sleeps hang_s); API only: malformed-json, flickr-10,
+flickr-105, flickr-106 (stat=fail, HTTP 200), maxlag / ratelimited / readonly (Commons error, HTTP 200 with
+Retry-After; maxlag only when the request sent maxlag); image only: non-image (an HTML body).
+
+`ua_policy` ("api", "image") answers 403 to requests whose User-Agent has no contact URL or email, like Wikimedia.
+`latency_s` delays every image answer (a CDN's round trip), for throughput measurements.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 import urllib.parse
-from collections import deque
-from dataclasses import dataclass, field
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "503", "timeout", "truncate", "malformed-json", "non-image", "hang")
-FLICKR_SIZES = {"o": None, "c": 800, "z": 640, "n": 320, "q": 150}
-_COMMONS_LICENSES = [  # (LicenseShortName, LicenseUrl) as Commons extmetadata gives them
-    ("CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0"), ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0"),
-    ("Public domain", ""), ("CC0", "http://creativecommons.org/publicdomain/zero/1.0/deed.en"),
-    ("CC BY 2.0", "https://creativecommons.org/licenses/by/2.0"), ("GFDL", "http://www.gnu.org/copyleft/fdl.html"),
-    ("CC BY-SA 3.0", "https://creativecommons.org/licenses/by-sa/3.0"), ("CC BY 3.0 de", "https://creativecommons.org/licenses/by/3.0/de/deed.en"),
-]
+from gpic_lab.collect import replay_apis
+from gpic_lab.collect.replay_catalog import (
+    FLICKR_SIZES,
+    ReplayItem,
+    bulk_flickr_catalog,
+    commons_specials,
+    default_catalog,
+    encode,
+)
 
+__all__ = ["FAULTS", "ReplayItem", "ReplayServer", "bulk_flickr_catalog", "commons_specials", "default_catalog",
+           "parse_faults"]
 
-@dataclass
-class ReplayItem:
-    """One listed photo/file. kind: image (bytes served), html (a non-image body is served), pdf (Commons mime)."""
-
-    id: str
-    source: str
-    body: bytes
-    ext: str
-    license: str  # Flickr: license id as text; Commons: LicenseShortName
-    license_url: str
-    author: str
-    title: str
-    uploaded: int
-    categories: tuple[str, ...] = ()
-    kind: str = "image"
-    sizes: tuple[str, ...] = tuple(FLICKR_SIZES)
-    _dims: tuple[int, int] | None = field(default=None, repr=False)
-
-    def dims(self) -> tuple[int, int]:
-        if self._dims is None:
-            from PIL import Image
-
-            self._dims = Image.open(io.BytesIO(self.body)).size if self.kind == "image" else (640, 480)
-        return self._dims
-
-
-def _encode(img: Any, ext: str) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG" if ext == "jpg" else "PNG", **({"quality": 90} if ext == "jpg" else {}))
-    return buf.getvalue()
-
-
-def default_catalog(sample: str | None = None) -> list[ReplayItem]:
-    """A deterministic catalog from the sample corpus's real images: 26 Flickr photos (one byte-duplicate pair,
-    one without the 'c' size, one serving HTML) and 16 Commons files (mixed licenses, one PDF)."""
-    from PIL import Image, ImageOps
-
-    from gpic_lab.paths import sample_dir
-    from gpic_lab.shards import iter_samples
-
-    root = sample or sample_dir()
-    images = sorted((s.key, s.image) for s in iter_samples([f"{root}/train", f"{root}/val", f"{root}/test"]))
-    originals = [Image.open(io.BytesIO(b)).convert("RGB") for _k, b in images]
-    flickr_ids = (4, 9, 10, 7, 8, 11, 2, 5)  # mostly permissive; 2 (NC) and 5 (SA) are filtered by the search
-    items: list[ReplayItem] = []
-    for i, img in enumerate(originals * 2):
-        variant = img if i < len(originals) else ImageOps.mirror(img)
-        body = _encode(variant, "jpg")
-        items.append(ReplayItem(f"5{i:09d}", "flickr", body, "jpg", str(flickr_ids[i % len(flickr_ids)]), "",
-                                f"Photographer {i % 5}", f"Photo {i}", 1_600_000_000 + 86_400 * i))
-    items[3].sizes = ("o", "z", "n", "q")  # no 'c': the client falls back to 'z'
-    items[5].body = items[4].body  # an exact byte duplicate under another photo id
-    items[8].kind = "html"  # the image URL answers with an HTML page
-    for j, img in enumerate(originals + originals[:3]):
-        crop = img.crop((0, 0, max(64, img.width * 3 // 4), max(64, img.height * 3 // 4)))
-        ext = "png" if j % 4 == 0 else "jpg"
-        short, url = _COMMONS_LICENSES[j % len(_COMMONS_LICENSES)]
-        artist = f'<a href="//commons.wikimedia.org/wiki/User:Uploader{j}" title="User:Uploader{j}">Uploader {j}</a>'
-        items.append(ReplayItem(f"{7000 + j}", "wikimedia", _encode(crop, ext), ext, short, url, artist,
-                                f"Sample file {j:02d}", 1_500_000_000 + j, ("Sample images",)))
-    items[-1].kind = "pdf"
-    return items
+FAULTS = ("429", "429-bare", "429-long", "403", "500", "503", "timeout", "truncate", "malformed-json", "non-image",
+          "hang", "flickr-10", "flickr-105", "flickr-106", "maxlag", "ratelimited", "readonly")
+API_ONLY = {"malformed-json", "flickr-10", "flickr-105", "flickr-106", "maxlag", "ratelimited", "readonly"}
+IMAGE_ONLY = {"non-image"}
+FLICKR_MESSAGES = {"flickr-10": "Sorry, the Flickr search API is not currently available.",
+                   "flickr-105": "Service currently unavailable", "flickr-106": "Write operation failed"}
+COMMONS_ERRORS = {"maxlag": "Waiting for 10.64.32.29: 7 seconds lagged.",
+                  "ratelimited": "You've exceeded your rate limit. Please wait some time and try again.",
+                  "readonly": "The wiki is currently in read-only mode."}
+UA_BLOCK = (b"Please set a user-agent and respect our robot policy https://w.wiki/4wJS. "
+            b"See also https://meta.wikimedia.org/wiki/User-Agent_policy\n")
+_CONTACT = re.compile(rb"https?://|[^\s@()<>]+@[^\s@()<>]+\.[A-Za-z]{2,}")
+_FLICKR_NAME = re.compile(r"^\d+_[a-z0-9]+(?:_([a-z0-9]+))?$")
 
 
 def parse_faults(spec: str | None) -> list[tuple[str, str]]:
@@ -110,15 +73,35 @@ def parse_faults(spec: str | None) -> list[tuple[str, str]]:
 
 
 class ReplayServer:
-    """Threaded HTTP server on 127.0.0.1:<port> (0 = any free port). Use as a context manager or start()/stop()."""
+    """Threaded HTTP server on 127.0.0.1:<port> (0 = any free port). Use as a context manager or start()/stop().
+
+    Args:
+        flickr_cap / cap_mode: Flickr's result cap (4,000) and what lies past it ("repeat" pages or "error" 20).
+        drift / unstable / total_as_string: Flickr page instability and the string-typed `total`.
+        retry_after / long_retry_after / maxlag_retry_after: Retry-After values of the 429/503, 429-long and
+            Commons transient-error faults.
+        ua_policy: targets ("api", "image") that answer 403 to a User-Agent without contact information.
+        latency_s: delay of every image answer.
+    """
 
     def __init__(self, items: list[ReplayItem] | None = None, api_key: str = "replay-key", port: int = 0,
-                 faults: str | None = None, retry_after: int = 1, timeout_s: float = 2.0, hang_s: float = 60.0) -> None:
+                 faults: str | None = None, retry_after: int = 1, timeout_s: float = 2.0, hang_s: float = 60.0,
+                 flickr_cap: int = 4000, cap_mode: str = "repeat", drift: int = 0, unstable: bool = False,
+                 total_as_string: bool = True, long_retry_after: int = 3600, maxlag_retry_after: int = 5,
+                 ua_policy: tuple[str, ...] = (), latency_s: float = 0.0) -> None:
+        if cap_mode not in ("repeat", "error"):
+            raise ValueError(f"cap_mode must be 'repeat' or 'error', got {cap_mode!r}")
         self.items = items if items is not None else default_catalog()
         self.api_key, self.retry_after, self.timeout_s, self.hang_s = api_key, retry_after, timeout_s, hang_s
+        self.flickr_cap, self.cap_mode, self.drift, self.unstable = flickr_cap, cap_mode, drift, unstable
+        self.total_as_string, self.long_retry_after = total_as_string, long_retry_after
+        self.maxlag_retry_after, self.ua_policy, self.latency_s = maxlag_retry_after, tuple(ua_policy), latency_s
         self._faults: deque[tuple[str, str]] = deque(parse_faults(faults))
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.log: list[dict[str, Any]] = []
+        self.requests_seen = 0
+        self.active: Counter = Counter()  # requests in flight by kind (api | image)
+        self.max_active: Counter = Counter()  # the most in flight at once, by kind
         self._by_id = {it.id: it for it in self.items}
         self._variants: dict[tuple[str, str], bytes] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -155,150 +138,146 @@ class ReplayServer:
     def inject(self, target: str, fault: str, count: int = 1) -> None:
         """Queue `count` faults for the next requests of `target` (api | image | any)."""
         parse_faults(f"{target}:{fault}")
-        with self._lock:
+        with self.lock:
             self._faults.extend([(target, fault)] * count)
 
     def pending_faults(self) -> int:
-        with self._lock:
+        with self.lock:
             return len(self._faults)
 
     def take_fault(self, kind: str) -> str | None:
-        with self._lock:
+        with self.lock:
             for i, (target, fault) in enumerate(self._faults):
-                if target in (kind, "any") and not (fault == "malformed-json" and kind != "api") \
-                        and not (fault == "non-image" and kind != "image"):
+                if target in (kind, "any") and not (fault in API_ONLY and kind != "api") \
+                        and not (fault in IMAGE_ONLY and kind != "image"):
                     del self._faults[i]
                     return fault
         return None
 
-    def expected_keys(self, source: str, license_ids: tuple[int, ...] | None = None, size: str = "c") -> set[str]:
-        """sha256 keys a complete collection of `source` should hold (served images that decode; Flickr filtered
-        by license ids, Commons by GPIC's allow-list)."""
-        from gpic_lab.licenses import normalize
-
+    def expected_keys(self, source: str, license_ids: tuple[int, ...] | None = None, size: str = "z",
+                      thumb: int | None = 640, category: str | None = None) -> set[str]:
+        """sha256 keys a complete collection of `source` should hold: Flickr photos that decode, filtered by license
+        ids, in the size the collector picks; Commons files with a permissive license, no NonFree/Restrictions flag
+        and an author (Artist, else Attribution), as `thumb`-box thumbnails (None: originals, JPEG/PNG only), all
+        files or those of one `category`."""
         keys = set()
         for it in self.items:
-            if it.source != source or it.kind != "image":
+            if it.source != source or (category is not None and category not in it.categories):
                 continue
-            if source == "flickr" and license_ids is not None and int(it.license) not in license_ids:
-                continue
-            if source == "wikimedia" and not normalize(it.license, it.license_url or None).permissive:
-                continue
-            body = it.body if source == "wikimedia" else self.variant(it, self._flickr_suffix(it, size))
+            if source == "flickr":
+                if it.kind != "image" or (license_ids is not None and int(it.license) not in license_ids):
+                    continue
+                body = self.variant(it, pick_size(it, size))
+            else:
+                body = self._commons_bytes(it, thumb)
+                if body is None:
+                    continue
             keys.add(hashlib.sha256(body).hexdigest())
         return keys
 
-    @staticmethod
-    def _flickr_suffix(it: ReplayItem, want: str = "c") -> str:
-        """The variant a client asking for `want` gets: that size, else the largest smaller one served."""
-        from gpic_lab.collect.flickr import SIZES
+    def _commons_bytes(self, it: ReplayItem, thumb: int | None) -> bytes | None:
+        from gpic_lab.collect.base import strip_html
+        from gpic_lab.licenses import check_flags, normalize
 
-        return next(s for s in SIZES[: SIZES.index(want) + 1][::-1] if s in it.sizes)
+        lic = normalize(it.license, it.license_url or None)
+        flags = {"nonfree": it.meta.get("NonFree"), "restrictions": it.meta.get("Restrictions")}
+        author = strip_html(it.meta.get("Artist", it.author) or it.meta.get("Attribution") or "")
+        if not lic.permissive or check_flags(flags, lic) or not author:
+            return None
+        if thumb is None:
+            return it.body if it.kind == "image" else None
+        if it.thumb_error or it.kind not in ("image", "svg", "tiff"):
+            return None
+        w, h = it.dims()
+        return self.thumbnail(it, replay_apis.fit_box(w, h, thumb, thumb)[0])
 
-    def variant(self, it: ReplayItem, suffix: str) -> bytes:
-        """The bytes served for a size variant ('o' = original; others: longest side capped, re-encoded)."""
-        cap = FLICKR_SIZES.get(suffix) if it.source == "flickr" else (int(suffix) if suffix.isdigit() else None)
-        if cap is None or it.kind != "image":
+    def original(self, it: ReplayItem) -> bytes:
+        """The bytes of a Commons original: an SVG document, a TIFF, or the item's image bytes."""
+        if it.kind == "svg":
+            w, h = it.dims()
+            return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+                    f'<rect width="{w}" height="{h}" fill="#{int(it.id) % 4096:03x}"/></svg>').encode()
+        if it.kind == "tiff":
+            return self._cached(it, "tiff", lambda img: encode(img, "tif"))
+        return it.body
+
+    def variant(self, it: ReplayItem, size: str) -> bytes:
+        """Flickr size variant bytes: crops are centred squares, others cap the long side ('o' = original)."""
+        _suffix, px, crop = FLICKR_SIZES[size]
+        if px is None or it.kind != "image" or (not crop and max(it.dims()) <= px):
             return it.body
-        with self._lock:
-            cached = self._variants.get((it.id, suffix))
+
+        def make(img: Any) -> bytes:
+            if crop:
+                side = min(img.size)
+                left, top = (img.width - side) // 2, (img.height - side) // 2
+                img = img.crop((left, top, left + side, top + side)).resize((px, px))
+            else:
+                img.thumbnail((px, px))
+            return encode(img, it.ext)
+
+        return self._cached(it, size, make)
+
+    def thumbnail(self, it: ReplayItem, width: int) -> bytes:
+        """A Commons thumbnail `width` px wide, as PNG (SVG originals) or JPEG (TIFF, PDF) or the original's format."""
+        w, h = it.dims()
+        if width >= w and it.kind == "image":
+            return it.body
+        ext = replay_apis.thumb_ext(it)
+
+        def make(img: Any) -> bytes:
+            return encode(img.resize((width, max(1, round(h * width / w)))), ext)
+
+        return self._cached(it, f"{width}px", make)
+
+    def _cached(self, it: ReplayItem, name: str, make: Any) -> bytes:
+        with self.lock:
+            cached = self._variants.get((it.id, name))
         if cached is None:
             from PIL import Image
 
-            img = Image.open(io.BytesIO(it.body)).convert("RGB")
-            img.thumbnail((cap, cap))
-            cached = _encode(img, it.ext)
-            with self._lock:
-                self._variants[(it.id, suffix)] = cached
+            cached = make(Image.open(io.BytesIO(it.body)).convert("RGB"))
+            with self.lock:
+                self._variants[(it.id, name)] = cached
         return cached
 
-    # -- API answers ---------------------------------------------------------------------------------
+    def image_for(self, it: ReplayItem, name: str) -> tuple[bytes, str] | None:
+        """(bytes, content type) for an image path name, None when the name is not one of the item's URLs."""
+        stem, _, ext = name.rpartition(".")
+        if it.source == "wikimedia":
+            if stem == "o":
+                return self.original(it), replay_apis.MIMES["pdf" if it.kind == "pdf" else it.ext]
+            if stem.endswith("px-thumb") and stem[:-8].isdigit():
+                return self.thumbnail(it, int(stem[:-8])), replay_apis.MIMES[ext]
+            return None
+        m = _FLICKR_NAME.match(stem)
+        size = replay_apis.SUFFIX_TO_SIZE.get(m.group(1) or "") if m else None
+        if size is None or size not in it.flickr_sizes():
+            return None
+        return self.variant(it, size), replay_apis.MIMES[it.ext]
+
     def flickr_search(self, q: dict[str, str]) -> dict[str, Any]:
-        if q.get("api_key") != self.api_key:
-            return {"stat": "fail", "code": 100, "message": "Invalid API Key (Key not found)"}
-        if q.get("method") != "flickr.photos.search":
-            return {"stat": "fail", "code": 112, "message": f"Method \"{q.get('method')}\" not found"}
-        ids = {int(x) for x in q.get("license", "").split(",") if x.strip()}
-        lo, hi = int(q.get("min_upload_date") or 0), int(q.get("max_upload_date") or 2**62)
-        rows = sorted((it for it in self.items if it.source == "flickr" and (not ids or int(it.license) in ids)
-                       and lo <= it.uploaded <= hi), key=lambda it: (it.uploaded, it.id))
-        per_page, page = max(1, min(500, int(q.get("per_page", 100)))), max(1, int(q.get("page", 1)))
-        chunk = rows[(page - 1) * per_page: page * per_page]
-        extras = {x.strip() for x in q.get("extras", "").split(",")}
-        return {"photos": {"page": page, "pages": (len(rows) + per_page - 1) // per_page, "perpage": per_page,
-                           "total": len(rows), "photo": [self._flickr_photo(it, extras) for it in chunk]},
-                "stat": "ok"}
-
-    def _flickr_photo(self, it: ReplayItem, extras: set[str]) -> dict[str, Any]:
-        """One search row; like Flickr, url_<s>/width_<s>/height_<s> only for the requested url_<s> extras."""
-        row: dict[str, Any] = {"id": it.id, "owner": f"{int(it.id) % 97}@N00", "secret": "abc", "server": "65535",
-                               "farm": 66, "title": it.title, "ispublic": 1}
-        for extra, fields in (("license", {"license": it.license}), ("owner_name", {"ownername": it.author}),
-                              ("date_upload", {"dateupload": str(it.uploaded)})):
-            if extra in extras:
-                row.update(fields)
-        for s in it.sizes:
-            if f"url_{s}" not in extras:
-                continue
-            w, h = self._dims_of(it, s)
-            row.update({f"url_{s}": f"{self.url}/img/{it.id}/{s}.{it.ext}", f"width_{s}": w, f"height_{s}": h})
-        if "o_dims" in extras:
-            row["o_width"], row["o_height"] = it.dims()
-        return row
-
-    def _dims_of(self, it: ReplayItem, suffix: str) -> tuple[int, int]:
-        w, h = it.dims()
-        cap = FLICKR_SIZES.get(suffix)
-        if cap is None or max(w, h) <= cap:
-            return w, h
-        scale = cap / max(w, h)
-        return max(1, round(w * scale)), max(1, round(h * scale))
+        """The answer to one flickr.photos.search request (see replay_apis)."""
+        return replay_apis.flickr_search(self, q)
 
     def commons_query(self, q: dict[str, str]) -> dict[str, Any]:
-        gen = q.get("generator")
-        files = sorted((it for it in self.items if it.source == "wikimedia"), key=self._file_title)
-        if gen == "categorymembers":
-            cat = q.get("gcmtitle", "").removeprefix("Category:")
-            files = [it for it in files if cat in it.categories]
-            limit, token_name = int(q.get("gcmlimit", 10)), "gcmcontinue"
-        elif gen == "allimages":
-            limit, token_name = int(q.get("gailimit", 10)), "gaicontinue"
-            files = [it for it in files if self._file_title(it)[5:] >= q.get("gaifrom", "").replace(" ", "_")]
-        else:
-            return {"error": {"code": "badvalue", "info": f"Unrecognized value for parameter \"generator\": {gen}"}}
-        start = q.get(token_name, "")
-        if start:
-            files = [it for it in files if self._file_title(it)[5:] >= start]
-        chunk, rest = files[:limit], files[limit:]
-        out: dict[str, Any] = {"batchcomplete": True,
-                               "query": {"pages": [self._commons_page(it, q.get("iiurlwidth")) for it in chunk]}}
-        if rest:
-            out["continue"] = {token_name: self._file_title(rest[0])[5:], "continue": f"{token_name}||"}
-        return out
+        """The answer to one Commons action=query request (see replay_apis)."""
+        return replay_apis.commons_query(self, q)
 
-    @staticmethod
-    def _file_title(it: ReplayItem) -> str:
-        ext = "pdf" if it.kind == "pdf" else it.ext
-        return f"File:{it.title.replace(' ', '_')}.{ext}"
+    def ua_allowed(self, user_agent: str, kind: str) -> bool:
+        return kind not in self.ua_policy or bool(_CONTACT.search(user_agent.encode()))
 
-    def _commons_page(self, it: ReplayItem, thumb: str | None) -> dict[str, Any]:
-        w, h = it.dims()
-        mime = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}["pdf" if it.kind == "pdf" else it.ext]
-        info: dict[str, Any] = {
-            "size": len(it.body), "width": w, "height": h, "url": f"{self.url}/img/{it.id}/o.{it.ext}",
-            "descriptionurl": f"https://commons.wikimedia.org/wiki/{self._file_title(it)}", "mime": mime,
-            "sha1": hashlib.sha1(it.body).hexdigest(),
-            "extmetadata": {"LicenseShortName": {"value": it.license, "source": "commons-desc-page"},
-                            "Artist": {"value": it.author, "source": "commons-desc-page"},
-                            "ObjectName": {"value": it.title, "source": "commons-desc-page"}}}
-        if it.license_url:
-            info["extmetadata"]["LicenseUrl"] = {"value": it.license_url, "source": "commons-desc-page"}
-        if thumb and thumb.isdigit():
-            tw = min(int(thumb), w)
-            info.update(thumburl=f"{self.url}/img/{it.id}/{tw}.{it.ext}", thumbwidth=tw,
-                        thumbheight=max(1, round(h * tw / w)), thumbmime=mime)
-        return {"pageid": int(it.id), "ns": 6, "title": self._file_title(it), "imagerepository": "local",
-                "imageinfo": [info]}
+
+def pick_size(it: ReplayItem, want: str) -> str:
+    """The size a correct client picks: the largest uncropped size the photo has whose long side is not above the
+    wanted size's (the original when o_dims shows it is not above, or when the original was asked for)."""
+    limit = FLICKR_SIZES[want][1]
+    have = it.flickr_sizes()
+    if "o" in have and (want == "o" or (limit is not None and max(it.dims()) <= limit)):
+        return "o"
+    allowed = [s for s in have if s != "o" and not FLICKR_SIZES[s][2]
+               and (limit is None or FLICKR_SIZES[s][1] <= limit)]
+    return max(allowed, key=lambda s: max(replay_apis.flickr_dims(it, s)))
 
 
 def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
@@ -313,39 +292,69 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             q = dict(urllib.parse.parse_qsl(parts.query))
             kind = "image" if parts.path.startswith("/img/") else "api"
             fault = server.take_fault(kind)
-            with server._lock:
-                server.log.append({"path": parts.path, "kind": kind, "fault": fault, "t": time.time(),
-                                   "api_key": q.get("api_key")})
+            with server.lock:
+                server.log.append({"path": parts.path, "kind": kind, "fault": fault, "t": time.time(), "q": q,
+                                   "api_key": q.get("api_key"), "ua": self.headers.get("User-Agent", ""),
+                                   "accept_encoding": self.headers.get("Accept-Encoding", "")})
+            with server.lock:
+                server.active[kind] += 1
+                server.max_active[kind] = max(server.max_active[kind], server.active[kind])
             try:
                 self._answer(parts.path, q, kind, fault)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+            finally:
+                with server.lock:
+                    server.active[kind] -= 1
 
         def _answer(self, path: str, q: dict[str, str], kind: str, fault: str | None) -> None:
-            if fault in ("429", "500", "503"):
-                headers = {"Retry-After": str(server.retry_after)} if fault in ("429", "503") else {}
-                return self._send(int(fault), b"busy", "text/plain", headers)
+            if not server.ua_allowed(self.headers.get("User-Agent", ""), kind) or fault == "403":
+                return self._send(403, UA_BLOCK, "text/plain")
+            if fault in ("429", "429-bare", "429-long", "500", "503"):
+                wait = {"429": server.retry_after, "503": server.retry_after, "429-long": server.long_retry_after}
+                headers = {"Retry-After": str(wait[fault])} if fault in wait else {}
+                return self._send(int(fault[:3]), b"busy", "text/plain", headers)
             if fault in ("timeout", "hang"):
                 time.sleep(server.timeout_s if fault == "timeout" else server.hang_s)
             if kind == "api":
-                if path == "/flickr/services/rest/":
-                    body = json.dumps(server.flickr_search(q)).encode()
-                elif path == "/commons/w/api.php":
-                    body = json.dumps(server.commons_query(q)).encode()
+                return self._api(path, q, fault)
+            return self._image(path, fault)
+
+        def _api(self, path: str, q: dict[str, str], fault: str | None) -> None:
+            headers: dict[str, str] = {}
+            if path == "/flickr/services/rest/":
+                if fault in FLICKR_MESSAGES:
+                    answer = {"stat": "fail", "code": int(fault.split("-")[1]), "message": FLICKR_MESSAGES[fault]}
                 else:
-                    return self._send(404, b"not found", "text/plain")
-                if fault == "malformed-json":
-                    body = body[: len(body) // 2]
-                return self._send(200, body, "application/json", truncate=fault == "truncate")
+                    answer = server.flickr_search(q)
+            elif path == "/commons/w/api.php":
+                if fault in COMMONS_ERRORS and (fault != "maxlag" or q.get("maxlag")):
+                    answer = {"error": {"code": fault, "info": COMMONS_ERRORS[fault]}, "servedby": "mw-replay"}
+                    headers = {"Retry-After": str(server.maxlag_retry_after), "MediaWiki-API-Error": fault}
+                    if fault == "maxlag":
+                        headers["X-Database-Lag"] = "7"
+                else:
+                    answer = server.commons_query(q)
+            else:
+                return self._send(404, b"not found", "text/plain")
+            body = json.dumps(answer).encode()
+            if fault == "malformed-json":
+                body = body[: len(body) // 2]
+            if "gzip" in self.headers.get("Accept-Encoding", ""):
+                body, headers = gzip.compress(body), {**headers, "Content-Encoding": "gzip"}
+            return self._send(200, body, "application/json", headers, truncate=fault == "truncate")
+
+        def _image(self, path: str, fault: str | None) -> None:
             _img, item_id, name = path.split("/", 3)[1:] if path.count("/") == 3 else ("", "", "")
             it = server._by_id.get(item_id)
-            if it is None:
+            found = server.image_for(it, name) if it is not None else None
+            if server.latency_s:
+                time.sleep(server.latency_s)
+            if found is None:
                 return self._send(404, b"no such image", "text/plain")
             if fault == "non-image" or it.kind == "html":
                 return self._send(200, b"<html><body>Photo unavailable</body></html>", "text/html")
-            body = server.variant(it, name.rsplit(".", 1)[0])
-            mime = "image/png" if it.ext == "png" else "image/jpeg"
-            return self._send(200, body, mime, truncate=fault == "truncate")
+            return self._send(200, found[0], found[1], truncate=fault == "truncate")
 
         def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None,
                   truncate: bool = False) -> None:

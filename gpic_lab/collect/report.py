@@ -13,6 +13,7 @@ from typing import Any
 from gpic_lab.errors import UsageError
 
 REPLAY_SOURCES = ("flickr", "commons")
+REPLAY_CONTACT = "gpic-lab-replay@example.org"  # the User-Agent contact sent to the local replay server
 
 
 def collect_demo(out: str | os.PathLike[str], sources: Sequence[str] = REPLAY_SOURCES, max_items: int = 8,
@@ -48,7 +49,8 @@ def collect_demo(out: str | os.PathLike[str], sources: Sequence[str] = REPLAY_SO
                 result = collect_flickr(target, base_url=server.flickr_url, api_key=server.api_key,
                                         license_ids=license_ids, per_page=10, **common)
             else:
-                result = collect_commons(target, base_url=server.commons_url, limit=10, **common)
+                result = collect_commons(target, base_url=server.commons_url, limit=10, contact=REPLAY_CONTACT,
+                                         **common)
         retries = result.http["retries"]
         rows.append({"source": source, "status": result.status, **result.counts, "shards": len(result.shards),
                      "requests": result.http["requests"], "retries": sum(retries.values()),
