@@ -104,7 +104,7 @@ class ReplayServer:
         self.max_active: Counter = Counter()  # the most in flight at once, by kind
         self._by_id = {it.id: it for it in self.items}
         self._variants: dict[tuple[str, str], bytes] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._server = _Server(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -268,6 +268,10 @@ class ReplayServer:
         return kind not in self.ua_policy or bool(_CONTACT.search(user_agent.encode()))
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops connections of concurrent clients (1 s SYN retransmits)
+
+
 def pick_size(it: ReplayItem, want: str) -> str:
     """The size a correct client picks: the largest uncropped size the photo has whose long side is not above the
     wanted size's (the original when o_dims shows it is not above, or when the original was asked for)."""
@@ -283,6 +287,7 @@ def pick_size(it: ReplayItem, want: str) -> str:
 def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
             return
