@@ -35,14 +35,15 @@ from gpic_lab.collect import replay_apis
 from gpic_lab.collect.replay_catalog import (
     FLICKR_SIZES,
     ReplayItem,
+    bulk_commons_catalog,
     bulk_flickr_catalog,
     commons_specials,
     default_catalog,
     encode,
 )
 
-__all__ = ["FAULTS", "ReplayItem", "ReplayServer", "bulk_flickr_catalog", "commons_specials", "default_catalog",
-           "parse_faults"]
+__all__ = ["FAULTS", "ReplayItem", "ReplayServer", "bulk_commons_catalog", "bulk_flickr_catalog", "commons_specials",
+           "default_catalog", "parse_faults"]
 
 FAULTS = ("429", "429-bare", "429-long", "403", "500", "503", "timeout", "truncate", "malformed-json", "non-image",
           "hang", "flickr-10", "flickr-105", "flickr-106", "maxlag", "ratelimited", "readonly")

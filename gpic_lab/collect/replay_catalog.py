@@ -162,3 +162,20 @@ def bulk_flickr_catalog(n: int, start: int = 1_600_000_000, burst: int = 0, seed
         for it in items[n // 2: n // 2 + burst]:
             it.uploaded = mid
     return items
+
+
+def bulk_commons_catalog(n: int, seed: int = 0, size: tuple[int, int] = (24, 18)) -> list[ReplayItem]:
+    """n Commons files (CC BY 4.0, category 'Bulk files') with tiny distinct JPEGs, for batches past the API's 50
+    thumbnails per request."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    url = "https://creativecommons.org/licenses/by/4.0"
+    items = []
+    for i in range(n):
+        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        items.append(ReplayItem(f"{90000 + i}", "wikimedia", encode(Image.fromarray(pixels, "RGB"), "jpg"), "jpg",
+                                "CC BY 4.0", url, f"Bulk Author {i % 13}", f"Bulk file {i:05d}", 1_500_000_000 + i,
+                                ("Bulk files",)))
+    return items
