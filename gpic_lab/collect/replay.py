@@ -8,7 +8,7 @@ named like Flickr's static URLs, Commons originals `o.<ext>` and thumbnails `<w>
 
 Faults, queued with `inject(target, fault, count)` or `faults="api:429,image:truncate"` (target api|image|any):
 429 (with Retry-After: retry_after), 429-bare (no Retry-After), 429-long (Retry-After: long_retry_after), 403 (a
-User-Agent policy block), 500, 503 (with Retry-After), timeout (sleeps past the client timeout, then answers),
+User-Agent policy block), 404 (gone), 500, 503 (with Retry-After), timeout (sleeps past the client timeout, then answers),
 truncate (half the declared Content-Length), hang (sleeps hang_s); API only: malformed-json, flickr-10,
 flickr-105, flickr-106 (stat=fail, HTTP 200), maxlag / ratelimited / readonly (Commons error, HTTP 200 with
 Retry-After; maxlag only when the request sent maxlag); image only: non-image (an HTML body).
@@ -45,7 +45,7 @@ from gpic_lab.collect.replay_catalog import (
 __all__ = ["FAULTS", "ReplayItem", "ReplayServer", "bulk_commons_catalog", "bulk_flickr_catalog", "commons_specials",
            "default_catalog", "parse_faults"]
 
-FAULTS = ("429", "429-bare", "429-long", "403", "500", "503", "timeout", "truncate", "malformed-json", "non-image",
+FAULTS = ("429", "429-bare", "429-long", "403", "404", "500", "503", "timeout", "truncate", "malformed-json", "non-image",
           "hang", "flickr-10", "flickr-105", "flickr-106", "maxlag", "ratelimited", "readonly")
 API_ONLY = {"malformed-json", "flickr-10", "flickr-105", "flickr-106", "maxlag", "ratelimited", "readonly"}
 IMAGE_ONLY = {"non-image"}
@@ -316,6 +316,8 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def _answer(self, path: str, q: dict[str, str], kind: str, fault: str | None) -> None:
             if not server.ua_allowed(self.headers.get("User-Agent", ""), kind) or fault == "403":
                 return self._send(403, UA_BLOCK, "text/plain")
+            if fault == "404":
+                return self._send(404, b"not found", "text/plain")
             if fault in ("429", "429-bare", "429-long", "500", "503"):
                 wait = {"429": server.retry_after, "503": server.retry_after, "429-long": server.long_retry_after}
                 headers = {"Retry-After": str(wait[fault])} if fault in wait else {}
