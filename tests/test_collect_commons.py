@@ -48,8 +48,8 @@ def _samples(out: Path) -> list:
 def test_property_continuation_past_50_thumbnails_writes_each_file_once(tmp_path: Path) -> None:
     """With a thumbnail size the API transforms 50 files per request and continues with iicontinue over the same
     batch: a 120-file batch takes three requests, and each file is written exactly once."""
-    with ReplayServer(bulk_commons_catalog(130), ua_policy=("api", "image")) as srv:
-        result = _commons(tmp_path, srv, limit=120, category="Bulk files")
+    with ReplayServer(bulk_commons_catalog(130)) as srv:
+        result = _commons(tmp_path, srv, limit=120, category="Bulk files", thumb_width=640)
         api = [e["q"] for e in srv.log if e["kind"] == "api"]
         assert result.status == "done" and result.counts == {"written": 130}
         keys = [s.key for s in _samples(tmp_path)]
