@@ -298,10 +298,11 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             q = dict(urllib.parse.parse_qsl(parts.query))
             kind = "image" if parts.path.startswith("/img/") else "api"
             fault = server.take_fault(kind)
+            self.entry = {"path": parts.path, "kind": kind, "fault": fault, "t": time.time(), "q": q,
+                          "api_key": q.get("api_key"), "ua": self.headers.get("User-Agent", ""),
+                          "accept_encoding": self.headers.get("Accept-Encoding", ""), "status": None}
             with server.lock:
-                server.log.append({"path": parts.path, "kind": kind, "fault": fault, "t": time.time(), "q": q,
-                                   "api_key": q.get("api_key"), "ua": self.headers.get("User-Agent", ""),
-                                   "accept_encoding": self.headers.get("Accept-Encoding", "")})
+                server.log.append(self.entry)
             with server.lock:
                 server.active[kind] += 1
                 server.max_active[kind] = max(server.max_active[kind], server.active[kind])
@@ -366,6 +367,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None,
                   truncate: bool = False) -> None:
+            self.entry["status"] = status
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
