@@ -181,6 +181,8 @@ class FlickrSource:
                 return Page([], parts, total, extra={"split": 1})
         rows = [p for p in photos.get("photo") or [] if isinstance(p, dict)]
         uploads = [u for u in (_int(p.get("dateupload")) for p in rows) if u is not None]
+        if len(uploads) != len(rows):  # the keyset walk needs every upload time; never skip silently
+            raise GpicError("Flickr answered photos without dateupload (extras=date_upload was requested)")
         nxt, capped = windows.advance(cursor, uploads, _int(photos.get("pages")) or 0, self.per_page)
         return Page([self._candidate(p) for p in rows], nxt, total, extra={"capped": int(capped)})
 
