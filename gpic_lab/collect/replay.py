@@ -102,7 +102,7 @@ class ReplayServer:
         self.log: list[dict[str, Any]] = []
         self.requests_seen = 0
         self.active: Counter = Counter()  # requests in flight by kind (api | image)
-        self.max_active: Counter = Counter()  # the most in flight at once, by kind
+        self.max_active: Counter = Counter()  # the most in flight at once (arrived, answer not yet started), by kind
         self._by_id = {it.id: it for it in self.items}
         self._variants: dict[tuple[str, str], bytes] = {}
         self._server = _Server(("127.0.0.1", port), _handler(self))
@@ -303,6 +303,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                           "accept_encoding": self.headers.get("Accept-Encoding", ""), "status": None}
             with server.lock:
                 server.log.append(self.entry)
+            self.kind = kind
             with server.lock:
                 server.active[kind] += 1
                 server.max_active[kind] = max(server.max_active[kind], server.active[kind])
@@ -311,8 +312,14 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
             finally:
+                self._done()
+
+        def _done(self) -> None:
+            """The request stops counting as in flight once its answer starts (the client cannot finish earlier)."""
+            if self.kind is not None:
                 with server.lock:
-                    server.active[kind] -= 1
+                    server.active[self.kind] -= 1
+                self.kind = None
 
         def _answer(self, path: str, q: dict[str, str], kind: str, fault: str | None) -> None:
             if not server.ua_allowed(self.headers.get("User-Agent", ""), kind) or fault == "403":
@@ -368,6 +375,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None,
                   truncate: bool = False) -> None:
             self.entry["status"] = status
+            self._done()
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
