@@ -397,7 +397,7 @@ def test_report_collect_demo_and_url_leak_check(tmp_path: Path, sample_dir: Path
                                 permissive_only=True, sample=str(sample_dir))
     assert list(table.index) == ["flickr", "commons"]
     assert (table["written"] == 3).all() and (table["status"] == "limit").all()
-    assert (table["retries"] >= 1).all() and set(table["hosts"]) == {"127.0.0.1"}
+    assert (table["retries"] >= 1).all() and set(table["hosts"]) == {"127.0.0.1"} and (table["pending"] == 0).all()
     records = report.collected_records(tmp_path)
     assert len(records) == 6 and set(records["source"]) == {"flickr", "wikimedia"}
     assert report.url_leaks(tmp_path) == 0

@@ -23,7 +23,9 @@ def collect_demo(out: str | os.PathLike[str], sources: Sequence[str] = REPLAY_SO
 
     The replay server serves real sample-corpus images as Flickr/Commons API answers and injects `faults`
     (e.g. "api:429,image:truncate") into each source's collection. Its API key is a fixed public dummy: no real
-    key is read or shown. With fresh=True an earlier collection in `out/<source>` is removed first.
+    key is read or shown. With fresh=True an earlier collection in `out/<source>` is removed first. Columns:
+    status, counts by outcome, shards, requests, retries (and by reason), pending (deferred downloads), repeats
+    (entries listed again, handled once), hosts.
     """
     import pandas as pd
 
@@ -54,10 +56,11 @@ def collect_demo(out: str | os.PathLike[str], sources: Sequence[str] = REPLAY_SO
         retries = result.http["retries"]
         rows.append({"source": source, "status": result.status, **result.counts, "shards": len(result.shards),
                      "requests": result.http["requests"], "retries": sum(retries.values()),
+                     "pending": int(result.pending.get("count", 0)), "repeats": int(result.listing.get("repeats", 0)),
                      "retry_reasons": ", ".join(f"{k}×{v}" for k, v in sorted(retries.items())),
                      "hosts": ",".join(result.http["hosts"])})
     frame = pd.DataFrame(rows, columns=None if rows else ["source"]).fillna(0).set_index("source")
-    for column in ("written", "requests", "retries"):
+    for column in ("written", "requests", "retries", "pending", "repeats"):
         if column not in frame:
             frame[column] = 0
     counts = [c for c in frame.columns if c not in ("status", "retry_reasons", "hosts")]
