@@ -19,7 +19,8 @@ from gpic_lab.collect.limits import TokenBucket
 from gpic_lab.collect.replay import ReplayServer, bulk_commons_catalog, default_catalog
 from gpic_lab.collect.writer import read_provenance
 from gpic_lab.errors import UsageError
-from gpic_lab.licenses import check_flags, license_stage, normalize
+from gpic_lab.core.licenses import check_flags, normalize
+from gpic_lab.filters.license import license_stage
 
 CONTACT = "gpic-lab-tests@example.org"
 
@@ -40,7 +41,7 @@ def _commons(out: Path, srv: ReplayServer, **kw):
 
 
 def _samples(out: Path) -> list:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     return list(iter_samples(sorted((out / "shards").glob("*.tar"))))
 
@@ -132,7 +133,7 @@ def test_user_agent_needs_a_contact(catalog: list, tmp_path: Path, monkeypatch: 
         result = collect_commons(tmp_path / "ok", base_url=srv.commons_url, client=_client(), category="Sample images")
         assert result.status == "done" and {e["ua"] for e in srv.log} == {wikimedia_user_agent()}
     env = {k: v for k, v in os.environ.items() if k != "GPIC_LAB_CONTACT"}
-    cmd = [sys.executable, "-m", "gpic_lab.cli", "collect", "commons", "--out", str(tmp_path / "cli"), "--base-url",
+    cmd = [sys.executable, "-m", "gpic_lab.commands.cli", "collect", "commons", "--out", str(tmp_path / "cli"), "--base-url",
            "http://127.0.0.1:9/w/api.php"]
     for extra, message in (([], "Wikimedia requires contact information in the User-Agent"),
                            (["--user-agent", "mybot/1.0"], "must contain a contact URL or email")):

@@ -17,7 +17,7 @@ from gpic_lab.collect.base import Candidate
 from gpic_lab.collect.collector import collect_flickr, make_client
 from gpic_lab.collect.queue import DeferredQueue
 from gpic_lab.collect.replay import ReplayServer, bulk_flickr_catalog, default_catalog
-from gpic_lab.licenses import FLICKR_PERMISSIVE_IDS
+from gpic_lab.core.licenses import FLICKR_PERMISSIVE_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "replay-key"
@@ -31,7 +31,7 @@ def catalog() -> list:
 
 def _cli(source: str, out: Path, srv: ReplayServer, *extra: str) -> subprocess.CompletedProcess:
     base = srv.flickr_url if source == "flickr" else srv.commons_url
-    cmd = [sys.executable, "-m", "gpic_lab.cli", "collect", source, "--out", str(out), "--base-url", base, "--rate",
+    cmd = [sys.executable, "-m", "gpic_lab.commands.cli", "collect", source, "--out", str(out), "--base-url", base, "--rate",
            "0", "--backoff", "0.01", "--retries", "2", *extra]
     env = {**os.environ, "FLICKR_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -42,7 +42,7 @@ def _summary(proc: subprocess.CompletedProcess) -> dict:
 
 
 def _keys(out: Path) -> set[str]:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     return {s.key for s in iter_samples(sorted((out / "shards").glob("*.tar")), images=False)}
 
@@ -64,7 +64,7 @@ def test_long_retry_after_defers_downloads_and_a_rerun_collects_them(catalog: li
         assert summary["pending"]["by_reason"] == {"http-429": 5}
         assert not any(k.startswith("download-") for k in summary["counts"])
         assert "5 download(s) pending (http-429 x5)" in first.stderr
-        status = subprocess.run([sys.executable, "-m", "gpic_lab.cli", "collect", "status", "--out", str(tmp_path)],
+        status = subprocess.run([sys.executable, "-m", "gpic_lab.commands.cli", "collect", "status", "--out", str(tmp_path)],
                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert json.loads(status.stdout)["pending"]["count"] == 5
         _wait_until_due(tmp_path)

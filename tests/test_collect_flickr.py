@@ -24,7 +24,7 @@ from gpic_lab.collect.http import HttpClient, HttpError
 from gpic_lab.collect.replay import ReplayItem, ReplayServer, bulk_flickr_catalog, default_catalog
 from gpic_lab.collect.writer import read_provenance
 from gpic_lab.errors import UsageError
-from gpic_lab.licenses import FLICKR_PERMISSIVE_IDS
+from gpic_lab.core.licenses import FLICKR_PERMISSIVE_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "replay-key"
@@ -41,7 +41,7 @@ def _flickr(out: Path, srv: ReplayServer, **kw):
 
 
 def _keys(out: Path) -> list[str]:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     return [s.key for s in iter_samples(sorted((out / "shards").glob("*.tar")), images=False)]
 

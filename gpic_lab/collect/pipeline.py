@@ -21,7 +21,7 @@ from gpic_lab.collect.base import Candidate, Skip
 from gpic_lab.collect.http import BudgetExhausted, HttpClient, HttpError
 from gpic_lab.collect.queue import GONE_STATUS
 from gpic_lab.collect.writer import DEFAULT_MAX_PIXELS, Prepared, ShardCollector, prepare
-from gpic_lab.licenses import License, check_flags, normalize
+from gpic_lab.core.licenses import License, check_flags, normalize
 
 log = logging.getLogger("gpic_lab.collect")
 _BUDGET = "budget"

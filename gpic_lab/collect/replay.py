@@ -178,7 +178,7 @@ class ReplayServer:
 
     def _commons_bytes(self, it: ReplayItem, thumb: int | None) -> bytes | None:
         from gpic_lab.collect.base import strip_html
-        from gpic_lab.licenses import check_flags, normalize
+        from gpic_lab.core.licenses import check_flags, normalize
 
         lic = normalize(it.license, it.license_url or None)
         flags = {"nonfree": it.meta.get("NonFree"), "restrictions": it.meta.get("Restrictions")}

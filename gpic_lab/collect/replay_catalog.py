@@ -93,7 +93,7 @@ def default_catalog(sample: str | None = None) -> list[ReplayItem]:
     from PIL import Image, ImageOps
 
     from gpic_lab.paths import sample_dir
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     root = sample or sample_dir()
     images = sorted((s.key, s.image) for s in iter_samples([f"{root}/train", f"{root}/val", f"{root}/test"]))
