@@ -72,20 +72,33 @@ def resolve(spec: str | os.PathLike[str], cache: str | os.PathLike[str] | None =
     return _from_hub_cache(str(spec))
 
 
+def hub_caches() -> list[Path]:
+    """Where hub snapshots are looked for, read from the environment now: $HF_HUB_CACHE, $HF_HOME/hub, then the
+    default user cache ~/.cache/huggingface/hub (the CLI points $HF_HOME into the project's state dir, so a model
+    downloaded before with default settings is still found)."""
+    found = []
+    if os.environ.get("HF_HUB_CACHE"):
+        found.append(Path(os.environ["HF_HUB_CACHE"]))
+    if os.environ.get("HF_HOME"):
+        found.append(Path(os.environ["HF_HOME"]) / "hub")
+    found.append(Path.home() / ".cache" / "huggingface" / "hub")
+    return list(dict.fromkeys(found))
+
+
 def _from_hub_cache(repo_id: str) -> Path:
-    """The snapshot directory of a hub id in the HF cache configured now, or in the default user cache."""
+    """The snapshot directory of a hub id in one of `hub_caches()` (offline: nothing is downloaded)."""
     from huggingface_hub import snapshot_download
 
-    if "/" not in repo_id or repo_id.count("/") > 1:
+    if repo_id.count("/") != 1 or repo_id.startswith(("/", ".")):
         raise UsageError(f"text encoder: {repo_id!r} is neither a directory nor a hub id (org/name)")
-    caches = [None, str(Path.home() / ".cache" / "huggingface" / "hub")]
-    for cache_dir in caches:
+    for cache_dir in hub_caches():
         try:
-            return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=cache_dir))
+            return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=str(cache_dir)))
         except Exception:  # noqa: BLE001 - a cache miss in one location: try the next
             continue
     raise UsageError(f"text encoder: {repo_id} is not a local directory and not in the Hugging Face cache "
-                     "(offline; put the snapshot in $HF_HOME/hub or pass a directory)")
+                     f"({', '.join(str(c) for c in hub_caches())}); nothing is downloaded: fetch it first or "
+                     "pass a directory")
 
 
 class TextEncoder:
