@@ -135,3 +135,20 @@ def test_sampler_is_deterministic_for_a_seed() -> None:
     assert (alone[0].int() - first[0].int()).abs().max() <= 1
     grid = flow.time_grid(50)
     assert len(grid) == 51 and grid[0] == 0.0 and grid[-1] == 1.0
+
+
+def test_euler_sampler_with_the_exact_denoiser_lands_on_the_data() -> None:
+    """For a two-image data set the optimal x-prediction is known in closed form (a posterior-weighted mean of the
+    two images); 50 Euler steps from noise must end on one of them, and both must be reached."""
+    points = torch.stack([torch.full((3, 8, 8), -0.5), torch.linspace(-1, 1, 192).reshape(3, 8, 8)])
+
+    def exact(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        tt, sigma = t.view(-1, 1, 1, 1, 1), (1 - t.view(-1, 1)).clamp_min(1e-4)
+        logw = -((x[:, None] - tt * points[None]) ** 2).flatten(2).sum(-1) / (2 * sigma**2)
+        return (logw.softmax(1)[:, :, None, None, None] * points[None]).sum(1)
+
+    noise = flow.keyed_normal(3, (16, 3, 8, 8), CPU)
+    text = torch.zeros(16, 1, 1)
+    out = flow.euler_sample(exact, noise, text, text[:1], 1.0, steps=50)
+    dist = ((out[:, None] - points[None]) ** 2).flatten(2).mean(-1)
+    assert dist.min(1).values.max() < 2e-3 and set(dist.argmin(1).tolist()) == {0, 1}

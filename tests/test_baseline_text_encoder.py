@@ -21,7 +21,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 def test_tiny_qwen3_is_the_real_architecture_and_pads_to_fixed_length(tiny_dir: Path) -> None:
     from transformers import Qwen3Config
 
-    enc = te.TextEncoder(tiny_dir, device="cpu", max_length=40)
+    enc = te.TextEncoder.load(tiny_dir, device="cpu", max_length=40)
     assert isinstance(enc.model.config, Qwen3Config) and enc.is_tiny and enc.hidden_size == 64
     assert not any(p.requires_grad for p in enc.model.parameters())
     captions = ["A red bicycle leans against a white wall.", "tag, tags, more tags", "x" * 500, ""]

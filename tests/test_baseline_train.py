@@ -95,7 +95,7 @@ d = dist.setup("cpu")
 cfg = get_config("tiny")
 model = build_model(cfg, seed=0)
 wrapped = DistributedDataParallel(model) if d.world > 1 else model
-enc = TextEncoder(sys.argv[1], device="cpu", max_length=cfg.text_len)
+enc = TextEncoder.load(sys.argv[1], device="cpu", max_length=cfg.text_len)
 ctx = StepContext(wrapped, model, enc, make_optimizer(model, lr=1e-3), None, cfg, d.device, d.world, 8, 2, seed=0)
 images = torch.randint(0, 256, (8, 3, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 batch = {"image": images, "key": [f"k{i}" for i in range(8)], "caption": [f"caption number {i}" for i in range(8)]}

@@ -59,7 +59,8 @@ def _dummy(ctx: StepContext) -> dict[str, Any]:
 def _chunk_loss(ctx: StepContext, images: torch.Tensor, keys: list[str], captions: list[str], epoch: int,
                 scale: float) -> torch.Tensor:
     """Backward of one micro-batch; returns the detached sum of its per-sample losses."""
-    x = flow.from_uint8(images.to(ctx.device, non_blocking=True))
+    x = images.to(ctx.device, non_blocking=True)
+    x = flow.from_uint8(x) if x.dtype == torch.uint8 else x.float() * 2.0 - 1.0  # uint8, or float in [0, 1]
     draws = flow.training_draws(keys, ctx.seed, epoch, x.shape[1:], ctx.device, ctx.cfg.p_mean, ctx.cfg.p_std,
                                 ctx.dropout)
     text = ctx.encoder(["" if drop else cap for drop, cap in zip(draws.drop, captions, strict=True)])
@@ -69,8 +70,9 @@ def _chunk_loss(ctx: StepContext, images: torch.Tensor, keys: list[str], caption
 
 
 def train_step(ctx: StepContext, batch: dict[str, Any] | None, epoch: int, lr: float) -> tuple[torch.Tensor, float]:
-    """One optimizer step on this rank's batch (None: a zero-weight dummy). Returns (sum of this rank's per-sample
-    losses as a device tensor, global gradient norm before clipping)."""
+    """One optimizer step on this rank's batch (None: a zero-weight dummy). The batch holds "image" (uint8 [B,3,H,W],
+    or float in [0, 1]), "key" and "caption". Returns (sum of this rank's per-sample losses as a device tensor,
+    global gradient norm before clipping)."""
     real = batch is not None
     batch = batch if real else _dummy(ctx)
     scale = ctx.world / ctx.global_batch if real else 0.0

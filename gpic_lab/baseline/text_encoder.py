@@ -105,34 +105,41 @@ class TextEncoder:
     """Frozen Qwen3: captions -> last hidden states [B, max_length, hidden] (no gradients).
 
     Args:
-        path: model directory (see `resolve`).
-        device: torch device (default CUDA when available).
-        dtype: weights dtype (default bfloat16 on CUDA, float32 on CPU).
+        model: a transformers `Qwen3Model` (moved to its device already).
+        tokenizer: its tokenizer; padding is set to the right.
         max_length: tokens per caption (GPIC: 300), truncated and right-padded.
+        path: where the weights came from (None for random weights).
     """
 
-    def __init__(self, path: str | os.PathLike[str], device: Any = None, dtype: Any = None,
-                 max_length: int = 300) -> None:
+    def __init__(self, model: Any, tokenizer: Any, max_length: int = 300, path: Path | None = None) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.device = next(model.parameters()).device
+        self.max_length = max_length
+        self.hidden_size = int(model.config.hidden_size)
+        self.path = path
+        self.is_tiny = path is not None and (path / TINY_MARKER).is_file()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: Any = None, dtype: Any = None,
+             max_length: int = 300) -> TextEncoder:
+        """From a model directory; device default CUDA when available, dtype bfloat16 on CUDA, float32 on CPU."""
         import torch
         from transformers import AutoTokenizer, Qwen3Model
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        self.path = Path(path)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            model = Qwen3Model.from_pretrained(self.path, dtype=dtype, attn_implementation="sdpa")
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = Qwen3Model.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
         except (OSError, ValueError) as exc:
-            raise GpicError(f"text encoder: cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
-        self.tokenizer.padding_side = "right"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = model.to(self.device).eval().requires_grad_(False)
-        self.max_length = max_length
-        self.hidden_size = int(model.config.hidden_size)
-        self.is_tiny = (self.path / TINY_MARKER).is_file()
+            raise GpicError(f"text encoder: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+        return cls(model.to(device), tokenizer, max_length, Path(path))
 
     def tokenize(self, captions: list[str]) -> dict[str, Any]:
         """input_ids / attention_mask [B, max_length] on the encoder's device."""
@@ -149,16 +156,19 @@ class TextEncoder:
 
 def load_text_encoder(spec: str | os.PathLike[str], device: Any = None, dtype: Any = None, max_length: int = 300,
                       cache: str | os.PathLike[str] | None = None) -> TextEncoder:
-    """`TextEncoder(resolve(spec, cache), ...)`."""
-    return TextEncoder(resolve(spec, cache), device=device, dtype=dtype, max_length=max_length)
+    """`TextEncoder.load(resolve(spec, cache), ...)`."""
+    return TextEncoder.load(resolve(spec, cache), device=device, dtype=dtype, max_length=max_length)
 
 
-def random_qwen3_1p7b(device: Any = None, dtype: Any = None) -> Any:
-    """Qwen3-1.7B's architecture with random weights (same compute per token), for cost benchmarks only."""
+def random_qwen3_1p7b(device: Any = None, dtype: Any = None, max_length: int = 300) -> TextEncoder:
+    """Qwen3-1.7B's architecture with random weights and a byte tokenizer: the same compute per caption (captions
+    are always padded to `max_length`), for cost benchmarks only (its states are meaningless)."""
     import torch
     from transformers import Qwen3Config, Qwen3Model
+
+    from gpic_lab.qwen import _byte_tokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with torch.device(device):
         model = Qwen3Model(Qwen3Config(**QWEN3_1P7B_SHAPE)).to(dtype or torch.bfloat16)
-    return model.eval().requires_grad_(False)
+    return TextEncoder(model, _byte_tokenizer(), max_length)
