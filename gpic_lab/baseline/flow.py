@@ -56,7 +56,9 @@ def training_draws(keys: Sequence[str], seed: int, epoch: int, shape: Sequence[i
         ts.append(torch.sigmoid(torch.tensor(p_mean + p_std * z)).item())
         drops.append(u < dropout)
         noises.append(keyed_normal(key_seed(s, "noise"), shape, device))
-    t = torch.tensor(ts, dtype=torch.float32, device=device)
+    t = torch.tensor(ts, dtype=torch.float32)
+    if device.type == "cuda":  # a pinned, non-blocking copy: no host-device synchronisation in the step
+        t = t.pin_memory().to(device, non_blocking=True)
     return Draws(t, torch.stack(noises) if noises else torch.empty(0, *shape, device=device), drops)
 
 

@@ -124,12 +124,13 @@ class Block(nn.Module):
                   ) -> torch.Tensor:
         q, k, v = (_heads(p, self.heads) for p in self.qkv(x).chunk(3, dim=-1))
         q, k = self.q_norm(q), self.k_norm(k)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if rope is not None:  # in the dtype of q/k (bf16 under autocast: SDPA keeps its fused kernels)
+            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if self.text_kv is not None and text is not None:
             tk, tv = (_heads(p, self.heads) for p in self.text_kv(text).chunk(2, dim=-1))
             k, v = torch.cat([k, self.k_norm(tk)], dim=2), torch.cat([v, tv], dim=2)
-        out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype))
+        out = F.scaled_dot_product_attention(q, k, v.to(q.dtype))
         return self.proj(out.transpose(1, 2).flatten(2))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor | None = None,
@@ -218,7 +219,7 @@ class JiTT2I(nn.Module):
         c = F.silu(self.time(t))
         y = self.encode_text(text, c)
         h = self.patch_up(self.patch_down(self.patchify(x))) + self.pos
-        rope = (self.rope.cos().to(h.dtype), self.rope.sin().to(h.dtype))
+        rope = (self.rope.cos(), self.rope.sin())
         for block in self.blocks:
             h = self._run(block, h, c, y, rope)
         return self.unpatchify(self.final(self.final_norm(h)))
