@@ -35,7 +35,9 @@ class OrderedBatches:
         rank, world: this process and the number of ranks; workers: DataLoader workers per rank (>= 1 slot each).
         batch: samples per batch (the per-rank batch); seed: shard and sample shuffling seed.
         state: a `state_dict()` of a previous run to resume from (all ranks' slots), else start `epoch`.
-        transform: per-sample transform (default: GPIC's crop [0.8, 1.0] of the shorter side + resize 256).
+        transform: per-sample transform (default `augment.TrainTransform()`: a random square crop of 0.8-1.0 of the
+            shorter side, resized to 256, no flip; GPIC says "crop scale in [0.8, 1.0] of the original image":
+            side fraction rather than area, and no flip, are OUR ASSUMPTION).
         pin_memory: pin batches (default: when CUDA is available).
     """
 

@@ -9,7 +9,7 @@ Architecture (as PixelGen's JiT-T2I, which GPIC trains; our own implementation):
   refined by `text_depth` text blocks (self-attention over the text tokens);
 - image blocks: queries are the image tokens; keys/values are the image tokens (2-D RoPE) followed by the refined
   text tokens (each block has its own text K/V projection; no RoPE on text). Padded text positions are attended
-  to like the others (no mask), as in the reference code;
+  to like the others (no mask), as in the reference code (OUR ASSUMPTION that GPIC's copy of it kept this);
 - attention with RMS-normalised queries/keys, SwiGLU MLP, pre-RMSNorm, adaLN-zero initialisation;
 - output: LayerNorm (no affine) -> Linear to 768 values per patch -> the image.
 """
