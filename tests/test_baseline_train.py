@@ -133,25 +133,51 @@ def test_ddp_over_two_gloo_processes_equals_one_process(tmp_path: Path, encoder_
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-6, msg=key)
 
 
+def _uneven_shards(root: Path, sizes: tuple[int, ...]) -> list[Path]:
+    """Train shards of different sizes with distinct images (so ranks run out of data at different steps)."""
+    import hashlib
+
+    from conftest import make_image
+
+    from gpic_lab.schema import new_record
+    from gpic_lab.shardwriter import write_shard
+
+    paths = []
+    for s, size in enumerate(sizes):
+        rows = []
+        for i in range(size):
+            data = make_image(100 * s + i + 7, 300, 240)
+            key = hashlib.sha256(data).hexdigest()
+            meta = new_record(key, 300, 240, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/", "a",
+                              "2026-01-01T00:00:00Z", "short", f"image {s}-{i}", ["full"])
+            rows.append((key, meta, data, "jpg"))
+        paths.append(root / f"gpic_train_{s:05d}.tar")
+        write_shard(paths[-1], rows)
+    return paths
+
+
 def test_torchrun_training_is_exactly_once_across_ranks_and_resumes_on_one_process(
-        tiny_shards, tmp_path: Path, encoder_dir: Path) -> None:
-    """2 gloo ranks x 1 worker train 5 steps (per-rank batch 2); the same run then resumes in one process, which
-    reads the same 2 loader slots with 2 workers: epoch 1 is completed with no sample repeated or skipped."""
-    shards = tiny_shards(2, 6)
+        tmp_path: Path, encoder_dir: Path) -> None:
+    """2 gloo ranks x 1 worker (per-rank batch 2) on shards of 7 and 4 samples: the rank that runs out first joins
+    the last steps of the epoch with a zero-weight dummy, so epoch 0 is 4 steps of 4, 4, 2, 1 samples, each sample
+    once. The same run then resumes in one process, which reads the same 2 loader slots with 2 workers."""
+    shards = _uneven_shards(tmp_path, (7, 4))
     env = _env(tmp_path)
     run = tmp_path / "ddp"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     first = _train(shards, run, encoder_dir, 5, "--workers", "1", "--ckpt-every", "100", env=env, launcher=torchrun)
     assert first.returncode == 0, first.stderr[-3000:]
-    ranks = {r[1] for r in _samples(run)}
-    assert ranks == {"0", "1"}
+    assert {r[1] for r in _samples(run)} == {"0", "1"}
+    log = _rows(run / "train_log.csv")
+    assert [(r["epoch"], r["images"]) for r in log[:4]] == [("0", "4"), ("0", "4"), ("0", "2"), ("0", "1")]
     from gpic_lab.baseline import checkpoint
 
     state = checkpoint.load(checkpoint.find(run))
-    assert state["world"] == 2 and state["loader"]["slots"] == 2 and set(state["loader"]["consumed"]) == {0, 1}
-    second = _train(shards, run, encoder_dir, 7, "--workers", "1", "--ckpt-every", "100", env=env)
+    assert state["world"] == 2 and state["loader"]["slots"] == 2 and state["images_seen"] == 15
+    second = _train(shards, run, encoder_dir, 8, "--workers", "1", "--ckpt-every", "100", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "2 DataLoader workers per rank" in second.stderr
     log = _rows(run / "train_log.csv")
-    assert [r["step"] for r in log] == [str(i) for i in range(1, 8)] and log[-1]["images_seen"] == "24"
-    _exactly_once_per_epoch(run, 12)
+    assert [r["step"] for r in log] == [str(i) for i in range(1, 9)]
+    assert int(log[-1]["images_seen"]) == sum(int(r["images"]) for r in log)
+    _exactly_once_per_epoch(run, 11)
