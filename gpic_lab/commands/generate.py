@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--world-size", type=int, default=None, help="number of shares (default: $WORLD_SIZE or 1)")
     p.add_argument("--weights", choices=("ema", "live"), default="ema")
     p.add_argument("--text-encoder", default=None, help="override the checkpoint's text encoder (hub id, dir, tiny)")
-    p.add_argument("--device", default=None, help="default: cuda:$LOCAL_RANK when available, else cpu")
+    p.add_argument("--device", default=None,
+                   help="default: cuda:$LOCAL_RANK (else cuda:RANK mod GPUs) when available, else cpu")
     p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA")
     p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -43,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     rank = args.rank if args.rank is not None else int(os.environ.get("RANK", "0"))
     world = args.world_size if args.world_size is not None else int(os.environ.get("WORLD_SIZE", "1"))
     device = args.device
-    if device is None and torch.cuda.is_available():
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if device is None and torch.cuda.is_available():  # torchrun's LOCAL_RANK, else one GPU per --rank
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank % torch.cuda.device_count()))}"
     if args.threads:
         torch.set_num_threads(args.threads)
     res = generate(args.ckpt, args.prompts, parse_cfgs(args.cfg), args.out, steps=args.steps, batch=args.batch,
