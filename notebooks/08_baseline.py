@@ -27,13 +27,13 @@
 # > numbers exercise the pipeline; they are **not** comparable with GPIC's. On a GPU box, run the real configuration:
 # > `-p config gpic-1.1b -p text_encoder Qwen/Qwen3-1.7B -p dinov2_model PATH -p train_shards gpic/train
 # > -p global_batch 256 -p prompts eval_50k.jsonl -p ref_stats test_stats.npz ...`. For 8 GPUs, train with
-# > `torchrun --nproc-per-node 8 -m gpic_lab.cli train ... --out data/interim/baseline/runs/RUN_ID` first: this
+# > `torchrun --nproc-per-node 8 -m gpic_lab.commands.cli train ... --out data/interim/baseline/runs/RUN_ID` first: this
 # > notebook then finds the finished run under `run_id`, trains nothing more, and samples and evaluates it.
 #
 # - **Inputs:** `train_shards`, `eval_shards` (or `prompts` + `ref_stats`), all relative to the data root.
 # - **Outputs:** `data/interim/baseline/` (`runs/<run_id>/` with `train_log.csv` and checkpoints,
 #   `samples/cfg_<w>/` PNGs and `cfg_<w>_results.json`), `figures/08_baseline/*.png`, run metrics.
-# - **Package:** `gpic_lab.baseline.train`, `.generate`, `.report`, `.config`; `gpic_lab.evaluate`, `gpic_lab.dinov2`.
+# - **Package:** `gpic_lab.baseline.train`, `.generate`, `.report`, `.config`; `gpic_lab.evaluation.evaluate`, `gpic_lab.models.dinov2`.
 
 # %% tags=["parameters"]
 config: str = "tiny"  # tiny (CPU demo) | base (one GPU) | gpic-1.1b (GPIC's baseline)
@@ -61,7 +61,8 @@ gpus: int = 8  # devices in the cost projection (GPIC: one 8xH100 node)
 # %%
 import pandas as pd
 
-from gpic_lab import dinov2, paths, plots, runs
+from gpic_lab import paths, plots, runs
+from gpic_lab.models import dinov2
 from gpic_lab.baseline import config as model_configs
 from gpic_lab.baseline import generate, report, train
 

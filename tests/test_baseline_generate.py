@@ -16,7 +16,8 @@ from gpic_lab.errors import UsageError  # noqa: E402
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_dir: Path) -> dict[str, Path]:
     """A tiny run trained 3 steps on the sample corpus, tiny DINOv2 reference stats of it, and its eval prompts."""
-    from gpic_lab import dinov2, eval_prompts, refstats
+    from gpic_lab.evaluation import eval_prompts, refstats
+    from gpic_lab.models import dinov2
     from gpic_lab.baseline.text_encoder import build_tiny_qwen3
     from gpic_lab.baseline.train import TrainSettings, train
 
@@ -32,7 +33,7 @@ def trained(tmp_path_factory, sample_dir: Path) -> dict[str, Path]:
 
 
 def _generate(t: dict[str, Path], out: Path, *more: str) -> dict:
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     code = main(["generate", "--ckpt", str(t["run"]), "--prompts", str(t["prompts"]), "--cfg", "1.0,4.0", "--steps",
                  "4", "--out", str(out), "--batch", "4", "--device", "cpu", "--threads", "1", *more])
@@ -41,7 +42,7 @@ def _generate(t: dict[str, Path], out: Path, *more: str) -> dict:
 
 
 def test_generate_output_passes_eval_end_to_end(trained: dict[str, Path], capsys) -> None:
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     out = trained["root"] / "samples"
     _generate(trained, out)

@@ -30,7 +30,7 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
 
 def _train(shards: list[Path], out: Path, enc: Path, steps: int, *more: str, env: dict | None = None,
            launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    cmd = [*(launcher or [sys.executable]), "-m", "gpic_lab.cli", "train", *map(str, shards), "--config", "tiny",
+    cmd = [*(launcher or [sys.executable]), "-m", "gpic_lab.commands.cli", "train", *map(str, shards), "--config", "tiny",
            "--out", str(out), "--steps", str(steps), "--global-batch", "4", "--text-encoder", str(enc),
            "--log-every", "1", "--log-samples", "--threads", "1", "--device", "cpu", *more]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -139,8 +139,8 @@ def _uneven_shards(root: Path, sizes: tuple[int, ...]) -> list[Path]:
 
     from conftest import make_image
 
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     paths = []
     for s, size in enumerate(sizes):

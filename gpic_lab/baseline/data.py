@@ -1,6 +1,6 @@
 """Training batches from GPIC's loader in an order a resumed run reproduces exactly.
 
-The loader (`gpic_lab.torch_loader`) already guarantees exactly-once delivery across ranks and DataLoader workers
+The loader (`gpic_lab.loader.torch_loader`) already guarantees exactly-once delivery across ranks and DataLoader workers
 and a resumable position per slot (rank x worker). What it does not fix is the order in which the DataLoader
 interleaves its workers' batches: a restarted DataLoader always begins with worker 0. `OrderedBatches` consumes the
 batches of this rank's slots in a canonical order instead -- next comes the active slot that has delivered the
@@ -44,8 +44,8 @@ class OrderedBatches:
     def __init__(self, shards: Sequence[str], tier: str | None, rank: int, world: int, workers: int, batch: int,
                  seed: int = 0, epoch: int = 0, state: dict[str, Any] | None = None, transform: Any = None,
                  shuffle_buffer: int = 512, pin_memory: bool | None = None) -> None:
-        from gpic_lab.augment import TrainTransform
-        from gpic_lab.torch_loader import GpicIterableDataset, ResumeTracker, make_loader
+        from gpic_lab.loader.augment import TrainTransform
+        from gpic_lab.loader.torch_loader import GpicIterableDataset, ResumeTracker, make_loader
 
         self.workers = max(1, workers)
         self.dataset = GpicIterableDataset(list(shards), tier=tier, world_size=world, rank=rank, seed=seed,
@@ -116,8 +116,8 @@ def estimate_epoch_samples(shards: Sequence[str], tier: str | None) -> int:
     """Samples in one epoch: the first shard's count (read from its headers) times the shard count; remote shards
     count as GPIC's nominal 12,500. OUR ASSUMPTION: shards are of equal size (GPIC's are ≈12,500 each). Used for
     the warmup length and the ETA only; the epoch itself ends when the data does."""
-    from gpic_lab.loader import tier_shards
-    from gpic_lab.shards import is_url, iter_samples, list_shards
+    from gpic_lab.loader.stream import tier_shards
+    from gpic_lab.shards.reader import is_url, iter_samples, list_shards
 
     selected = tier_shards(list_shards(shards), tier)
     if not selected:

@@ -24,7 +24,7 @@ log = logging.getLogger("gpic_lab.baseline")
 
 def read_prompts(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """Rows of an eval-prompts JSONL; UsageError naming the line for malformed rows or duplicate keys."""
-    from gpic_lab.schema import CAPTION_TYPES
+    from gpic_lab.shards.schema import CAPTION_TYPES
 
     rows, seen = [], set()
     try:

@@ -27,7 +27,7 @@ def prepare_eval(eval_shards: list[str], out_dir: str | os.PathLike[str], dinov2
                  batch_size: int = 32) -> tuple[Path, Path]:
     """(reference npz, prompts JSONL): the given files, else reference stats of `eval_shards` (reused when they
     exist) and the captions of its keys, as `gpic-lab refstats` and `gpic-lab eval-prompts` write them."""
-    from gpic_lab import eval_prompts, refstats
+    from gpic_lab.evaluation import eval_prompts, refstats
 
     out = Path(out_dir)
     if not ref:
@@ -41,9 +41,9 @@ def prepare_eval(eval_shards: list[str], out_dir: str | os.PathLike[str], dinov2
 
 def evaluate_cfgs(samples_dir: str | os.PathLike[str], cfgs: list[float], ref: str | os.PathLike[str], model: Any,
                   batch_size: int = 32, seed: int = 0) -> dict[float, dict[str, Any]]:
-    """`gpic_lab.evaluate.evaluate` of each CFG subdirectory written by `generate` (results.json saved beside it)."""
+    """`gpic_lab.evaluation.evaluate.evaluate` of each CFG subdirectory written by `generate` (results.json saved beside it)."""
     from gpic_lab.baseline.generate import cfg_dirname
-    from gpic_lab.evaluate import evaluate
+    from gpic_lab.evaluation.evaluate import evaluate
     from gpic_lab.fsio import write_json_atomic
 
     results = {}

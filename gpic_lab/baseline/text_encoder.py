@@ -35,7 +35,7 @@ def build_tiny_qwen3(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     import torch
     from transformers import Qwen3Config, Qwen3Model
 
-    from gpic_lab.qwen import _byte_tokenizer
+    from gpic_lab.models.qwen_vl import _byte_tokenizer
 
     out = Path(out_dir)
     if (out / TINY_MARKER).is_file():
@@ -166,7 +166,7 @@ def random_qwen3_1p7b(device: Any = None, dtype: Any = None, max_length: int = 3
     import torch
     from transformers import Qwen3Config, Qwen3Model
 
-    from gpic_lab.qwen import _byte_tokenizer
+    from gpic_lab.models.qwen_vl import _byte_tokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with torch.device(device):

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gpic_lab.baseline.config import get_config, gpic_images_per_s_per_gpu, train_flops_per_image
     from gpic_lab.baseline.report import machine
     from gpic_lab.benches.loader import synthetic_shards
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cfg = get_config(args.config or ("gpic-1.1b" if device.type == "cuda" else "tiny"))

@@ -1,6 +1,6 @@
 """`gpic-lab generate --ckpt RUN --prompts eval_50k.jsonl --cfg 1.75,4.0,6.25 --steps 50 --out DIR`: sample the
 baseline for `gpic-lab eval` (DIR/cfg_<w>/{caption_type}_{key}.png). Several GPUs: `--rank R --world-size W` per
-process, or `torchrun --nproc-per-node 8 -m gpic_lab.cli generate ...` (ranks from the environment)."""
+process, or `torchrun --nproc-per-node 8 -m gpic_lab.commands.cli generate ...` (ranks from the environment)."""
 
 from __future__ import annotations
 

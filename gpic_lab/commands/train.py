@@ -1,5 +1,5 @@
 """`gpic-lab train --config NAME SHARDS... --out RUN [--tier T] [--steps N | --epochs N] [--global-batch 256]`:
-train GPIC's JiT-T2I baseline. Multi-GPU: `torchrun --nproc-per-node 8 -m gpic_lab.cli train ...`."""
+train GPIC's JiT-T2I baseline. Multi-GPU: `torchrun --nproc-per-node 8 -m gpic_lab.commands.cli train ...`."""
 
 from __future__ import annotations
 
