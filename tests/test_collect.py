@@ -21,8 +21,8 @@ from gpic_lab.collect.collector import collect_commons, collect_flickr, make_cli
 from gpic_lab.collect.http import BadApiKey, HttpClient, HttpError, _retry_after
 from gpic_lab.collect.replay import ReplayServer, default_catalog
 from gpic_lab.collect.writer import PROVENANCE_COLUMNS, read_provenance
+from gpic_lab.core.licenses import FLICKR_PERMISSIVE_IDS, normalize
 from gpic_lab.errors import UsageError
-from gpic_lab.licenses import FLICKR_PERMISSIVE_IDS, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "replay-key"
@@ -50,7 +50,7 @@ def _flickr(out: Path, srv: ReplayServer, client: HttpClient | None = None, **kw
 
 
 def _shard_samples(out: Path) -> list:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     shards = sorted((out / "shards").glob("*.tar"))
     return list(iter_samples(shards)) if shards else []
@@ -63,7 +63,7 @@ def _keys(out: Path) -> list[str]:
 def test_flickr_clean_collection_writes_gpic_records(server: ReplayServer, tmp_path: Path) -> None:
     from PIL import Image
 
-    from gpic_lab.schema import FIELDS, check_meta
+    from gpic_lab.shards.schema import FIELDS, check_meta
 
     result = _flickr(tmp_path, server)
     assert result.status == "done"
@@ -169,7 +169,7 @@ def test_bad_key_is_a_clear_error_and_the_key_is_never_shown(server: ReplayServe
             assert secret.encode() not in path.read_bytes()
     # CLI: exit 2, one line, no key; a missing variable names the variable
     env = {**os.environ, "FLICKR_API_KEY": secret}
-    cmd = [sys.executable, "-m", "gpic_lab.cli", "collect", "flickr", "--out", str(tmp_path / "cli"), "--rate", "0",
+    cmd = [sys.executable, "-m", "gpic_lab.commands.cli", "collect", "flickr", "--out", str(tmp_path / "cli"), "--rate", "0",
            "--base-url", server.flickr_url]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and secret not in proc.stderr + proc.stdout
@@ -217,7 +217,7 @@ def _crash_after_second_call(monkeypatch: pytest.MonkeyPatch, owner: object, nam
 def test_crash_at_any_point_resumes_without_loss_or_duplicates(server: ReplayServer, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch, point: str) -> None:
     import gpic_lab.collect.writer as writer_mod
-    import gpic_lab.shardwriter as shardwriter
+    import gpic_lab.shards.writer as shardwriter
 
     calls = Counter()
     if point == "download":
@@ -298,7 +298,7 @@ def test_commons_allimages_and_category(server: ReplayServer, tmp_path: Path) ->
 
 
 def test_all_licenses_then_license_stage_drops_non_permissive(server: ReplayServer, tmp_path: Path) -> None:
-    from gpic_lab.licenses import license_stage
+    from gpic_lab.filters.license import license_stage
 
     result = collect_commons(tmp_path, base_url=server.commons_url, client=_client(), permissive_only=False)
     # file 14 (CC BY-SA 3.0) repeats the bytes of file 01 (CC BY 4.0): the first copy wins, the twin is counted
@@ -355,7 +355,7 @@ def test_item_limit_and_rate_limit(server: ReplayServer, tmp_path: Path) -> None
 
 def test_cli_collect_and_status(server: ReplayServer, tmp_path: Path) -> None:
     env = {**os.environ, "FLICKR_API_KEY": KEY}
-    base = [sys.executable, "-m", "gpic_lab.cli", "collect"]
+    base = [sys.executable, "-m", "gpic_lab.commands.cli", "collect"]
     proc = subprocess.run([*base, "commons", "--out", str(tmp_path), "--base-url", server.commons_url, "--rate", "0",
                            "--limit", "4", "--budget", "3"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and "rerun the same command to resume" in proc.stderr
@@ -373,7 +373,7 @@ def test_cli_collect_and_status(server: ReplayServer, tmp_path: Path) -> None:
 
 def test_report_collect_demo_and_url_leak_check(tmp_path: Path, sample_dir: Path) -> None:
     from gpic_lab.collect import report
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.writer import write_shard
 
     table = report.collect_demo(tmp_path, ["flickr", "commons"], max_items=3, faults="api:503",
                                 permissive_only=True, sample=str(sample_dir))

@@ -13,7 +13,7 @@ from typing import Any
 from gpic_lab.collect.base import Candidate, Source
 from gpic_lab.collect.http import BudgetExhausted, HttpClient, HttpError
 from gpic_lab.collect.writer import DEFAULT_MAX_PIXELS, ShardCollector
-from gpic_lab.licenses import normalize
+from gpic_lab.core.licenses import normalize
 
 log = logging.getLogger("gpic_lab.collect")
 

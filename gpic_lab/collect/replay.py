@@ -70,7 +70,7 @@ def default_catalog(sample: str | None = None) -> list[ReplayItem]:
     from PIL import Image, ImageOps
 
     from gpic_lab.paths import sample_dir
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     root = sample or sample_dir()
     images = sorted((s.key, s.image) for s in iter_samples([f"{root}/train", f"{root}/val", f"{root}/test"]))
@@ -174,7 +174,7 @@ class ReplayServer:
     def expected_keys(self, source: str, license_ids: tuple[int, ...] | None = None, size: str = "c") -> set[str]:
         """sha256 keys a complete collection of `source` should hold (served images that decode; Flickr filtered
         by license ids, Commons by GPIC's allow-list)."""
-        from gpic_lab.licenses import normalize
+        from gpic_lab.core.licenses import normalize
 
         keys = set()
         for it in self.items:

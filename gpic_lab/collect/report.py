@@ -67,8 +67,8 @@ def collected_records(out: str | os.PathLike[str]) -> Any:
     """One row per collected record under `out` (any depth): source, key, license, size, attribution, shard."""
     import pandas as pd
 
-    from gpic_lab.licenses import normalize, source_of
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.core.licenses import normalize, source_of
+    from gpic_lab.shards.reader import iter_samples
 
     shards = sorted(Path(out).rglob("shards/*.tar"))
     rows = [{"source": source_of(s.meta), "key": s.key[:12], "license": s.meta["license"],
@@ -83,7 +83,7 @@ def collected_records(out: str | os.PathLike[str]) -> Any:
 def url_leaks(out: str | os.PathLike[str]) -> int:
     """How many shard records under `out` contain an image or page URL from their provenance table (GPIC: 0)."""
     from gpic_lab.collect.writer import read_provenance
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     leaks = 0
     for coll in sorted({p.parent.parent for p in Path(out).rglob("shards/*.tar")}):
@@ -189,7 +189,7 @@ def dropped_grid(decisions: Any, per_reason: int = 2, cols: int = 4, width: int 
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from gpic_lab.shards import read_range
+    from gpic_lab.shards.reader import read_range
 
     dropped = decisions[~decisions["keep"].astype(bool)].sort_values(["reason", "key"])
     picks = dropped.groupby("reason", sort=True).head(per_reason)
@@ -217,7 +217,7 @@ def dropped_grid(decisions: Any, per_reason: int = 2, cols: int = 4, width: int 
 
 def _member_index(rows: Any) -> dict[str, tuple[str, int, int]]:
     """key -> (shard, image offset, image size) for the rows' keys, reading only their shards' headers."""
-    from gpic_lab.shards import Problem, iter_entries
+    from gpic_lab.shards.reader import Problem, iter_entries
 
     wanted, out = set(rows["key"]), {}
     for shard in sorted({str(s) for s in rows["shard"] if s and Path(str(s)).is_file()}):

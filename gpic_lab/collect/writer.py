@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from gpic_lab.collect.base import Candidate
+from gpic_lab.core.licenses import License, build_attribution
 from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.fsio import write_bytes_atomic, write_json_atomic, write_parquet_atomic
-from gpic_lab.licenses import License, build_attribution
-from gpic_lab.schema import new_record
+from gpic_lab.shards.schema import new_record
 
 STATE_VERSION = 1
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's default bomb limit
@@ -215,7 +215,7 @@ class ShardCollector:
         index = int(self.state["shard_index"])
         entries, path = self.spool[:n], self.shard_path(index)
         self._write_provenance(index, entries, path.name)
-        from gpic_lab.shardwriter import write_shard
+        from gpic_lab.shards.writer import write_shard
 
         spool_dir = self.out / ".spool"
         write_shard(path, ((e["key"], e["meta"], (spool_dir / f"{e['key']}.{e['ext']}").read_bytes(), e["ext"])
