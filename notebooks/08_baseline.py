@@ -62,9 +62,9 @@ gpus: int = 8  # devices in the cost projection (GPIC: one 8xH100 node)
 import pandas as pd
 
 from gpic_lab import paths, plots, runs
-from gpic_lab.models import dinov2
 from gpic_lab.baseline import config as model_configs
 from gpic_lab.baseline import generate, report, train
+from gpic_lab.models import dinov2
 
 STAGE = "08_baseline"
 out_dir = paths.interim_dir("baseline")

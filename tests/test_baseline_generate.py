@@ -16,10 +16,10 @@ from gpic_lab.errors import UsageError  # noqa: E402
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_dir: Path) -> dict[str, Path]:
     """A tiny run trained 3 steps on the sample corpus, tiny DINOv2 reference stats of it, and its eval prompts."""
-    from gpic_lab.evaluation import eval_prompts, refstats
-    from gpic_lab.models import dinov2
     from gpic_lab.baseline.text_encoder import build_tiny_qwen3
     from gpic_lab.baseline.train import TrainSettings, train
+    from gpic_lab.evaluation import eval_prompts, refstats
+    from gpic_lab.models import dinov2
 
     root = tmp_path_factory.mktemp("generate")
     shards = [str(sample_dir / "train")]

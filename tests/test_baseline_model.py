@@ -65,8 +65,8 @@ def test_fresh_model_is_identity_blocks_and_zero_output() -> None:
 def test_tiny_model_overfits_a_handful_of_images(sample_dir: Path) -> None:
     """Four real images, fixed text states, fresh noise and times every step: the velocity loss on held-out draws
     falls by at least 3x in 100 AdamW steps (measured ~5.9x)."""
-    from gpic_lab.loader.augment import EvalTransform
     from gpic_lab.baseline.step import make_optimizer
+    from gpic_lab.loader.augment import EvalTransform
     from gpic_lab.shards.reader import iter_samples, list_shards
 
     samples = list(iter_samples(list_shards([sample_dir / "train"])))[:4]
