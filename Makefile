@@ -46,15 +46,15 @@ browser:
 demo: setup  ## run the notebook chain on data/sample/ (outputs in papermill_runs/ and figures/)
 	.venv/bin/gpic-lab demo
 
-test: setup browser  ## run the whole test suite
-	$(PY) -m ruff check gpic_lab tests notebooks
+test: setup browser lint  ## lint, then the whole test suite
 	$(PY) -m pytest -q
 
 test-fast: setup  ## unit tests only (no slow/notebook/fiftyone/browser)
 	$(PY) -m pytest -q -m "not slow and not notebook and not fiftyone and not browser"
 
-lint: setup  ## ruff
+lint: setup  ## ruff (package, tests, notebook sources) and the import contracts (.importlinter)
 	$(PY) -m ruff check gpic_lab tests notebooks
+	.venv/bin/lint-imports
 
 lab: setup  ## JupyterLab on 127.0.0.1 with the project kernel
 	.venv/bin/gpic-lab lab

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import GpicError
+from gpic_lab.errors import GpicError, exception_line
 
 
 class OutputError(GpicError, OSError):
@@ -66,3 +66,13 @@ def write_parquet_atomic(path: str | os.PathLike[str], table: Any) -> Path:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+def read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None) -> Any:
+    """pandas frame of a parquet input; an unreadable file or a missing column is one GpicError naming the file."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except Exception as exc:  # pyarrow raises several types (ArrowInvalid, OSError, KeyError...)
+        raise GpicError(f"{path}: unreadable parquet input ({exception_line(exc, with_type=True)})") from exc

@@ -46,8 +46,8 @@ def make_image(seed: int, width: int = 320, height: int = 240, fmt: str = "JPEG"
 @pytest.fixture
 def tiny_shards(tmp_path: Path):
     """Factory: tiny_shards(n_shards=2, per_shard=4) -> list of valid GPIC shard paths in tmp_path."""
-    from gpic_lab.schema import CAPTION_TYPES, new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import CAPTION_TYPES, new_record
+    from gpic_lab.shards.writer import write_shard
 
     def build(n_shards: int = 2, per_shard: int = 4, prefix: str = "gpic_train") -> list[Path]:
         paths = []

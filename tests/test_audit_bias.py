@@ -70,7 +70,7 @@ def test_frequencies_cooccurrence_intervals() -> None:
 def test_faces_on_real_photos(sample_dir: Path) -> None:
     from PIL import Image
 
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     images = {s.key: Image.open(io.BytesIO(s.image)).convert("RGB")
               for s in iter_samples(list_shards([sample_dir / "train"]))}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gpic_lab.audits import consistency, judge
+from gpic_lab.audits.review import ReviewTable
 from gpic_lab.errors import GpicError, UsageError
-from gpic_lab.review import ReviewTable
 
 LEVELS = {
     "good": {"tag": "dog, ball, grass", "short": "A dog plays with two balls on the grass.",
@@ -73,9 +73,9 @@ def test_parse_judgement_rejects() -> None:
 def test_judge_plumbing_with_tiny_qwen(tmp_path: Path) -> None:
     from PIL import Image
 
-    from gpic_lab import qwen
+    from gpic_lab.models import qwen_vl
 
-    model, processor = qwen.load_qwen3vl(qwen.build_tiny_qwen3vl(tmp_path / "tiny"), device="cpu")
+    model, processor = qwen_vl.load_qwen3vl(qwen_vl.build_tiny_qwen3vl(tmp_path / "tiny"), device="cpu")
     images = [Image.new("RGB", (64, 64), c) for c in ("red", "blue", "green")]
     scores = judge.judge_captions(model, processor, images, ["a red square", "a blue square", "a dog"],
                                   references=["red", None, "green"], batch_size=2, max_new_tokens=8)

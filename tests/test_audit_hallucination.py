@@ -96,9 +96,9 @@ def test_classifier_finds_planted_hallucinations(sample_dir: Path) -> None:
 
 
 def test_vlm_answerer_plumbing_with_tiny_qwen(tmp_path: Path, sample_dir: Path) -> None:
-    from gpic_lab import qwen
+    from gpic_lab.models import qwen_vl
 
-    model, processor = qwen.load_qwen3vl(qwen.build_tiny_qwen3vl(tmp_path / "tiny"), device="cpu")
+    model, processor = qwen_vl.load_qwen3vl(qwen_vl.build_tiny_qwen3vl(tmp_path / "tiny"), device="cpu")
     items = h.items_from_shards([sample_dir / "raw" / "gpic_raw_captions.tar"])[-3:]
     vlm = h.VLMAnswerer(model, processor, batch_size=2)
     mentions, captions = h.audit_captions(items, vlm)

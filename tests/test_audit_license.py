@@ -64,7 +64,8 @@ def test_report_leaves_out_non_permissive(sample_dir: Path, tmp_path: Path) -> N
 
 def test_real_pack_output_has_zero_leaks_and_drops_the_plants(sample_dir: Path, tmp_path: Path) -> None:
     """Raw plants + license-stage decisions through `pack`: the packaged shards audit clean."""
-    from gpic_lab import pack, stages
+    from gpic_lab.engine import stages
+    from gpic_lab.pack import packer as pack
 
     stages.run_stage("license", [str(sample_dir / "raw")], tmp_path / "license", workers=1, progress=False)
     sources = [sample_dir / d for d in ("train", "val", "test", "raw")]

@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 from conftest import make_image
 
-from gpic_lab.augment import DeferredTrainTransform, Encoded, TrainTransform, draw_params, pil_train_transform
 from gpic_lab.errors import UsageError
-from gpic_lab.loader import CorruptSampleError
+from gpic_lab.loader.augment import (
+    DeferredTrainTransform,
+    Encoded,
+    TrainTransform,
+    draw_params,
+    pil_train_transform,
+)
+from gpic_lab.loader.stream import CorruptSampleError
 
 
 def _loader(paths: list[str], transform, batch: int = 4, workers: int = 1, **kw):
-    from gpic_lab.torch_loader import GpicIterableDataset, make_loader
+    from gpic_lab.loader.torch_loader import GpicIterableDataset, make_loader
 
     ds = GpicIterableDataset(paths, transform=transform, shuffle_buffer=4, seed=5, world_size=1, rank=0, **kw)
     return make_loader(ds, batch_size=batch, num_workers=workers, prefetch_factor=2)
@@ -26,7 +32,7 @@ def _loader(paths: list[str], transform, batch: int = 4, workers: int = 1, **kw)
 def test_deferred_batches_equal_the_cpu_transform_crop_for_crop(tiny_shards) -> None:
     import torch
 
-    from gpic_lab.batch_decode import BatchDecoder
+    from gpic_lab.loader.batch_decode import BatchDecoder
 
     paths = [str(p) for p in tiny_shards(2, 5)]  # every fifth image is a PNG: transformed in the worker
     decode = BatchDecoder(size=32, device="cpu")
@@ -48,8 +54,8 @@ def test_deferred_batches_equal_the_cpu_transform_crop_for_crop(tiny_shards) -> 
 def test_decoder_matches_the_pil_reference_on_a_gpic_sized_image() -> None:
     from PIL import Image
 
-    from gpic_lab.batch_decode import BatchDecoder
-    from gpic_lab.torch_loader import collate
+    from gpic_lab.loader.batch_decode import BatchDecoder
+    from gpic_lab.loader.torch_loader import collate
 
     data = make_image(5, 590, 480)
     for seed in range(4):
@@ -63,8 +69,8 @@ def test_decoder_matches_the_pil_reference_on_a_gpic_sized_image() -> None:
 
 
 def _shard(tmp_path: Path, blobs: list[bytes]) -> str:
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     entries = []
     for i, data in enumerate(blobs):
@@ -79,7 +85,7 @@ def _shard(tmp_path: Path, blobs: list[bytes]) -> str:
 
 
 def test_a_jpeg_whose_body_is_cut_raises_naming_the_member_or_is_skipped_and_counted(tmp_path: Path) -> None:
-    from gpic_lab.batch_decode import BatchDecoder
+    from gpic_lab.loader.batch_decode import BatchDecoder
 
     cut = make_image(9)[:3000]  # the header reads fine, so the worker passes it on; the decode fails
     path = _shard(tmp_path, [make_image(1), cut, make_image(2)])
@@ -102,7 +108,7 @@ def test_a_broken_jpeg_header_is_caught_in_the_worker_by_the_loader_policy(tmp_p
 
 
 def test_bad_policy_is_a_usage_error() -> None:
-    from gpic_lab.batch_decode import BatchDecoder
+    from gpic_lab.loader.batch_decode import BatchDecoder
 
     with pytest.raises(UsageError):
         BatchDecoder(device="cpu", on_corrupt="ignore")
@@ -112,7 +118,7 @@ def test_bad_policy_is_a_usage_error() -> None:
 def test_nvjpeg_batches_match_the_cpu_decoder(tiny_shards, tmp_path: Path) -> None:
     import torch
 
-    from gpic_lab.batch_decode import BatchDecoder
+    from gpic_lab.loader.batch_decode import BatchDecoder
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
@@ -136,7 +142,7 @@ def test_bench_loader_batch_mode_counts_the_consumer_cpu(sample_dir: Path, capsy
 
     import torch
 
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     rc = main(["bench", "loader", "--quick", str(sample_dir / "train"), "--images", "24", "--batch", "8",
                "--decode", "batch"])

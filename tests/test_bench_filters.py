@@ -52,7 +52,7 @@ def test_bench_runs_on_shards_and_reports_the_contract_keys(sample_dir: Path) ->
 
 def test_stage_cli_rejects_bad_filter_params_with_exit_2(sample_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     shard = str(sample_dir / "raw" / "gpic_raw_quality.tar")
     assert main(["stage", "quality", shard, "--out", str(tmp_path / "q"), "-p", "blur_thresh=3", "--no-progress",

@@ -1,4 +1,4 @@
-"""gpic_lab.caption: type mix per shard, prompts, real generation on the tiny model, resume, OOM backoff."""
+"""gpic_lab.caption.captioner: type mix per shard, prompts, real generation on the tiny model, resume, OOM backoff."""
 
 from __future__ import annotations
 
@@ -9,49 +9,50 @@ from typing import Any
 
 import pytest
 
-from gpic_lab import caption
+from gpic_lab.caption import captioner as caption
+from gpic_lab.caption import levels, store
 from gpic_lab.errors import GpicError, UsageError
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from gpic_lab import qwen
+    from gpic_lab.models import qwen_vl
 
-    return qwen.build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen_caption"))
+    return qwen_vl.build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen_caption"))
 
 
 @pytest.fixture(scope="module")
 def captioner(tiny_model: Path) -> caption.TransformersCaptioner:
-    return caption.TransformersCaptioner(tiny_model, device="cpu", max_new_tokens={lv: 6 for lv in caption.LEVELS})
+    return caption.TransformersCaptioner(tiny_model, device="cpu", max_new_tokens={lv: 6 for lv in levels.LEVELS})
 
 
 def test_type_mix_per_shard_within_sampling_error() -> None:
     n_shards, per_shard = 8, 2500
     for s in range(n_shards):
         keys = [hashlib.sha256(f"{s}:{i}".encode()).hexdigest() for i in range(per_shard)]
-        levels = [caption.caption_type_for(k) for k in keys]
-        for level, p in caption.MIX.items():
-            frac = levels.count(level) / per_shard
+        drawn = [levels.caption_type_for(k) for k in keys]
+        for level, p in levels.MIX.items():
+            frac = drawn.count(level) / per_shard
             sigma = (p * (1 - p) / per_shard) ** 0.5
             assert abs(frac - p) < 4 * sigma + 1e-9, (s, level, frac)
     key = "ab" * 32
-    assert caption.caption_type_for(key) == caption.caption_type_for(key)  # deterministic
+    assert levels.caption_type_for(key) == levels.caption_type_for(key)  # deterministic
     keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(200)]
-    assert [caption.caption_type_for(k, 0) for k in keys] != [caption.caption_type_for(k, 1) for k in keys]
+    assert [levels.caption_type_for(k, 0) for k in keys] != [levels.caption_type_for(k, 1) for k in keys]
 
 
 def test_prompts_are_versioned_and_state_the_rules() -> None:
     versions = set()
-    for level in caption.LEVELS:
-        text, version = caption.load_prompt(level)
+    for level in levels.LEVELS:
+        text, version = levels.load_prompt(level)
         assert version.startswith(f"{level}/v") and "+" in version
         assert "NOT VISIBLE." in text and '"image"' in text and "#" not in text.splitlines()[0]
         versions.add(version)
     assert len(versions) == 4
-    assert "foreground" in caption.load_prompt("long")[0]
-    assert "3 to 8 tags" in caption.load_prompt("tag")[0]
+    assert "foreground" in levels.load_prompt("long")[0]
+    assert "3 to 8 tags" in levels.load_prompt("tag")[0]
     with pytest.raises(UsageError, match="unknown caption level"):
-        caption.load_prompt("huge")
+        levels.load_prompt("huge")
 
 
 def test_caption_shards_real_generation_on_tiny_model(tiny_shards, captioner, tmp_path: Path) -> None:
@@ -60,10 +61,10 @@ def test_caption_shards_real_generation_on_tiny_model(tiny_shards, captioner, tm
     shards = tiny_shards(2, 4)
     stats = caption.caption_shards(shards, tmp_path / "out", captioner, batch_size=3, progress=False)
     assert stats["shards"] == 2 and stats["skipped"] == 0 and stats["captions"] == 8
-    frame = caption.load_captions(tmp_path / "out")
+    frame = store.load_captions(tmp_path / "out")
     assert list(frame.columns) == list(caption.COLUMNS)
     assert frame["key"].is_unique and len(frame) == 8
-    assert all(frame["caption_type"] == frame["key"].map(caption.caption_type_for))
+    assert all(frame["caption_type"] == frame["key"].map(levels.caption_type_for))
     assert (frame["model_warning"].str.contains("PLACEHOLDERS")).all()
     assert (frame["n_tokens"] <= frame["max_new_tokens"]).all() and (frame["n_tokens"] >= 1).all()
     assert frame["prompt_version"].str.match(r"^(tag|short|medium|long)/v\d+\+[0-9a-f]{8}$").all()
@@ -73,15 +74,15 @@ def test_caption_shards_real_generation_on_tiny_model(tiny_shards, captioner, tm
     again = caption.caption_shards(shards, tmp_path / "again", captioner, batch_size=8, progress=False)
     assert again["captions"] == 8
     # greedy + deterministic: the batch size changes nothing
-    pd.testing.assert_frame_equal(frame, caption.load_captions(tmp_path / "again"))
+    pd.testing.assert_frame_equal(frame, store.load_captions(tmp_path / "again"))
 
 
 def test_levels_all_gives_four_rows_per_key(tiny_shards, captioner, tmp_path: Path) -> None:
     shards = tiny_shards(1, 3)
     caption.caption_shards(shards, tmp_path / "all", captioner, levels="all", batch_size=4, progress=False)
-    frame = caption.load_captions(tmp_path / "all")
+    frame = store.load_captions(tmp_path / "all")
     assert len(frame) == 12
-    assert all(tuple(g) == caption.LEVELS for _, g in frame.groupby("key")["caption_type"])
+    assert all(tuple(g) == levels.LEVELS for _, g in frame.groupby("key")["caption_type"])
     with pytest.raises(UsageError, match="--levels"):
         caption.jobs_for([], "some", 0)
 
@@ -102,7 +103,7 @@ class _Interrupting:
 
 
 def test_resume_after_interruption_has_no_duplicates_or_gaps(tiny_shards, captioner, tmp_path: Path) -> None:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     shards = tiny_shards(3, 4)
     out = tmp_path / "resume"
@@ -112,7 +113,7 @@ def test_resume_after_interruption_has_no_duplicates_or_gaps(tiny_shards, captio
     assert [p.name for p in out.glob("*.captions.parquet")] == ["gpic_train_00000.captions.parquet"]
     stats = caption.caption_shards(shards, out, captioner, batch_size=2, progress=False)
     assert stats["skipped"] == 1 and stats["captions"] == 8
-    frame = caption.load_captions(out)
+    frame = store.load_captions(out)
     assert frame["key"].is_unique
     assert set(frame["key"]) == {s.key for s in iter_samples(shards, images=False)}
     assert caption.caption_shards(shards, out, captioner, progress=False)["skipped"] == 3
@@ -148,7 +149,7 @@ def test_oom_halves_the_batch_and_keeps_every_caption(tiny_shards, captioner, tm
     shards = tiny_shards(1, 7)
     oom = _OomAbove(captioner, 2)
     caption.caption_shards(shards, tmp_path / "oom", oom, batch_size=8, progress=False)
-    frame = caption.load_captions(tmp_path / "oom")
+    frame = store.load_captions(tmp_path / "oom")
     assert len(frame) == 7 and frame["key"].is_unique
     assert oom.sizes[:3] == [7, 4, 2] and max(oom.sizes[3:]) == 2  # halved, then kept at the working size
     with pytest.raises(GpicError, match="batch size 1"):
@@ -219,7 +220,7 @@ def test_cli_caption_tiny_model_and_bad_usage(tiny_shards, tmp_path: Path, monke
                                               capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     monkeypatch.setenv("GPIC_LAB_STATE", str(tmp_path / "state"))
     shards = tiny_shards(1, 2)
@@ -261,7 +262,7 @@ def test_corrupt_samples_raise_or_are_skipped_and_counted(sample_dir: Path, capt
         caption.caption_shards(broken[1:2], tmp_path / "raise2", captioner, progress=False)
     stats = caption.caption_shards(broken, tmp_path / "skip", captioner, progress=False, on_corrupt="skip")
     assert stats["skipped_samples"] == {"bad-json": 3, "image-decode": 3, "truncated-tar": 1}
-    frame = caption.load_captions(tmp_path / "skip")
+    frame = store.load_captions(tmp_path / "skip")
     assert len(frame) == stats["captions"] > 0 and frame["key"].is_unique
     with pytest.raises(UsageError, match="on-corrupt"):
         caption.caption_shards(broken[:1], tmp_path / "bad", captioner, progress=False, on_corrupt="ignore")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpic_lab import caption_qc as qc
+from gpic_lab.caption import qc
 from gpic_lab.errors import UsageError
-from gpic_lab.shards import iter_samples
+from gpic_lab.shards.reader import iter_samples
 
 
 def _ground_truth(sample_dir: Path, kinds: tuple[str, ...]) -> dict[str, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Notebook helpers of captioning/packaging (gpic_lab.caption_report, gpic_lab.pack_report), and caption-qc run
+"""Notebook helpers of captioning/packaging (gpic_lab.caption.report, gpic_lab.pack.report), and caption-qc run
 through the stage engine."""
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gpic_lab import caption_report as cr
-from gpic_lab import pack_report as pr
+from gpic_lab.caption import report as cr
+from gpic_lab.caption.levels import caption_type_for
 from gpic_lab.errors import UsageError
+from gpic_lab.pack import report as pr
 
 
 def test_planted_check_and_honest_levels(sample_dir: Path) -> None:
-    from gpic_lab.caption_qc import qc_rows, sample_rows
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.caption.qc import qc_rows, sample_rows
+    from gpic_lab.shards.reader import iter_samples
 
     rows = qc_rows(sample_rows(iter_samples([sample_dir / "raw" / "gpic_raw_captions.tar"])))
     planted = cr.planted_check(rows, sample_dir / "ground_truth.csv")
@@ -34,13 +35,13 @@ def test_type_mix_and_types_match(sample_dir: Path) -> None:
     assert (mix[["tag", "short", "medium", "long"]].sum(axis=1) == mix["n"]).all()
     assert cr.max_deviation_sigma({"tag": 1, "short": 45, "medium": 45, "long": 9}, 100) == 0.0
     assert cr.max_deviation_sigma({"short": 100}, 100) > 10
-    frame = pd.DataFrame({"key": ["a" * 64], "caption_type": [cr.caption_type_for("a" * 64)]})
+    frame = pd.DataFrame({"key": ["a" * 64], "caption_type": [caption_type_for("a" * 64)]})
     assert cr.types_match(frame) and not cr.types_match(frame.assign(caption_type="bogus"))
     assert cr.printable("ok\x15\ufffd") == "ok\\x15?"
 
 
 def test_caption_qc_through_the_stage_engine(sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     run_stage("caption-qc", [str(sample_dir / "raw" / "gpic_raw_captions.tar")], tmp_path / "qc", workers=1,
               progress=False)
@@ -54,8 +55,8 @@ def test_caption_qc_through_the_stage_engine(sample_dir: Path, tmp_path: Path) -
 
 def test_find_decisions_missing_stages_and_pack_tables(sample_dir: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpic_lab.caption_qc import run_qc
-    from gpic_lab.pack import pack
+    from gpic_lab.caption.qc import run_qc
+    from gpic_lab.pack.packer import pack
 
     monkeypatch.setenv("GPIC_LAB_DATA", str(tmp_path))
     files, found = pr.find_decisions("auto")

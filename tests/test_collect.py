@@ -22,8 +22,8 @@ from gpic_lab.collect.collector import collect_commons, collect_flickr, make_cli
 from gpic_lab.collect.http import BadApiKey, HttpClient, HttpError, retry_after
 from gpic_lab.collect.replay import ReplayServer, default_catalog, pick_size
 from gpic_lab.collect.writer import PROVENANCE_COLUMNS, read_provenance
-from gpic_lab.errors import UsageError
 from gpic_lab.core.licenses import FLICKR_PERMISSIVE_IDS, normalize
+from gpic_lab.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "replay-key"

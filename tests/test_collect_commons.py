@@ -18,8 +18,8 @@ from gpic_lab.collect.http import HttpClient
 from gpic_lab.collect.limits import TokenBucket
 from gpic_lab.collect.replay import ReplayServer, bulk_commons_catalog, default_catalog
 from gpic_lab.collect.writer import read_provenance
-from gpic_lab.errors import UsageError
 from gpic_lab.core.licenses import check_flags, normalize
+from gpic_lab.errors import UsageError
 from gpic_lab.filters.license import license_stage
 
 CONTACT = "gpic-lab-tests@example.org"

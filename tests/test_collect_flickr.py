@@ -23,8 +23,8 @@ from gpic_lab.collect.flickr import check_size
 from gpic_lab.collect.http import HttpClient, HttpError
 from gpic_lab.collect.replay import ReplayItem, ReplayServer, bulk_flickr_catalog, default_catalog
 from gpic_lab.collect.writer import read_provenance
-from gpic_lab.errors import UsageError
 from gpic_lab.core.licenses import FLICKR_PERMISSIVE_IDS
+from gpic_lab.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "replay-key"

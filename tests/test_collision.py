@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpic_lab import collision
+from gpic_lab.dedup import collision
 
 
 def test_power_law_fit_recovers_exponent() -> None:

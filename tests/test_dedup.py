@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gpic_lab import dedup
+from gpic_lab.dedup import rule as dedup
 from gpic_lab.errors import UsageError
 
 SSCD = dedup.DEFAULTS["sscd"]
@@ -86,7 +86,7 @@ def truth(sample_dir: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def sample_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("dedup") / "decisions.parquet"
-    cmd = [sys.executable, "-m", "gpic_lab.cli", "dedup", str(sample_dir / "train"),
+    cmd = [sys.executable, "-m", "gpic_lab.commands.cli", "dedup", str(sample_dir / "train"),
            str(sample_dir / "raw" / "gpic_raw_dups.tar"), "-o", str(out), "--against", str(sample_dir / "test"),
            str(sample_dir / "val"), "--cache", str(out.parent / "cache")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -145,7 +145,7 @@ def test_leakage_report_finds_planted_overlap(sample_run, truth: pd.DataFrame) -
 
 
 def test_leakage_counts_identical_bytes_even_below_threshold() -> None:
-    from gpic_lab.embed import Embeddings
+    from gpic_lab.dedup.embed_cache import Embeddings
 
     def emb(keys: list[str], vecs: list[list[float]], sha: list[str]) -> Embeddings:
         n = len(keys)
@@ -159,7 +159,7 @@ def test_leakage_counts_identical_bytes_even_below_threshold() -> None:
 
 
 def test_cli_bad_usage_exits_2(tmp_path: Path, sample_dir: Path) -> None:
-    base = [sys.executable, "-m", "gpic_lab.cli", "dedup", str(sample_dir / "train")]
+    base = [sys.executable, "-m", "gpic_lab.commands.cli", "dedup", str(sample_dir / "train")]
     for extra, msg in ((["-o", str(tmp_path / "x.csv")], "must end in .parquet"),
                        (["-o", str(tmp_path / "x.parquet"), "--encoder", "sscd"], "needs --weights"),
                        (["-o", str(tmp_path / "x.parquet"), "--link", "0.99", "--near-dup", "0.9"], "link"),
@@ -170,7 +170,7 @@ def test_cli_bad_usage_exits_2(tmp_path: Path, sample_dir: Path) -> None:
 
 
 def test_report_tables_on_the_sample_run(sample_run, sample_dir: Path) -> None:
-    from gpic_lab import dedup_report
+    from gpic_lab.dedup import report as dedup_report
 
     out, _ = sample_run
     frame = pd.read_parquet(out)
@@ -189,10 +189,10 @@ def test_report_tables_on_the_sample_run(sample_run, sample_dir: Path) -> None:
 
 
 def _sample_embeddings(sample_dir: Path, cache: Path):
-    from gpic_lab import embed
+    from gpic_lab.dedup import embed, embed_cache
 
     shards = [sample_dir / "train", sample_dir / "raw" / "gpic_raw_dups.tar"]
-    emb, stats = embed.embed_shards(shards, embed.load_encoder(embed.DEFAULT_ENCODER), cache)
+    emb, stats = embed_cache.embed_shards(shards, embed.load_encoder(embed.DEFAULT_ENCODER), cache)
     assert stats["cache_misses"] == 0  # the CLI run already cached every shard
     return emb
 
@@ -200,8 +200,8 @@ def _sample_embeddings(sample_dir: Path, cache: Path):
 def test_unreadable_image_is_a_row_and_exact_bytes_collapse(tmp_path: Path) -> None:
     from conftest import make_image
 
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     def rec(key: str) -> dict:
         return new_record(key, 320, 240, "CC BY 2.0", "https://creativecommons.org/licenses/by/2.0/",

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gpic_lab import dinov2  # noqa: E402
 from gpic_lab.errors import UsageError  # noqa: E402
+from gpic_lab.models import dinov2  # noqa: E402
 
 DIM, HEADS, DEPTH, GRID, PATCH = 32, 2, 2, 37, 14
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from gpic_lab import embed
+from gpic_lab.dedup import embed, embed_cache
 from gpic_lab.errors import UsageError
 
 
@@ -87,7 +87,7 @@ def test_sscd_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_efficientnet_from_wheel_separates_copies_from_distinct(sample_dir: Path) -> None:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     enc = embed.load_encoder("efficientnet", device="cpu")
     assert enc.dim == 1280 and Path(enc.info["path"]).is_file()
@@ -151,20 +151,20 @@ def test_cache_id_hashes_every_input(sscd_file: Path) -> None:
 def test_shard_cache_hits_and_invalidation(tiny_shards, tmp_path: Path) -> None:
     shards = [str(p) for p in tiny_shards(2, 3)]
     enc = embed.load_encoder("dhash")
-    first, st1 = embed.embed_shards(shards, enc, tmp_path / "cache")
-    second, st2 = embed.embed_shards(shards, enc, tmp_path / "cache")
+    first, st1 = embed_cache.embed_shards(shards, enc, tmp_path / "cache")
+    second, st2 = embed_cache.embed_shards(shards, enc, tmp_path / "cache")
     assert st1 == {"cache_hits": 0, "cache_misses": 2} and st2 == {"cache_hits": 2, "cache_misses": 0}
     assert np.array_equal(first.vectors, second.vectors) and list(first.keys) == list(second.keys)
     assert first.width.tolist() == [320, 321, 322] * 2 and first.meta[0]["license"] == "CC BY 2.0"
-    _, st3 = embed.embed_shards(shards, embed.load_encoder("phash"), tmp_path / "cache")
+    _, st3 = embed_cache.embed_shards(shards, embed.load_encoder("phash"), tmp_path / "cache")
     assert st3["cache_misses"] == 2  # another encoder never reads this cache
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
 
 
 def test_16_bit_grey_pngs_are_embedded_at_their_full_range(tmp_path: Path) -> None:
     """Two different 16-bit grey PNGs must not both look white (PIL's convert clips them at 255)."""
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     samples = []
     for seed in (40, 41):
@@ -176,16 +176,16 @@ def test_16_bit_grey_pngs_are_embedded_at_their_full_range(tmp_path: Path) -> No
                                         "Photo by Test via Flickr", "2026-01-01T00:00:00Z", "short", "A test.",
                                         ["nano", "lite", "full"]), buf.getvalue(), "png"))
     write_shard(tmp_path / "gpic_train_00000.tar", samples)
-    emb, _ = embed.embed_shards([str(tmp_path / "gpic_train_00000.tar")], embed.load_encoder("dhash"), tmp_path / "c")
+    emb, _ = embed_cache.embed_shards([str(tmp_path / "gpic_train_00000.tar")], embed.load_encoder("dhash"), tmp_path / "c")
     direct = embed.load_encoder("dhash").encode([_img(40, (256, 192)).convert("L"), _img(41, (256, 192)).convert("L")])
     assert np.allclose(emb.vectors, direct) and emb.vectors[0] @ emb.vectors[1] < 0.9
 
 
 def test_dinov2_through_eval_module(tmp_path: Path) -> None:
     try:
-        from gpic_lab import dinov2
+        from gpic_lab.models import dinov2
     except ImportError:
-        pytest.skip("gpic_lab.dinov2 (eval engineer) has not landed in this checkout")
+        pytest.skip("gpic_lab.models.dinov2 (eval engineer) has not landed in this checkout")
     path = dinov2.build_tiny_dinov2(tmp_path / "dino")
     enc = embed.load_encoder("dinov2", weights=path, device="cpu")
     vec = enc.encode([_img(1), _img(2)])
@@ -195,8 +195,8 @@ def test_dinov2_through_eval_module(tmp_path: Path) -> None:
 def test_streamed_vectors_come_from_the_cache(tiny_shards, tmp_path: Path) -> None:
     shards = [str(p) for p in tiny_shards(3, 2)]
     enc = embed.load_encoder("dhash")
-    full, _ = embed.embed_shards(shards, enc, tmp_path / "cache")
-    lazy, stats = embed.embed_shards(shards, enc, tmp_path / "cache", load_vectors=False)
+    full, _ = embed_cache.embed_shards(shards, enc, tmp_path / "cache")
+    lazy, stats = embed_cache.embed_shards(shards, enc, tmp_path / "cache", load_vectors=False)
     assert stats["cache_hits"] == 3 and lazy.vectors.shape == (0, 64) and len(lazy.sources) == 3
     assert len(lazy) == 6 and list(lazy.keys) == list(full.keys)
     streamed = list(lazy.chunks()())
@@ -205,7 +205,7 @@ def test_streamed_vectors_come_from_the_cache(tiny_shards, tmp_path: Path) -> No
 
 
 def test_dinov2_bad_specs_are_one_line_errors(tmp_path: Path) -> None:
-    pytest.importorskip("gpic_lab.dinov2")
+    pytest.importorskip("gpic_lab.models.dinov2")
     with pytest.raises(UsageError, match="not found"):
         embed.load_encoder("dinov2", weights=tmp_path / "nothing")
     bad = tmp_path / "bad_dir"

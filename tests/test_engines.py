@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gpic_lab.engines import map_tasks
+from gpic_lab.engine.backends import map_tasks
+from gpic_lab.engine.stages import run_stage
 from gpic_lab.errors import GpicError, UsageError
-from gpic_lab.shards import iter_samples
-from gpic_lab.stages import run_stage
+from gpic_lab.shards.reader import iter_samples
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def crashing_stage(samples, params):
     """Logs start/end per shard; on the shard named by params['crash_on'] it kills its own worker process once
     (while the flag file exists), the way an OOM kill or a preempted node would."""
-    from gpic_lab.records import Decision
+    from gpic_lab.engine.records import Decision
 
     shard = Path(samples[0].shard).stem
     log = Path(params["log"])
@@ -90,7 +90,7 @@ def test_dask_reschedules_the_task_of_a_killed_worker(tiny_shards, tmp_path: Pat
 
 
 def test_engine_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gpic_lab.engines.CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr("gpic_lab.engine.backends.CONNECT_TIMEOUT", "2s")
     with pytest.raises(UsageError, match="unknown engine"):
         list(map_tasks(str, [1], engine="ray"))
     with pytest.raises(UsageError, match="needs --engine dask"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab import explore
+from gpic_lab.shards import explore
 
 
 @pytest.fixture(scope="module")

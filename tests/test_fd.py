@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from gpic_lab import fd
 from gpic_lab.errors import GpicError, UsageError
+from gpic_lab.evaluation import fd
 
 
 def random_spd(dim: int, seed: int) -> np.ndarray:
@@ -112,7 +112,7 @@ def test_cli_fd_stats_and_embeddings(tmp_path) -> None:
     mu, sigma = fd.stats_from_features(a)
     np.savez(tmp_path / "a.npz", dino_mu=mu, dino_sigma=sigma)
     np.savez(tmp_path / "b.npz", dino_embeddings=b.astype(np.float32))
-    out = subprocess.run([sys.executable, "-m", "gpic_lab.cli", "fd", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")],
+    out = subprocess.run([sys.executable, "-m", "gpic_lab.commands.cli", "fd", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -121,6 +121,6 @@ def test_cli_fd_stats_and_embeddings(tmp_path) -> None:
     assert got["fd"] == pytest.approx(expect, rel=1e-6)
     assert got["fd"] == pytest.approx(got["fd_mu"] + got["fd_sigma"])
     np.savez(tmp_path / "bad.npz", other=np.zeros(3))
-    bad = subprocess.run([sys.executable, "-m", "gpic_lab.cli", "fd", str(tmp_path / "a.npz"), str(tmp_path / "bad.npz")],
+    bad = subprocess.run([sys.executable, "-m", "gpic_lab.commands.cli", "fd", str(tmp_path / "a.npz"), str(tmp_path / "bad.npz")],
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "bad.npz" in bad.stderr and "Traceback" not in bad.stderr

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab import filter_report
 from gpic_lab.errors import UsageError
+from gpic_lab.filters import report as filter_report
 
 
 @pytest.fixture(scope="module")

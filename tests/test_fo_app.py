@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab.fo_browser import chromium
+from gpic_lab.fo.browser import chromium
 
 pytestmark = [pytest.mark.fiftyone, pytest.mark.browser]
 GPIC_LAB = str(Path(sys.executable).with_name("gpic-lab"))
@@ -39,7 +39,8 @@ def _alive(pids: list[int]) -> list[int]:
 def test_app_renders_dataset_and_stops_cleanly(sample_dir: Path, tmp_path: Path) -> None:
     import psutil
 
-    from gpic_lab import fo_browser, fo_services
+    from gpic_lab.fo import browser as fo_browser
+    from gpic_lab.fo import services as fo_services
 
     name = "gpic_app_test"
     with fo_services.private_mongod(tmp_path / "db") as uri:

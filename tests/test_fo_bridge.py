@@ -33,7 +33,7 @@ def _mongod_pids(db_dir: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def fo_env(tmp_path_factory: pytest.TempPathFactory):
     """A private mongod for this module; FiftyOne is pointed at it before its first import."""
-    from gpic_lab import fo_services
+    from gpic_lab.fo import services as fo_services
 
     root = tmp_path_factory.mktemp("fo")
     saved = {k: os.environ.get(k) for k in ("FIFTYONE_DATABASE_URI", "FIFTYONE_CONFIG_DIR", "GPIC_LAB_STATE",
@@ -77,13 +77,13 @@ def _write_decisions(path: Path, stage: str, keys: list[str], dropped: dict[str,
 
 
 def _all_keys(sample_dir: Path) -> list[str]:
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     return [s.key for s in iter_samples(list_shards([sample_dir / d for d in [*CLEAN, "raw"]]), images=False)]
 
 
 def test_load_is_complete_idempotent_and_refreshes(fo_env: Path, sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab import fo_bridge
+    from gpic_lab.fo import bridge as fo_bridge
 
     keys = _all_keys(sample_dir)
     truth = _ground_truth(sample_dir)
@@ -116,7 +116,7 @@ def test_load_is_complete_idempotent_and_refreshes(fo_env: Path, sample_dir: Pat
 
 
 def test_selection_tier_range_sample_dropped(fo_env: Path, sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab import fo_bridge
+    from gpic_lab.fo import bridge as fo_bridge
 
     train = [sample_dir / "train"]
     ds = fo_bridge.load_dataset(train, "t_tier", tier="nano")
@@ -146,8 +146,8 @@ def test_selection_tier_range_sample_dropped(fo_env: Path, sample_dir: Path, tmp
 def test_embeddings_brain_and_views(fo_env: Path, sample_dir: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from gpic_lab import fo_bridge
-    from gpic_lab.fo_records import histogram_encoder
+    from gpic_lab.fo import bridge as fo_bridge
+    from gpic_lab.fo.records import histogram_encoder
 
     ds = fo_bridge.load_dataset([sample_dir / d for d in [*CLEAN, "raw"]], "t_brain")
     assert fo_bridge.attach_embeddings(ds, histogram_encoder()) == len(ds)
@@ -186,7 +186,7 @@ def test_embeddings_brain_and_views(fo_env: Path, sample_dir: Path, tmp_path: Pa
 
 
 def test_cli_load_and_bad_input(fo_env: Path, sample_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     assert main(["fiftyone", "load", str(sample_dir / "val"), "--name", "t_cli"]) == 0
     assert '"samples": ' in capsys.readouterr().out
@@ -201,8 +201,8 @@ def test_cli_load_and_bad_input(fo_env: Path, sample_dir: Path, capsys: pytest.C
 
 
 def test_bulk_insert_matches_fiftyone_add_samples(fo_env: Path, sample_dir: Path) -> None:
-    from gpic_lab import fo_bridge
-    from gpic_lab.fo_records import Selection, StageDecisions, build_row, materialise, select
+    from gpic_lab.fo import bridge as fo_bridge
+    from gpic_lab.fo.records import Selection, StageDecisions, build_row, materialise, select
 
     index, chosen = select([sample_dir / "train", sample_dir / "raw"], Selection())
     rows = [build_row(index.get(s.key), materialise(index.get(s.key), fo_env / "media"), StageDecisions())
@@ -236,7 +236,7 @@ def test_bad_embeddings_and_decisions_files_are_one_line_errors(tmp_path: Path) 
     """No MongoDB needed: the file readers reject junk with a UsageError naming the file."""
     import numpy as np
 
-    from gpic_lab.fo_records import load_decisions, load_embeddings
+    from gpic_lab.fo.records import load_decisions, load_embeddings
 
     (tmp_path / "junk.npz").write_bytes(b"junk")
     (tmp_path / "junk.parquet").write_bytes(b"junk")
@@ -249,7 +249,7 @@ def test_bad_embeddings_and_decisions_files_are_one_line_errors(tmp_path: Path) 
             load_embeddings(tmp_path / name)
     with pytest.raises(UsageError, match="decisions.parquet: not a readable parquet"):
         load_decisions([tmp_path / "stage"])
-    from gpic_lab.fo_records import resolve_inputs
+    from gpic_lab.fo.records import resolve_inputs
 
     with pytest.raises(UsageError, match="junk.parquet: not a catalog parquet"):
         resolve_inputs([tmp_path / "junk.parquet"])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab.catalog import write_catalog
 from gpic_lab.errors import UsageError
-from gpic_lab.interop import catalog_summary, scan_catalog, to_hf_dataset
-from gpic_lab.shards import iter_samples
+from gpic_lab.shards.catalog import write_catalog
+from gpic_lab.shards.interop import catalog_summary, scan_catalog, to_hf_dataset
+from gpic_lab.shards.reader import iter_samples
 
 
 def test_hf_dataset_from_shards_is_typed_and_complete(tiny_shards, tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_missing_inputs_are_usage_errors(tmp_path: Path) -> None:
 def test_uncaptioned_collected_shards_load_with_a_missing_label(tmp_path: Path, sample_dir: Path) -> None:
     import json
 
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.writer import write_shard
 
     samples = list(iter_samples(sample_dir / "train"))[:2]
     uncaptioned = [(s.key, {**json.loads(s.json_bytes), "caption_type": "", "caption": ""}, s.image, s.image_ext)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpic_lab import knn
+from gpic_lab.dedup import knn
 from gpic_lab.errors import UsageError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab import lab
+from gpic_lab.runs import lab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_lab_on_a_taken_port_fails_fast_with_one_line(tmp_path: Path, monkeypatc
         taken.listen()
         port = taken.getsockname()[1]
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "gpic_lab.cli", "lab", "--port", str(port)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "gpic_lab.commands.cli", "lab", "--port", str(port)], capture_output=True,
                               text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "is the port taken" in proc.stderr.strip().splitlines()[-1]

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab.errors import UsageError
-from gpic_lab.licenses import (
+from gpic_lab.core.licenses import (
     FLICKR_LICENSES,
     FLICKR_PERMISSIVE_IDS,
     build_attribution,
     check_record,
     license_family,
-    license_stage,
     normalize,
     source_of,
 )
+from gpic_lab.errors import UsageError
+from gpic_lab.filters.license import license_stage
 
 # (name, url, expected spdx, expected permissive) — strings as the Flickr API, Commons extmetadata and GPIC write them
 REAL_WORLD = [
@@ -195,7 +195,7 @@ def test_check_record() -> None:
 
 
 def test_stage_on_sample_matches_ground_truth(sample_dir: Path) -> None:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     truth = {r["key"]: r for r in csv.DictReader((sample_dir / "ground_truth.csv").open())}
     planted = {k: r["label"] for k, r in truth.items() if r["kind"] == "license"}
@@ -221,7 +221,7 @@ def test_stage_on_sample_matches_ground_truth(sample_dir: Path) -> None:
 def test_license_stage_through_the_engine(sample_dir: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     summary = run_stage("license", [str(sample_dir / "raw"), str(sample_dir / "train")], tmp_path, workers=1,
                         progress=False)

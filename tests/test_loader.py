@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import make_image
 
-from gpic_lab.augment import EvalTransform, TrainTransform, crop_box, draw_params, pil_train_transform
 from gpic_lab.errors import UsageError
-from gpic_lab.loader import (
+from gpic_lab.loader.augment import EvalTransform, TrainTransform, crop_box, draw_params, pil_train_transform
+from gpic_lab.loader.stream import (
     CorruptSampleError,
     StreamConfig,
     iter_slot,
@@ -20,7 +20,7 @@ from gpic_lab.loader import (
     stream_config,
     tier_shards,
 )
-from gpic_lab.shards import iter_samples
+from gpic_lab.shards.reader import iter_samples
 
 
 def _all_keys(paths: list[Path]) -> list[str]:
@@ -41,7 +41,7 @@ def test_every_sample_exactly_once(tiny_shards, n_shards: int, per_shard: int, w
 
 
 def test_dataloader_workers_exactly_once_and_resume(tiny_shards) -> None:
-    from gpic_lab.torch_loader import GpicIterableDataset, ResumeTracker, make_loader
+    from gpic_lab.loader.torch_loader import GpicIterableDataset, ResumeTracker, make_loader
 
     paths = [str(p) for p in tiny_shards(3, 6)]
     ds = GpicIterableDataset(paths, transform=TrainTransform(size=32), shuffle_buffer=3, seed=7, world_size=1, rank=0)
@@ -65,7 +65,7 @@ def test_dataloader_workers_exactly_once_and_resume(tiny_shards) -> None:
 def test_batches_from_a_worker_equal_in_process_batches(tiny_shards) -> None:
     import torch
 
-    from gpic_lab.torch_loader import GpicIterableDataset, collate, make_loader
+    from gpic_lab.loader.torch_loader import GpicIterableDataset, collate, make_loader
 
     paths = [str(p) for p in tiny_shards(2, 5)]
     ds = GpicIterableDataset(paths, transform=TrainTransform(size=32, flip=True), shuffle_buffer=4, seed=5,
@@ -107,8 +107,8 @@ def test_caption_type_filter_counts_what_it_drops(tiny_shards) -> None:
 
 
 def _shard_with_corrupt_image(tmp_path: Path) -> Path:
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     entries = []
     for i, data in enumerate([make_image(1), b"\xff\xd8\xff\xe0 this is not a jpeg", make_image(2)]):
@@ -171,7 +171,7 @@ def test_gpu_decode_matches_pil_or_says_what_is_missing() -> None:
     from PIL import Image
 
     from gpic_lab.errors import GpicError
-    from gpic_lab.torch_loader import gpu_decode
+    from gpic_lab.loader.torch_loader import gpu_decode
 
     rng = np.random.default_rng(0)
     arr = np.asarray(Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((96, 64)))
@@ -194,7 +194,7 @@ def test_bench_loader_reports_per_cpu_rates_and_paired_plain_decode(sample_dir: 
     import json
     import math
 
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     rc = main(["bench", "loader", "--quick", str(sample_dir / "train"), "--images", "40", "--batch", "8"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -219,8 +219,8 @@ def test_workers_forked_after_opencv_ran_threaded_do_not_deadlock(tiny_shards) -
 import cv2, numpy as np
 cv2.setNumThreads(2)
 cv2.GaussianBlur(np.zeros((2000, 2000, 3), np.uint8), (15, 15), 3)  # OpenCV's thread pool now exists
-from gpic_lab.augment import TrainTransform
-from gpic_lab.torch_loader import GpicIterableDataset, make_loader
+from gpic_lab.loader.augment import TrainTransform
+from gpic_lab.loader.torch_loader import GpicIterableDataset, make_loader
 loader = make_loader(GpicIterableDataset({paths!r}, transform=TrainTransform(size=32), world_size=1, rank=0),
                      batch_size=2, num_workers=1)
 loader.timeout = 30  # a deadlocked worker shows up as a DataLoader timeout, not a hung test

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gpic_lab.errors import UsageError
-from gpic_lab.params import load_notebook, parse_parameters
+from gpic_lab.runs.params import load_notebook, parse_parameters
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -94,3 +94,45 @@ def test_hygiene_check_catches_bad_notebooks(tmp_path: Path, cells: list, expect
     nbformat.write(nb, bad)
     problems = hygiene_problems(bad)
     assert any(expected in p for p in problems), problems
+
+
+def _cells(nb: dict) -> list[tuple[str, str]]:
+    return [(c["cell_type"], _source(c).strip()) for c in nb["cells"]]
+
+
+def test_every_notebook_is_a_jupytext_pair() -> None:
+    sources = sorted(NOTEBOOKS[0].parent.glob("[0-9][0-9]_*.py"))
+    assert [p.stem for p in sources] == [p.stem for p in NOTEBOOKS], "every NN_name.ipynb needs its NN_name.py"
+    for nb in NOTEBOOKS:
+        assert load_notebook(nb).get("metadata", {}).get("jupytext", {}).get("formats") == "ipynb,py:percent", nb.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(path: Path) -> None:
+    import jupytext
+
+    text = jupytext.read(path.with_suffix(".py"))
+    assert _cells(text) == _cells(load_notebook(path)), (
+        f"{path.name} and {path.with_suffix('.py').name} differ: edit the .py, then `jupytext --sync {path}`")
+
+
+def test_editing_the_ipynb_then_sync_updates_the_py(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    src = NOTEBOOKS[0]
+    for suffix in (".ipynb", ".py"):
+        (tmp_path / src.with_suffix(suffix).name).write_bytes(src.with_suffix(suffix).read_bytes())
+    ipynb, py = tmp_path / src.name, tmp_path / src.with_suffix(".py").name
+    nb = nbformat.read(ipynb, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("An edit made in JupyterLab."))
+    nbformat.write(nb, ipynb)
+    later = py.stat().st_mtime + 5
+    os.utime(ipynb, (later, later))
+    jupytext = Path(sys.executable).with_name("jupytext")
+    subprocess.run([str(jupytext), "--sync", str(ipynb)], check=True, capture_output=True)
+    assert "# An edit made in JupyterLab." in py.read_text()
+    assert _cells(nbformat.read(ipynb, as_version=4))[-1] == ("markdown", "An edit made in JupyterLab.")

@@ -21,7 +21,7 @@ def test_demo_chain_runs_every_notebook_then_skips(tmp_path: Path, sample_dir: P
     (data / "sample").symlink_to(sample_dir, target_is_directory=True)
     env = {**os.environ, "GPIC_LAB_DATA": str(data), "GPIC_LAB_STATE": str(tmp_path / "state"),
            "FIFTYONE_DATABASE_DIR": str(tmp_path / "state" / "fiftyone" / "db")}
-    demo = [sys.executable, "-m", "gpic_lab.cli", "demo"]
+    demo = [sys.executable, "-m", "gpic_lab.commands.cli", "demo"]
     first = subprocess.run(demo, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert first.returncode == 0, first.stdout + first.stderr[-4000:]
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gpic_lab import pack
 from gpic_lab.errors import GpicError, UsageError
-from gpic_lab.manifest import sha256_file, verify
-from gpic_lab.shards import iter_samples
+from gpic_lab.pack import packer as pack
+from gpic_lab.pack.manifest import sha256_file, verify
+from gpic_lab.shards.reader import iter_samples
 
 
 def _pool(tmp_path: Path, n_shards: int = 3, per_shard: int = 40) -> Path:
@@ -22,8 +22,8 @@ def _pool(tmp_path: Path, n_shards: int = 3, per_shard: int = 40) -> Path:
 
     from conftest import make_image
 
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     src = tmp_path / "pool"
     types = ["short"] * 9 + ["medium"] * 9 + ["long"] * 2
@@ -72,8 +72,8 @@ def test_same_inputs_and_seed_give_byte_identical_outputs(tmp_path: Path) -> Non
 
 
 def test_decisions_splits_tiers_and_records(tmp_path: Path) -> None:
-    from gpic_lab.licenses import source_of
-    from gpic_lab.validate import validate
+    from gpic_lab.core.licenses import source_of
+    from gpic_lab.shards.validate import validate
 
     src = _pool(tmp_path)
     keys = [s.key for s in iter_samples(src, images=False)]
@@ -148,7 +148,7 @@ def test_captions_override_and_missing_caption_is_excluded(tmp_path: Path) -> No
 
 
 def test_verify_names_missing_and_corrupt_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     out = tmp_path / "out"
     pack.pack([_pool(tmp_path, 2, 10)], out, 3, 2, 2)
@@ -185,7 +185,7 @@ def test_verify_names_missing_and_corrupt_shards(tmp_path: Path, capsys: pytest.
 
 
 def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     src = _pool(tmp_path, 1, 10)
     assert main(["pack", str(src), "--out", str(tmp_path / "o"), "--shards", "2", "--val", "2", "--test", "1"]) == 0
@@ -215,7 +215,7 @@ def test_pack_cli_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_find_decisions_names_a_missing_or_remote_table(tmp_path: Path) -> None:
     from gpic_lab.errors import UsageError
-    from gpic_lab.pack_report import find_decisions
+    from gpic_lab.pack.report import find_decisions
 
     with pytest.raises(UsageError, match="not URLs"):
         find_decisions("s3://bucket/interim/quality", root=tmp_path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpic_lab import prdc
 from gpic_lab.errors import UsageError
+from gpic_lab.evaluation import prdc
 
 
 def test_prdc_hand_computed_1d() -> None:

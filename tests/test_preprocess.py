@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpic_lab import preprocess as pp
+from gpic_lab.evaluation import preprocess as pp
 
 torch = pytest.importorskip("torch")
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from gpic_lab import quality
 from gpic_lab.errors import UsageError
+from gpic_lab.filters import quality
 
 
 def encode(arr: np.ndarray, fmt: str = "JPEG") -> bytes:
@@ -74,7 +74,7 @@ def test_16_bit_grey_png_is_read_at_its_full_range() -> None:
     assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
     for reduced in (True, False):
         assert quality.check_image(buf.getvalue(), reduced=reduced)[0] == reason(encode(grey, "PNG"))
-    from gpic_lab import safety, vlm_judge
+    from gpic_lab.filters import safety, vlm_judge
 
     eight = encode(grey, "PNG")
     assert np.array_equal(np.asarray(vlm_judge.open_rgb(buf.getvalue())), np.asarray(vlm_judge.open_rgb(eight)))
@@ -133,7 +133,7 @@ def _ground_truth(sample_dir: Path) -> dict[str, dict[str, str]]:
 
 
 def test_planted_low_quality_images_are_caught_with_their_reason(sample_dir: Path) -> None:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     truth = _ground_truth(sample_dir)
     samples = list(iter_samples([sample_dir / "raw" / "gpic_raw_quality.tar"]))
@@ -148,7 +148,7 @@ def test_planted_low_quality_images_are_caught_with_their_reason(sample_dir: Pat
 
 
 def test_clean_splits_are_all_kept_and_reduced_equals_full(sample_dir: Path) -> None:
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     samples = list(iter_samples(list_shards([sample_dir / d for d in ("train", "val", "test")])))
     reduced = quality.quality_stage(samples, {})
@@ -160,7 +160,7 @@ def test_clean_splits_are_all_kept_and_reduced_equals_full(sample_dir: Path) -> 
 def test_quality_stage_through_the_engine(sample_dir: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     summary = run_stage("quality", [str(sample_dir / "raw" / "gpic_raw_quality.tar")], tmp_path / "q",
                         workers=1, progress=False)
@@ -187,7 +187,7 @@ def test_opencv_fast_path_matches_pil_draft_decoding() -> None:
 def test_quality_and_safety_decide_the_same_on_the_dask_engine(sample_dir: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     shards = [str(sample_dir / "raw" / "gpic_raw_quality.tar"), str(sample_dir / "raw" / "gpic_raw_license.tar")]
     for name in ("quality", "safety-cpu"):

@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from gpic_lab import dinov2, refstats  # noqa: E402
 from gpic_lab.errors import GpicError, UsageError  # noqa: E402
+from gpic_lab.evaluation import refstats  # noqa: E402
+from gpic_lab.models import dinov2
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,8 @@ def tiny_model(tmp_path_factory):
 
 
 def test_build_streams_shards_into_gpic_layout(tiny_shards, tiny_model, tmp_path) -> None:
-    from gpic_lab.preprocess import reference_256
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.evaluation.preprocess import reference_256
+    from gpic_lab.shards.reader import iter_samples
 
     shards = tiny_shards(2, 4, prefix="gpic_test")
     res = refstats.build_refstats([str(p) for p in shards], tiny_model, tmp_path / "ref", split="test",
@@ -52,8 +53,8 @@ def test_build_streams_shards_into_gpic_layout(tiny_shards, tiny_model, tmp_path
 
 
 def test_undecodable_images_are_counted(tiny_shards, tiny_model, tmp_path) -> None:
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     good = tiny_shards(1, 3)
     junk = b"\xff\xd8\xff\xe0 definitely not a jpeg"
@@ -104,8 +105,8 @@ def test_read_errors_name_the_file(tmp_path) -> None:
 
 
 def test_eval_prompts_in_npz_key_order(tiny_shards, tmp_path, capsys) -> None:
-    from gpic_lab import cli
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.commands import cli
+    from gpic_lab.shards.reader import iter_samples
 
     shards = [str(p) for p in tiny_shards(2, 4, prefix="gpic_test")]
     metas = {s.key: s.meta for s in iter_samples(shards, images=False)}
@@ -127,7 +128,7 @@ def test_eval_prompts_in_npz_key_order(tiny_shards, tmp_path, capsys) -> None:
 
 
 def test_partials_merge_to_the_single_pass_file(tiny_shards, tiny_model, tmp_path, capsys) -> None:
-    from gpic_lab import cli
+    from gpic_lab.commands import cli
 
     shards = [str(p) for p in tiny_shards(3, 3, prefix="gpic_test")]
     single = refstats.build_refstats(shards, tiny_model, tmp_path / "single.npz")

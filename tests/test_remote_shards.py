@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gpic_lab import loader
-from gpic_lab.shards import ShardIndex, iter_entries, read_range
+from gpic_lab.loader import stream as loader
+from gpic_lab.shards.reader import ShardIndex, iter_entries, read_range
 
 
 class _Server:

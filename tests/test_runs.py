@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from gpic_lab.errors import UsageError
-from gpic_lab.fanout import collect, fan_out, fanout_dir, parse_spec
-from gpic_lab.params import coerce, parse_parameters, resolve
-from gpic_lab.runs import default_run_id, run_notebook
+from gpic_lab.runs.fanout import collect, fan_out, fanout_dir, parse_spec
+from gpic_lab.runs.params import coerce, parse_parameters, resolve
+from gpic_lab.runs.runner import default_run_id, run_notebook
 
 TINY = Path(__file__).parent / "notebooks" / "tiny_range.ipynb"
-CLI = [sys.executable, "-m", "gpic_lab.cli"]
+CLI = [sys.executable, "-m", "gpic_lab.commands.cli"]
 
 
 def test_parameters_are_parsed_and_typed() -> None:
@@ -111,7 +111,7 @@ def test_bad_run_id_is_a_usage_error_before_any_directory(tmp_path: Path) -> Non
                               env={**_env(), "GPIC_LAB_RUNS": str(runs)})
         assert proc.returncode == 2 and "--run-id" in proc.stderr, proc.stderr
     assert not runs.exists() and not (tmp_path / "escape").exists()
-    from gpic_lab.runs import RUN_ID_RE
+    from gpic_lab.runs.runner import RUN_ID_RE
 
     assert RUN_ID_RE.match(f"{fanout_dir(TINY, {}, 'shards=-5:5:5').name}/{-5:06d}-{0:06d}")  # fan-out ids pass
 
@@ -125,7 +125,7 @@ def test_url_parameter_gets_a_stable_run_id() -> None:
 def test_incomplete_or_truncated_executed_notebooks_are_not_done(tmp_path: Path) -> None:
     import nbformat
 
-    from gpic_lab.runs import executed_ok
+    from gpic_lab.runs.runner import executed_ok
 
     def write(cells: list) -> Path:
         path = tmp_path / "out.ipynb"
@@ -148,8 +148,8 @@ def test_fan_out_runs_at_most_one_range_per_gpu(monkeypatch: pytest.MonkeyPatch)
     import threading
     import time
 
-    from gpic_lab import fanout
-    from gpic_lab.runs import RunResult
+    from gpic_lab.runs import fanout
+    from gpic_lab.runs.runner import RunResult
 
     lock, active, peak, seen = threading.Lock(), {}, {}, []
 
@@ -184,7 +184,7 @@ def test_run_id_follows_every_path_of_a_comma_separated_parameter(tmp_path: Path
 
 
 def test_environment_without_git_still_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpic_lab.runs import environment
+    from gpic_lab.runs.runner import environment
 
     monkeypatch.setenv("PATH", "/nonexistent")  # no git, no nvidia-smi on PATH
     env = environment()
@@ -200,8 +200,8 @@ def test_parameter_help_is_the_comment_not_a_hash_inside_a_string() -> None:
 
 
 def test_fan_out_command_strips_gpu_ids_and_collect_needs_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from gpic_lab import fanout
-    from gpic_lab.runs import RunResult
+    from gpic_lab.runs import fanout
+    from gpic_lab.runs.runner import RunResult
 
     with pytest.raises(UsageError, match="no fan-out runs"):
         fanout.fan_out_command(str(TINY), {}, "shards=0:2:1", None, 1, False, True)
@@ -224,7 +224,7 @@ def test_fan_out_command_strips_gpu_ids_and_collect_needs_runs(monkeypatch: pyte
 
 @pytest.mark.parametrize("text", ["[]", '{"cells": 3}', "not json"])
 def test_a_file_that_is_not_a_notebook_is_a_usage_error(tmp_path: Path, text: str) -> None:
-    from gpic_lab.params import load_notebook
+    from gpic_lab.runs.params import load_notebook
 
     bad = tmp_path / "x.ipynb"
     bad.write_text(text)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpic_lab import safety
 from gpic_lab.errors import UsageError
+from gpic_lab.filters import safety
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea")
 
@@ -29,9 +29,9 @@ def photos() -> dict[str, bytes]:
 
 
 def shard_samples(tmp_path: Path, blobs: list[bytes]) -> list:
-    from gpic_lab.schema import new_record
-    from gpic_lab.shards import iter_entries
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.reader import iter_entries
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     entries = []
     for i, data in enumerate(blobs):
@@ -94,7 +94,7 @@ def test_bad_params_are_usage_errors(params: dict) -> None:
 
 
 def test_safety_stage_through_the_engine(sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     summary = run_stage("safety-cpu", [str(sample_dir / "raw" / "gpic_raw_quality.tar")], tmp_path / "s",
                         workers=1, progress=False)

@@ -6,9 +6,9 @@ import csv
 import json
 from pathlib import Path
 
-from gpic_lab.sample_corpus import build, load_sources
-from gpic_lab.schema import check_meta
-from gpic_lab.shards import iter_samples
+from gpic_lab.sample.corpus import build, load_sources
+from gpic_lab.shards.reader import iter_samples
+from gpic_lab.shards.schema import check_meta
 
 
 def test_rebuild_is_byte_identical(sample_dir: Path, tmp_path: Path) -> None:

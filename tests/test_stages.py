@@ -11,16 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gpic_lab.engine.stages import REGISTRY, resolve, run_stage
 from gpic_lab.errors import GpicError, UsageError
-from gpic_lab.shards import iter_samples, list_shards
-from gpic_lab.stages import REGISTRY, resolve, run_stage
+from gpic_lab.shards.reader import iter_samples, list_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def wrong_count_stage(samples, params):
     """A broken stage for the contract check: forgets the last sample."""
-    from gpic_lab.records import Decision
+    from gpic_lab.engine.records import Decision
 
     return [Decision(s.key, True) for s in samples[:-1]]
 
@@ -100,7 +100,7 @@ def test_registry_names_and_unknown_stage() -> None:
 def test_cli_prints_and_saves_summary(tiny_shards, tmp_path: Path) -> None:
     shards = tiny_shards(2, 2)
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "gpic_lab.cli", "stage", "license", *map(str, shards), "--out", str(out)]
+    cmd = [sys.executable, "-m", "gpic_lab.commands.cli", "stage", "license", *map(str, shards), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1].split()[:2] == ["kept", "4"]
@@ -129,5 +129,5 @@ def test_a_shard_named_twice_runs_once(sample_dir: Path, tmp_path: Path) -> None
 def test_gpu_stages_default_to_one_local_worker(tiny_shards, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shards = tiny_shards(2, 2)
     assert run_stage("license", shards, tmp_path / "cpu", progress=False)["workers"] is None  # one per core
-    monkeypatch.setattr("gpic_lab.stages.GPU_STAGES", frozenset({"license"}))
+    monkeypatch.setattr("gpic_lab.engine.stages.GPU_STAGES", frozenset({"license"}))
     assert run_stage("license", shards, tmp_path / "gpu", progress=False)["workers"] == 1

@@ -11,13 +11,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from gpic_lab.broken_plants import build_broken
-from gpic_lab.catalog import catalog_or_fail, quarantine_path, scan
-from gpic_lab.shards import ShardIndex, iter_entries, iter_samples
-from gpic_lab.shardwriter import write_shard
-from gpic_lab.validate import CODES, validate
+from gpic_lab.sample.broken import build_broken
+from gpic_lab.shards.catalog import catalog_or_fail, quarantine_path, scan
+from gpic_lab.shards.reader import ShardIndex, iter_entries, iter_samples
+from gpic_lab.shards.validate import CODES, validate
+from gpic_lab.shards.writer import write_shard
 
-CLI = [sys.executable, "-m", "gpic_lab.cli"]
+CLI = [sys.executable, "-m", "gpic_lab.commands.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +130,9 @@ def test_broken_expected_csv_written(broken) -> None:
 
 
 def test_fast_scan_equals_general_scan_and_gives_up_on_any_problem(sample_dir: Path, broken) -> None:
-    from gpic_lab.catalog import scan_shard
-    from gpic_lab.fastscan import scan_local
-    from gpic_lab.shards import list_shards
+    from gpic_lab.shards.catalog import scan_shard
+    from gpic_lab.shards.fastscan import scan_local
+    from gpic_lab.shards.reader import list_shards
 
     clean = list_shards([sample_dir / "train", sample_dir / "val", sample_dir / "test", sample_dir / "raw"])
     for shard in clean:
@@ -152,8 +152,8 @@ def test_fast_scan_equals_general_scan_and_gives_up_on_any_problem(sample_dir: P
 def test_vectorised_sources_match_source_of() -> None:
     import pyarrow as pa
 
-    from gpic_lab.catalog import sources
-    from gpic_lab.licenses import source_of
+    from gpic_lab.core.licenses import source_of
+    from gpic_lab.shards.catalog import sources
 
     atts = ["Photo by A via Flickr", "File:X.jpg by B, Wikimedia Commons", "by C (wikipedia)", "by D", "",
             "FLICKR user E"]
@@ -224,7 +224,7 @@ def test_corrupt_headers_are_truncated_tar_not_crashes(tmp_path: Path, head: byt
 
 
 def test_fast_scan_refuses_a_json_size_beyond_the_file(tmp_path: Path) -> None:
-    from gpic_lab.fastscan import scan_local
+    from gpic_lab.shards.fastscan import scan_local
 
     shard = tmp_path / "huge.tar"
     shard.write_bytes(_ustar(b"0" * 64 + b".json", b"77777777777\0") + b"{}".ljust(512, b"\0") + b"\0" * 1024)
@@ -304,7 +304,7 @@ def test_catalog_quarantine_accounts_for_every_planted_member(broken, tmp_path: 
 def test_fsspec_urls_are_streamed_validated_cataloged_and_range_read(sample_dir: Path) -> None:
     import fsspec
 
-    from gpic_lab.shards import read_range
+    from gpic_lab.shards.reader import read_range
 
     src = sample_dir / "train" / "gpic_train_00000.tar"
     fsspec.filesystem("memory").pipe("/gpic-audit/train_0.tar", src.read_bytes())
@@ -324,7 +324,7 @@ def test_huge_declared_size_on_a_non_seekable_stream_is_truncated_tar() -> None:
     import io
 
     from gpic_lab.errors import ShardError
-    from gpic_lab.tarscan import iter_members
+    from gpic_lab.shards.tarscan import iter_members
 
     class Pipe(io.RawIOBase):  # a stream that cannot seek or tell its size (like a pipe or an HTTP body)
         def __init__(self, data: bytes) -> None:
@@ -360,7 +360,7 @@ def test_catalog_of_collected_uncaptioned_shards_needs_the_flag(tmp_path: Path, 
 def test_bench_catalog_reports_same_rows_on_a_tiny_run(capsys, tmp_path) -> None:
     import json
 
-    from gpic_lab.cli import main
+    from gpic_lab.commands.cli import main
 
     rc = main(["bench", "catalog", "--quick", "--shards", "2", "--per-shard", "30", "--image-kb", "2",
                "--dir", str(tmp_path)])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpic_lab import vlm_judge
 from gpic_lab.errors import UsageError
+from gpic_lab.filters import vlm_judge
 
 CLEAN = "BLANK: no\nBLURRY: no\nDARK: no\nBRIGHT: no\nLOW_CONTENT: no"
 
@@ -79,15 +79,15 @@ def test_missing_model_is_one_clear_error(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from gpic_lab import qwen
+    from gpic_lab.models import qwen_vl
 
-    return qwen.build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_judge"))
+    return qwen_vl.build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_judge"))
 
 
 def _samples(tmp_path: Path, blobs: list[bytes]) -> list:
-    from gpic_lab.schema import new_record
-    from gpic_lab.shards import iter_samples
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.reader import iter_samples
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     entries = []
     for i, data in enumerate(blobs):
@@ -125,7 +125,7 @@ def test_tiny_random_qwen3vl_runs_the_real_stage_on_cpu(tiny_model: Path, tmp_pa
 
 
 def test_judge_stage_through_the_engine(tiny_model: Path, sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     params = {"model": str(tiny_model), "device": "cpu", "checks": ["safety"], "max_new_tokens_safety": 3,
               "min_pixels": 32 * 32, "max_pixels": 64 * 64}

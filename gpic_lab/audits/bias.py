@@ -1,6 +1,6 @@
 """Bias audit of caption text and image faces.
 
-Caption side: documented, versioned word lists (`gpic_lab/wordlists/{gender,age,ethnicity,religion,disability,
+Caption side: documented, versioned word lists (`gpic_lab/audits/wordlists/{gender,age,ethnicity,religion,disability,
 occupations,activities,settings}.txt`) give, per caption, which categories it mentions; frequencies (share of
 captions, Wilson 95% intervals), co-occurrence of gender/age terms with occupations, activities and settings,
 and breakdowns by source, license and caption type. Image side: face counts from OpenCV's Haar cascade
@@ -18,8 +18,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from gpic_lab.core.images import to_8bit
 from gpic_lab.errors import GpicError, UsageError
-from gpic_lab.quality import to_8bit
 
 LISTS = ("gender", "age", "ethnicity", "religion", "disability", "occupations", "activities", "settings")
 PERSON_NOUNS = frozenset("man men woman women person people child children boy boys girl girls kid kids baby "
@@ -42,7 +42,7 @@ def wordlist(name: str) -> WordList:
     """Load a packaged bias word list by name (see LISTS)."""
     if name not in LISTS:
         raise UsageError(f"unknown word list {name!r} (have {', '.join(LISTS)})")
-    text = resources.files("gpic_lab.wordlists").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    text = resources.files("gpic_lab.audits").joinpath("wordlists").joinpath(f"{name}.txt").read_text(encoding="utf-8")
     version = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("# version:")), "")
     if not version:
         raise GpicError(f"wordlists/{name}.txt: no '# version:' line")

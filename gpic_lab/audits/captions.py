@@ -20,7 +20,7 @@ from gpic_lab.audits.hallucination import (
     chain,
 )
 from gpic_lab.errors import UsageError
-from gpic_lab.schema import CAPTION_TYPES
+from gpic_lab.shards.schema import CAPTION_TYPES
 
 
 def load_vlm(spec: str, work_dir: str | os.PathLike[str]) -> tuple[Any, Any] | None:
@@ -28,10 +28,10 @@ def load_vlm(spec: str, work_dir: str | os.PathLike[str]) -> tuple[Any, Any] | N
     (plumbing only: its answers are random); "" -> None."""
     if not spec:
         return None
-    from gpic_lab import qwen
+    from gpic_lab.models import qwen_vl
 
-    path = qwen.build_tiny_qwen3vl(Path(work_dir) / "tiny_qwen3vl") if spec == "tiny" else Path(spec)
-    return qwen.load_qwen3vl(path)
+    path = qwen_vl.build_tiny_qwen3vl(Path(work_dir) / "tiny_qwen3vl") if spec == "tiny" else Path(spec)
+    return qwen_vl.load_qwen3vl(path)
 
 
 def make_answerer(kind: str, references: dict[str, list[str]] | None = None, vlm: tuple[Any, Any] | None = None,
@@ -127,7 +127,7 @@ def worst_figure(items: Sequence[CaptionItem], table: Any, cols: int = 4) -> Any
 
 
 def review_items(items: Sequence[CaptionItem], table: Any, thumb: int = 192) -> list[dict[str, Any]]:
-    """Rows for `gpic_lab.review.ReviewTable`: id = key:level, caption, JPEG thumbnail, audit columns."""
+    """Rows for `gpic_lab.audits.review.ReviewTable`: id = key:level, caption, JPEG thumbnail, audit columns."""
     out = []
     for r in table.itertuples():
         image = _image_of(items, r.key)

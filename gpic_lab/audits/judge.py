@@ -1,7 +1,7 @@
 """LLM-as-judge caption scoring on GPIC's five axes: overall summary, counting, spatial relations, attribute
 binding and OCR, each 0 (wrong), 1 (partly right), 2 (right) or N/A (the image has nothing to judge on that axis).
 
-The judge is any Qwen3-VL checkpoint `gpic_lab.qwen.load_qwen3vl` loads (a larger one is better); it sees the
+The judge is any Qwen3-VL checkpoint `gpic_lab.models.qwen_vl.load_qwen3vl` loads (a larger one is better); it sees the
 image, the candidate caption and, when the user has one, a reference caption. Its answer is parsed robustly
 (`parse_judgement`): code fences, prose around the JSON, single quotes, trailing commas, unquoted N/A, key
 aliases ("overall", "attributes", "text") and "key: value" lines are all accepted; anything else is counted as a
@@ -118,7 +118,7 @@ def judge_captions(model: Any, processor: Any, images: Sequence[Any], captions: 
     """Ask the judge about every caption; one row per caption: axis scores, ok, error, raw answer."""
     import pandas as pd
 
-    from gpic_lab.qwen import generate
+    from gpic_lab.models.qwen_vl import generate
 
     refs = list(references) if references is not None else [None] * len(captions)
     if not len(images) == len(captions) == len(refs):

@@ -1,5 +1,5 @@
 """License audit: distribution by license family × source × split × tier (counts and pixels), non-permissive
-leaks, missing/mismatched attribution or license_url (via `gpic_lab.licenses.check_record`), licenses by year of
+leaks, missing/mismatched attribution or license_url (via `gpic_lab.core.licenses.check_record`), licenses by year of
 retrieval, and a publishable CSV attribution report."""
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def packaged_paths(spec: str) -> list[Any]:
 
 
 def license_table(paths: Sequence[str | os.PathLike[str]]) -> Any:
-    """One row per sample (metadata only): license facts from gpic_lab.licenses and check_record problems."""
+    """One row per sample (metadata only): license facts from gpic_lab.core.licenses and check_record problems."""
     import pandas as pd
 
-    from gpic_lab.licenses import check_record, normalize, source_of
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.core.licenses import check_record, normalize, source_of
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     rows = []
     for s in iter_samples(list_shards(paths), images=False):
@@ -69,7 +69,7 @@ def distribution(frame: Any, by: Sequence[str] = ("license_family", "source", "s
 
 
 def leaks(frame: Any) -> Any:
-    """Non-permissive samples (by gpic_lab.licenses.normalize), with the reason."""
+    """Non-permissive samples (by gpic_lab.core.licenses.normalize), with the reason."""
     cols = ["key", "shard", "license", "license_url", "license_family", "license_reason", "source"]
     return frame.loc[~frame["permissive"], cols].reset_index(drop=True)
 

@@ -54,7 +54,7 @@ def _plurals(word: str) -> set[str]:
 
 
 def _read(name: str) -> tuple[list[str], str]:
-    text = resources.files("gpic_lab.wordlists").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("gpic_lab.audits").joinpath("wordlists").joinpath(name).read_text(encoding="utf-8")
     version = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("# version:")), "?")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")], version
 

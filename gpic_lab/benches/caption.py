@@ -61,7 +61,7 @@ def load_images(paths: list[str], n: int, size: tuple[int, int]) -> list[Any]:
     from PIL import Image
 
     from gpic_lab.paths import sample_dir
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     shards = list_shards(paths or [sample_dir() / "train"])
     base = [Image.open(io.BytesIO(s.image)).convert("RGB").resize(size, Image.BICUBIC)
@@ -118,7 +118,7 @@ def measure(captioner: Any, images: list[Any], level: str, batch: int) -> dict[s
     """Caption ``images`` at ``level`` in batches of ``batch``; images/s, tokens/s, GPU util and memory."""
     import torch
 
-    from gpic_lab.caption import run_batches
+    from gpic_lab.caption.captioner import run_batches
 
     items = [(_Item(f"img{i}"), level, im) for i, im in enumerate(images)]
     run_batches(captioner, items[:min(batch, len(items))], batch)  # warm-up (kernels, allocator)
@@ -164,7 +164,7 @@ def _budgets(spec: str | None, model: str) -> dict[str, int] | None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from gpic_lab.caption import make_captioner
+    from gpic_lab.caption.captioner import make_captioner
 
     cuda = torch.cuda.is_available() and (args.device or "cuda").startswith("cuda")
     model = args.model or ("random-4b" if cuda else "tiny")
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for level in levels:
         ours = measure(captioner, images, level, batch)
         base = measure(captioner, images[:n_base], level, 1)
-        from gpic_lab.caption import load_prompt
+        from gpic_lab.caption.levels import load_prompt
 
         prompt_tokens = len(captioner.processor.tokenizer(load_prompt(level)[0])["input_ids"])
         rows[level] = {"ours": ours, "baseline": base, "prompt_tokens": prompt_tokens}

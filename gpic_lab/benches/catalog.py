@@ -42,8 +42,8 @@ def bench_dir(wanted: str | None, need_bytes: int) -> tuple[str | None, str]:
 
 def generate(out: Path, shards: int, per_shard: int, image_kb: int) -> list[str]:
     """Shards in the exact GPIC layout whose image members are JPEG-headed random bytes of ~image_kb KB."""
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     rng_bytes = os.urandom(image_kb * 1024 + 4096)
     paths = []
@@ -77,7 +77,7 @@ def plain_loop(paths: list[str]) -> list[dict[str, Any]]:
 
 def ours(paths: list[str]) -> list[Any]:
     """Our scan; its natural output is one Arrow table per shard (rows are compared outside the timing)."""
-    from gpic_lab.catalog import scan_shard
+    from gpic_lab.shards.catalog import scan_shard
 
     tables = []
     for path in paths:
@@ -112,7 +112,7 @@ def _timed(fn: Any, paths: list[str]) -> tuple[float, Any]:
 
 
 def _catalog_peak_mb(paths: list[str], out: Path) -> float:
-    from gpic_lab.catalog import write_catalog
+    from gpic_lab.shards.catalog import write_catalog
 
     tracemalloc.start()
     write_catalog(paths, out, workers=1)

@@ -44,7 +44,8 @@ def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str | N
     chunks: the input float32 matrix never exists, as when streaming per-shard embedding caches)."""
     import numpy as np
 
-    from gpic_lab import dedup, knn
+    from gpic_lab.dedup import knn
+    from gpic_lab.dedup import rule as dedup
 
     x = knn.planted_chunks(n, dim, seed=seed) if kind == "stream" else knn.planted_embeddings(n, dim, seed=seed)
     t0 = time.perf_counter()

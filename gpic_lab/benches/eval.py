@@ -4,7 +4,7 @@ Same run, same in-memory 256x256 PNGs (a pool of distinct synthetic images, cycl
 1. CPU preprocessing (decode + Pillow bicubic 224 stretch + ImageNet normalisation): ours (thread pool, one
    batched float32 normalisation) vs a naive per-image PIL -> torch loop (torchvision ToTensor/Normalize order);
    outputs are checked to be bit-identical. `ours`/`baseline`/`ratio` report this comparison.
-2. The feature pass, decoding included, through `evaluate.stream_features`: on CUDA a ViT-L/14-shaped DINOv2
+2. The feature pass, decoding included, through `features.stream_features`: on CUDA a ViT-L/14-shaped DINOv2
    (random weights: throughput only) in fp32 and bf16, with the FD of each against a reference built in fp32 and
    |FD(bf16) - FD(fp32)|; without CUDA this is reported as "not measured: no CUDA", and the tiny random model runs
    the same pipeline end to end on CPU (labelled as such).
@@ -64,7 +64,7 @@ def naive(blobs: list[bytes]) -> Any:
 
 
 def ours(blobs: list[bytes], pool: ThreadPoolExecutor) -> np.ndarray:
-    from gpic_lab.preprocess import reference_batch
+    from gpic_lab.evaluation.preprocess import reference_batch
 
     return reference_batch(blobs, pool, reference=False)
 
@@ -86,7 +86,7 @@ def preprocessing(blobs: list[bytes], threads: int, chunk: int = 128) -> dict[st
 
 
 def feature_pass(model: Any, blobs: list[bytes], batch_size: int, threads: int) -> tuple[np.ndarray, float]:
-    from gpic_lab.evaluate import stream_features
+    from gpic_lab.evaluation.features import stream_features
 
     items = ((i, b) for i, b in enumerate(blobs))
     t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def _gpu_normalize_identical(blobs: list[bytes]) -> bool:
     """The on-GPU normalisation gives the same float32 bits as the CPU reference `preprocess.normalize`."""
     import torch
 
-    from gpic_lab.preprocess import decode_generated, normalize, normalize_torch
+    from gpic_lab.evaluation.preprocess import decode_generated, normalize, normalize_torch
 
     u8 = np.stack([decode_generated(b) for b in blobs])
     return bool(np.array_equal(normalize_torch(torch.from_numpy(u8).cuda()).cpu().numpy(), normalize(u8)))
@@ -122,8 +122,8 @@ def gpu(pool_blobs: list[bytes], n: int, batch_size: int, threads: int) -> dict[
     import torch
     from transformers import Dinov2Model
 
-    from gpic_lab.dinov2 import _config, apply_hub_semantics, precision_context, weights_dtype
-    from gpic_lab.fd import fd_from_features
+    from gpic_lab.evaluation.fd import fd_from_features
+    from gpic_lab.models.dinov2 import _config, apply_hub_semantics, precision_context, weights_dtype
 
     torch.manual_seed(0)
     base = Dinov2Model(_config()).eval()
@@ -163,8 +163,8 @@ def gpu(pool_blobs: list[bytes], n: int, batch_size: int, threads: int) -> dict[
 def cpu_tiny(blobs: list[bytes], threads: int) -> dict[str, Any]:
     import tempfile
 
-    from gpic_lab.dinov2 import build_tiny_dinov2, load_dinov2
-    from gpic_lab.fd import fd_from_features
+    from gpic_lab.evaluation.fd import fd_from_features
+    from gpic_lab.models.dinov2 import build_tiny_dinov2, load_dinov2
 
     with tempfile.TemporaryDirectory() as tmp:
         model = load_dinov2(build_tiny_dinov2(os.path.join(tmp, "tiny")), device="cpu")

@@ -32,8 +32,8 @@ def _shards(out: Path, n: int, per_shard: int = 500) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     rng = np.random.default_rng(0)
     paths = []
@@ -55,8 +55,8 @@ def _shards(out: Path, n: int, per_shard: int = 500) -> list[str]:
 
 
 def _ingest(shards: list[str], cache: Path) -> dict[str, Any]:
-    from gpic_lab import fo_bridge
-    from gpic_lab.fo_records import Selection, StageDecisions, build_row, materialise, select
+    from gpic_lab.fo import bridge as fo_bridge
+    from gpic_lab.fo.records import Selection, StageDecisions, build_row, materialise, select
 
     index, chosen = select(shards, Selection())
     decisions = StageDecisions()
@@ -94,8 +94,9 @@ def _ingest(shards: list[str], cache: Path) -> dict[str, Any]:
 def _app(port: int | None, sample_dir: Path) -> dict[str, Any]:
     import re
 
-    from gpic_lab import fo_bridge, fo_browser
-    from gpic_lab.fo_services import free_port
+    from gpic_lab.fo import bridge as fo_bridge
+    from gpic_lab.fo import browser as fo_browser
+    from gpic_lab.fo.services import free_port
     from gpic_lab.paths import figures_root
 
     if fo_browser.chromium() is None:
@@ -122,7 +123,7 @@ def _app(port: int | None, sample_dir: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if "fiftyone" in sys.modules:
         raise RuntimeError("bench fiftyone must run in a fresh process (fiftyone already imported)")
-    from gpic_lab.fo_services import private_mongod
+    from gpic_lab.fo.services import private_mongod
     from gpic_lab.paths import sample_dir
 
     n = args.samples or (1000 if args.quick else 5000)

@@ -105,7 +105,7 @@ def _best_rates(blobs: list[bytes], fns: dict[str, Callable[[bytes], Any]], roun
 
 def agreement(blobs: list[bytes]) -> dict[str, Any]:
     """Reduced-size vs full-resolution decisions on the same images (same thresholds)."""
-    from gpic_lab.quality import check_image
+    from gpic_lab.filters.quality import check_image
 
     reduced = [check_image(b, reduced=True)[0] for b in blobs]
     full = [check_image(b, reduced=False)[0] for b in blobs]
@@ -117,7 +117,7 @@ def agreement(blobs: list[bytes]) -> dict[str, Any]:
 
 def safety_rate(blobs: list[bytes], batch: int = 16) -> float:
     """Images/s of the NudeNet CPU stand-in (preprocess + batched ONNX, one intra-op thread)."""
-    from gpic_lab import safety
+    from gpic_lab.filters import safety
 
     sess = safety.session(threads=1)
     safety.class_scores(np.stack([safety.preprocess(blobs[0])]), sess)  # warm-up
@@ -134,7 +134,9 @@ def judge_rate(blobs: list[bytes], model_path: str | None, batch: int, images: i
 
     if not torch.cuda.is_available():
         return {"judge": "not measured (no CUDA on this machine)"}
-    from gpic_lab import qwen, vlm_judge
+    from gpic_lab.caption.levels import LEVELS, load_prompt
+    from gpic_lab.filters import vlm_judge
+    from gpic_lab.models import qwen_vl
 
     # random weights never emit EOS: cap the answers at the lengths real answers have (5 "NAME: no" lines ~ 26
     # tokens, "UNSAFE: no" ~ 5 tokens with the Qwen tokenizer); a real model stops at EOS by itself
@@ -143,7 +145,7 @@ def judge_rate(blobs: list[bytes], model_path: str | None, batch: int, images: i
     if model_path:
         model, processor = vlm_judge.model_for(p)
     else:  # real 4B compute, random weights: answers are placeholders, tokens generated to the budget
-        model, processor = qwen.random_qwen3vl_4b(max_pixels=p["max_pixels"])
+        model, processor = qwen_vl.random_qwen3vl_4b(max_pixels=p["max_pixels"], corpus=[load_prompt(lv)[0] for lv in LEVELS])
     images_rgb = [vlm_judge.open_rgb(b) for b in (blobs * (images // len(blobs) + 1))[:images]]
     out: dict[str, Any] = {"judge_gpu": torch.cuda.get_device_name(0), "judge_batch": batch,
                            "judge_model": model_path or "random-weight Qwen3-VL-4B architecture (real compute, "
@@ -167,14 +169,14 @@ def judge_rate(blobs: list[bytes], model_path: str | None, batch: int, images: i
 def _load_blobs(args: argparse.Namespace, n: int) -> tuple[list[bytes], list[str]]:
     if not args.paths:
         return synthetic_corpus(n)
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     blobs = [s.image for s in iter_samples(list_shards(args.paths)) if s.image][:n]
     return blobs, ["none"] * len(blobs)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from gpic_lab.quality import check_image
+    from gpic_lab.filters.quality import check_image
 
     n = args.images or (120 if args.quick else 200)
     rounds = args.rounds or (2 if args.quick else 3)

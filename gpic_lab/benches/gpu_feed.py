@@ -81,9 +81,9 @@ def _measure(model: Any, opt: Any, pos: Any, batches: Any, steps: int, warmup: i
 
 
 def _ours(shards: list[str], workers: int, batch: int, decode: str = "workers") -> Any:
-    from gpic_lab.augment import DeferredTrainTransform, TrainTransform
-    from gpic_lab.batch_decode import BatchDecoder
-    from gpic_lab.torch_loader import GpicIterableDataset, make_loader
+    from gpic_lab.loader.augment import DeferredTrainTransform, TrainTransform
+    from gpic_lab.loader.batch_decode import BatchDecoder
+    from gpic_lab.loader.torch_loader import GpicIterableDataset, make_loader
 
     transform = DeferredTrainTransform() if decode == "batch" else TrainTransform()
     decoder = BatchDecoder(device="cuda")
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"compute ceiling ({args.model}, batch {args.batch}): {ceiling['images_per_s']:.0f} img/s", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="gpic-bench-gpufeed-") as tmp:
         from gpic_lab.benches.loader import synthetic_shards
-        from gpic_lab.shards import list_shards
+        from gpic_lab.shards.reader import list_shards
 
         shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 4, 300)
         started = time.perf_counter()

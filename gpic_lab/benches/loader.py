@@ -40,9 +40,9 @@ def synthetic_shards(out: Path, n_shards: int, per_shard: int, seed: int = 0) ->
     """GPIC-sized shards: ~480×590 JPEGs of ~100-130 KB (smooth colour fields plus sensor-like noise)."""
     from PIL import Image
 
-    from gpic_lab.schema import new_record
-    from gpic_lab.shardwriter import write_shard
-    from gpic_lab.synth import blobs
+    from gpic_lab.sample.synth import blobs
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
 
     rng = np.random.default_rng(seed)
     bases = [blobs(590, 480, seed=i) for i in range(8)]
@@ -73,7 +73,7 @@ class _PilTransform:
     def __call__(self, img: Any) -> Any:
         import torch
 
-        from gpic_lab.augment import pil_train_transform
+        from gpic_lab.loader.augment import pil_train_transform
 
         return torch.from_numpy(pil_train_transform(img, self.rng))
 
@@ -88,13 +88,13 @@ def _baseline_loader(shards: list[str], workers: int, batch: int) -> Any:
 
 
 def _ours_loader(shards: list[str], workers: int, batch: int, decode: str = "workers") -> Any:
-    from gpic_lab.augment import DeferredTrainTransform
-    from gpic_lab.torch_loader import GpicIterableDataset, make_loader
+    from gpic_lab.loader.augment import DeferredTrainTransform
+    from gpic_lab.loader.torch_loader import GpicIterableDataset, make_loader
 
     if decode == "workers":
         return make_loader(GpicIterableDataset(shards, shuffle_buffer=64, seed=0), batch_size=batch,
                            num_workers=workers, pin_memory=False)
-    from gpic_lab.batch_decode import BatchDecoder
+    from gpic_lab.loader.batch_decode import BatchDecoder
 
     ds = GpicIterableDataset(shards, shuffle_buffer=64, seed=0, transform=DeferredTrainTransform())
     decoder = BatchDecoder()
@@ -104,7 +104,7 @@ def _ours_loader(shards: list[str], workers: int, batch: int, decode: str = "wor
 def _decode_device(decode: str) -> str:
     if decode == "workers":
         return "cpu (workers)"
-    from gpic_lab.batch_decode import BatchDecoder
+    from gpic_lab.loader.batch_decode import BatchDecoder
 
     return "cuda (nvJPEG, consumer)" if BatchDecoder().device.type == "cuda" else "cpu (consumer)"
 
@@ -129,7 +129,7 @@ def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int,
     long enough runs), timed from the first batch on (excludes worker start-up): wall-clock images/s and images
     per CPU-second of the workers (per core, robust to other jobs on the machine), plus this process's CPU time
     when `consumer` (it decodes in the `--decode batch` mode)."""
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     per_pass = sum(1 for _ in iter_samples(shards, images=False))
     reps = max(1, -(-(images + 2 * batch * max(1, workers)) // per_pass))
@@ -158,7 +158,7 @@ def _cpu_rate(blobs: list[bytes], fn: Any) -> float:
 
 
 def _bench_blobs(shards: list[str], images: int) -> list[bytes]:
-    from gpic_lab.shards import iter_samples
+    from gpic_lab.shards.reader import iter_samples
 
     blobs = [s.image for s in itertools.islice(iter_samples(shards), images)]
     while len(blobs) < min(images, 50):
@@ -186,7 +186,7 @@ def _floor_rates(blobs: list[bytes], plain_all: float | None = None) -> dict[str
     they are all JPEGs (the same measurement, not timed twice). Empty without JPEGs."""
     import simplejpeg
 
-    from gpic_lab.augment import TrainTransform
+    from gpic_lab.loader.augment import TrainTransform
 
     jpegs = [b for b in blobs if b.startswith(b"\xff\xd8")]
     if not jpegs:
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workers = [int(w) for w in (args.workers or ("1" if quick else "1,2")).split(",")]
     images = args.images or (300 if quick else 2000)
     with tempfile.TemporaryDirectory(prefix="gpic-bench-loader-") as tmp:
-        from gpic_lab.shards import list_shards
+        from gpic_lab.shards.reader import list_shards
 
         shards = list_shards(args.paths) if args.paths else synthetic_shards(Path(tmp), 2 if quick else 4, 150 if quick else 600)
         rows = sweep(shards, workers, args.batch, images, args.decode)

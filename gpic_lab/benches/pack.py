@@ -1,6 +1,6 @@
 """`gpic-lab bench pack [PATH...] [--samples N] [--shards N]`: packing vs a plain tarfile copy, same run.
 
-Ours: ``gpic_lab.pack.pack`` (plan from JSON headers only, stratified splits, balanced shards, image bytes by pread,
+Ours: ``gpic_lab.pack.packer.pack`` (plan from JSON headers only, stratified splits, balanced shards, image bytes by pread,
 deterministic writer, sha256 manifest + datasheet). Baseline: Python's ``tarfile`` reading every member of the
 same source shards and writing them to as many output tars, in order (no plan, no manifest, no hashes).
 Both sides are timed best-of-``--repeat`` on a warm page cache.
@@ -57,8 +57,8 @@ def _best(fn: Any, repeat: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from gpic_lab.benches.loader import synthetic_shards
-    from gpic_lab.pack import pack
-    from gpic_lab.shards import iter_samples, list_shards
+    from gpic_lab.pack.packer import pack
+    from gpic_lab.shards.reader import iter_samples, list_shards
 
     repeat = args.repeat or (2 if args.quick else 3)
     n = args.samples or (400 if args.quick else 2000)

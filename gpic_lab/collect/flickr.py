@@ -17,8 +17,8 @@ from typing import Any
 from gpic_lab.collect import windows
 from gpic_lab.collect.base import Candidate, Page, Skip, strip_html
 from gpic_lab.collect.http import BadApiKey, HttpClient, Retryable
-from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.core.licenses import FLICKR_LICENSES, FLICKR_PERMISSIVE_IDS
+from gpic_lab.errors import GpicError, UsageError
 
 FLICKR_API = "https://api.flickr.com/services/rest/"
 API_KEY_ENV = "FLICKR_API_KEY"

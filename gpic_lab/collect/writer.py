@@ -30,16 +30,16 @@ from typing import Any
 
 from gpic_lab.collect.base import Candidate
 from gpic_lab.collect.queue import DeferredQueue
+from gpic_lab.core.licenses import License, build_attribution
 from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.fsio import write_bytes_atomic, write_json_atomic, write_parquet_atomic
-from gpic_lab.core.licenses import License, build_attribution
+from gpic_lab.shards.provenance import FLAG_COLUMNS
 from gpic_lab.shards.schema import new_record
 
 STATE_VERSION = 2
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's default bomb limit
 # flag columns: Commons extmetadata AttributionRequired / Copyrighted / NonFree / Restrictions as given, and the
 # size variant collected (Flickr extras size name, Commons "original" or the thumbnail box like "640px")
-FLAG_COLUMNS = ("size", "attribution_required", "copyrighted", "nonfree", "restrictions")
 PROVENANCE_COLUMNS = ("key", "shard", "source", "source_id", "image_url", "page_url", "title", "author",
                       "license_name_raw", "license_url_raw", "license_spdx", "retrieved_at", "img_width",
                       "img_height", "bytes", "declared_width", "declared_height", *FLAG_COLUMNS)
@@ -326,24 +326,6 @@ def _provenance_schema() -> Any:
     return pa.schema([(c, pa.int64() if c in ints else pa.string()) for c in PROVENANCE_COLUMNS])
 
 
-def provenance_flags(shard: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """key -> {flag column: value} from the provenance file beside a collected shard ({} when there is none).
-
-    A collection directory keeps DIR/shards/NAME.tar next to DIR/provenance/NAME.parquet; shards from elsewhere
-    (the corpus, packed outputs) have no provenance and get {}."""
-    import pyarrow.parquet as pq
-
-    path = Path(shard).parent.parent / "provenance" / f"{Path(shard).stem}.parquet"
-    if not path.is_file():
-        return {}
-    table = pq.read_table(path)
-    names = [c for c in FLAG_COLUMNS if c in table.column_names]
-    if not names:
-        return {}
-    rows = table.select(["key", *names]).to_pylist()
-    return {r.pop("key"): r for r in rows}
-
-
 def read_provenance(out: str | Path) -> Any:
     """All provenance rows of a collection directory as a pandas DataFrame (empty frame when none)."""
     import pandas as pd
@@ -353,19 +335,3 @@ def read_provenance(out: str | Path) -> Any:
     if not files:
         return pd.DataFrame(columns=list(PROVENANCE_COLUMNS))
     return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
-
-
-def provenance_reader(enabled: bool = True) -> Any:
-    """sample -> its provenance flags ({} for shards without a collection provenance file), one read per shard
-    (used by the `license` stage)."""
-    cache: dict[str, dict[str, dict[str, Any]]] = {}
-
-    def flags(sample: Any) -> dict[str, Any]:
-        shard = str(getattr(sample, "shard", "") or "")
-        if not enabled or not shard:
-            return {}
-        if shard not in cache:
-            cache[shard] = provenance_flags(shard)
-        return cache[shard].get(sample.key, {})
-
-    return flags

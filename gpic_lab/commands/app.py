@@ -23,7 +23,7 @@ def _stop(signum: int, frame: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.errors import UsageError
-    from gpic_lab.fo_bridge import launch_app
+    from gpic_lab.fo.bridge import launch_app
 
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a TCP port")

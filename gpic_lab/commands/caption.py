@@ -38,9 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.caption import LEVELS, caption_shards, make_captioner
+    from gpic_lab.caption.captioner import caption_shards, make_captioner
+    from gpic_lab.caption.levels import LEVELS
     from gpic_lab.errors import UsageError
-    from gpic_lab.shards import list_shards
+    from gpic_lab.shards.reader import list_shards
 
     list_shards(args.paths)  # bad paths fail before the model loads
     for name in ("batch_size", "max_new_tokens", "min_pixels", "max_pixels", "workers"):

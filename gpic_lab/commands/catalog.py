@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.catalog import catalog_or_fail, quarantine_path
+    from gpic_lab.shards.catalog import catalog_or_fail, quarantine_path
 
     result = catalog_or_fail(args.paths, args.out, on_error=args.on_error, check_images=args.check_images,
                              workers=args.workers, progress=sys.stderr.isatty(),

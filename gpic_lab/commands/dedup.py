@@ -7,7 +7,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from gpic_lab.embed import DEFAULT_ENCODER, ENCODERS
+    from gpic_lab.dedup.embed import DEFAULT_ENCODER, ENCODERS
 
     p = sub.add_parser("dedup", help="near-duplicate removal (GPIC's two-tier rule) and train/test leakage",
                        description="Embeds every image (cached per shard), finds pairs above the link threshold "
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.dedup import default_rule, run_dedup
+    from gpic_lab.dedup.rule import default_rule, run_dedup
     from gpic_lab.errors import UsageError
 
     if not args.out.endswith(".parquet"):

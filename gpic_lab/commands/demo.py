@@ -23,7 +23,7 @@ def chain(root: Path, only: str | None = None) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.paths import project_root
-    from gpic_lab.runs import run_notebook
+    from gpic_lab.runs.runner import run_notebook
 
     results = []
     for nb in chain(project_root(), args.only):

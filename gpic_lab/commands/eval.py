@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from gpic_lab.dinov2 import PRECISIONS
+from gpic_lab.models.dinov2 import PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.evaluate import evaluate
+    from gpic_lab.evaluation.evaluate import evaluate
     from gpic_lab.fsio import write_json_atomic
 
     res = evaluate(args.samples, args.ref, model_path=args.model, batch_size=args.batch_size, device=args.device,

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.eval_prompts import write_eval_prompts
+    from gpic_lab.evaluation.eval_prompts import write_eval_prompts
 
     print(json.dumps(write_eval_prompts(args.shards, args.ref, args.out, allow_missing=args.allow_missing)))
     return 0

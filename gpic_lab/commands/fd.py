@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.errors import UsageError
-    from gpic_lab.fd import frechet_distance
-    from gpic_lab.refstats import read_stats
+    from gpic_lab.evaluation.fd import frechet_distance
+    from gpic_lab.evaluation.refstats import read_stats
 
     a, b = read_stats(args.a), read_stats(args.b)
     if a["mu"].shape != b["mu"].shape:

@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    from gpic_lab import fo_bridge
-    from gpic_lab.fo_records import efficientnet_encoder, histogram_encoder, parse_shard_range
+    from gpic_lab.fo import bridge as fo_bridge
+    from gpic_lab.fo.records import efficientnet_encoder, histogram_encoder, parse_shard_range
 
     if args.brain != "none" and not args.embeddings:
         raise UsageError("--brain needs --embeddings")
@@ -62,7 +62,7 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from gpic_lab import fo_bridge
+    from gpic_lab.fo import bridge as fo_bridge
 
     for name in fo_bridge.list_datasets():
         print(name)
@@ -70,7 +70,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    from gpic_lab import fo_bridge
+    from gpic_lab.fo import bridge as fo_bridge
 
     if not fo_bridge.delete_dataset(args.name):
         raise UsageError(f"no dataset named {args.name!r}")

@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab import lab
     from gpic_lab.paths import project_root
+    from gpic_lab.runs import lab
 
     root = project_root()
     token = lab.new_token()

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.pack import pack
+    from gpic_lab.pack.packer import pack
 
     manifest = pack(args.inputs, args.out, args.shards, args.val, args.test, args.seed, args.val_shards,
                     args.test_shards, args.captions, progress=sys.stderr.isatty())
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"pack: {splits}; tiers: {tiers} -> {args.out}/manifest.json", file=sys.stderr)
     if args.no_validate:
         return 0
-    from gpic_lab.validate import validate
+    from gpic_lab.shards.validate import validate
 
     problems, samples = validate([args.out], workers=1)
     for problem in problems:

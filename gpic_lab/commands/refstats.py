@@ -31,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.dinov2 import load_dinov2, model_tag, resolve_model
     from gpic_lab.errors import UsageError
-    from gpic_lab.refstats import build_refstats, merge_partials
+    from gpic_lab.evaluation.refstats import build_refstats, merge_partials
+    from gpic_lab.models.dinov2 import load_dinov2, model_tag, resolve_model
 
     if args.merge:
         print(json.dumps(merge_partials(args.shards, args.out, split=args.split, max_embeddings=args.max_embeddings,

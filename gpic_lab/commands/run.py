@@ -24,13 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.errors import UsageError
-    from gpic_lab.runs import run_notebook
+    from gpic_lab.runs.runner import run_notebook
 
     overrides = dict(args.parameter)
     if len(overrides) != len(args.parameter):
         raise UsageError("a parameter is given twice")
     if args.fan_out:
-        from gpic_lab.fanout import fan_out_command
+        from gpic_lab.runs.fanout import fan_out_command
 
         return fan_out_command(args.notebook, overrides, args.fan_out, args.gpus, args.jobs, args.force, args.collect)
     result = run_notebook(args.notebook, overrides, run_id=args.run_id, force=args.force)

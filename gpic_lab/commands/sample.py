@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.sample_corpus import build
+    from gpic_lab.sample.corpus import build
 
     counts = build(args.out)
     for rel, n in counts.items():
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_broken(args: argparse.Namespace) -> int:
-    from gpic_lab.broken_plants import build_broken
+    from gpic_lab.sample.broken import build_broken
 
     expected = build_broken(args.out)
     print(f"{len(expected)} planted problems in {len({e['shard'] for e in expected})} shards under {args.out}")

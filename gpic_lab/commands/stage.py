@@ -9,7 +9,7 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from gpic_lab.stages import REGISTRY
+    from gpic_lab.engine.stages import REGISTRY
 
     p = sub.add_parser("stage", help="run a per-shard filter stage (resumable, local or Dask)",
                        description="Writes DIR/decisions.parquet, counts.csv (reason x license family x source), "
@@ -50,7 +50,7 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.stages import run_stage
+    from gpic_lab.engine.stages import run_stage
 
     summary = run_stage(args.name, args.paths, args.out, parse_params(args.param), engine=args.engine,
                         scheduler=args.scheduler, workers=args.workers, force=args.force,

@@ -8,7 +8,7 @@ from collections import Counter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from gpic_lab.validate import DEFAULT_MAX_PIXELS
+    from gpic_lab.shards.validate import DEFAULT_MAX_PIXELS
 
     p = sub.add_parser("validate", help="deep-check shards (every member, record and image)",
                        description="One stdout line per problem: <shard>:<member>: <code>: <message>. "
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.errors import UsageError
-    from gpic_lab.shards import list_shards
-    from gpic_lab.validate import validate
+    from gpic_lab.shards.reader import list_shards
+    from gpic_lab.shards.validate import validate
 
     if args.max_pixels <= 0:
         raise UsageError(f"--max-pixels must be positive, got {args.max_pixels}")

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpic_lab.manifest import verify
+    from gpic_lab.pack.manifest import verify
 
     problems, checked = verify(args.manifest, args.root, check_hash=not args.size_only)
     for problem in problems:

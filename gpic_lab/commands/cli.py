@@ -1,0 +1,48 @@
+"""The `gpic-lab` command. Subcommands live in gpic_lab/commands/<name>.py, each exposing
+`register(subparsers)`; they are discovered here so that adding a verb never touches this file."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from gpic_lab import __version__
+from gpic_lab.errors import GpicError
+
+
+def _command_modules() -> list[str]:
+    import gpic_lab.commands as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name != "cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every discovered subcommand."""
+    parser = argparse.ArgumentParser(prog="gpic-lab", description="GPIC research workbench")
+    parser.add_argument("--version", action="version", version=f"gpic-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _command_modules():
+        importlib.import_module(f"gpic_lab.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn GpicError into a one-line message and an exit code."""
+    from gpic_lab.paths import configure_environment
+
+    configure_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GpicError as exc:
+        print(f"gpic-lab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"gpic-lab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

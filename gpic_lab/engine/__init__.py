@@ -1,0 +1,9 @@
+"""The stage contract: any per-shard stage, run resumably on the local pool or Dask.
+
+- ``records``: ``Decision`` (key, keep, reason, scores, extras), ``decisions_frame``, ``reason_counts``.
+- ``stages``: ``run_stage`` (``gpic-lab stage``), the stage registry, ``schema_stage``.
+- ``backends``: where per-shard tasks run (in process, a local process pool, a Dask cluster).
+
+Writes ``OUT/decisions.parquet``, ``counts.csv``, ``reasons.csv``, ``summary.json`` and ``done/<shard>.done``
+markers (docs/engine.md).
+"""

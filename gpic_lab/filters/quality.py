@@ -1,0 +1,302 @@
+"""Heuristic image-quality filter (stage ``quality``): GPIC's resolution, aspect and size rules plus cheap pixel
+statistics standing in for the VLM quality judge on near-blank, badly exposed and severely blurred images.
+
+Checks run in this order; the first failing one is the drop reason:
+
+==================== ============================================================ ==========================
+reason               rule (thresholds are fields of ``QualityThresholds``)         needs pixels
+==================== ============================================================ ==========================
+undecodable          the image header cannot be parsed, or decoding fails          header / decode
+too-small            longest side < ``min_longest_side`` (GPIC: 256)               header only
+extreme-aspect       longest / shortest side > ``max_aspect``                      header only
+extreme-resolution   width x height > ``max_megapixels`` (never decoded: bombs)    header only
+underexposed         share of luma <= ``dark_level`` >= ``exposure_share``           decoded, analysis size
+overexposed          share of luma >= ``bright_level`` >= ``exposure_share``         decoded, analysis size
+blank                luma std < ``blank_std`` and (colour check) every RGB        decoded, analysis size
+                     channel's std < ``blank_std``
+blur                 Laplacian variance < ``blur_laplacian_var`` and (edge          decoded, analysis size
+                     sharpness < ``blur_edge_sharpness`` or gradient anisotropy
+                     < ``blur_anisotropy`` (directional / motion blur))
+==================== ============================================================ ==========================
+
+Pixel statistics are computed on the luma plane reduced by the largest power-of-two factor (1, 2, 4, 8: libjpeg's
+DCT scales) that keeps the longest side >= ``analysis_side``: exposure and variance from its 256-bin histogram,
+sharpness from a 4-neighbour Laplacian (gradient statistics only for blur candidates). With ``reduced=True``
+(default) JPEGs decode only their luma plane at that DCT scale (OpenCV's libjpeg-turbo; PIL ``draft`` when the
+file has no end marker, so truncated files still fail), so the statistics see almost the same pixels as the
+reference (``reduced=False``): a full-resolution PIL decode reduced by the same factor with a box filter.
+``gpic-lab bench filters`` measures how often both give the same decision. Colour is decoded only for near-flat
+luma (to tell equal-luma colour patterns from blank frames).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gpic_lab.core.images import to_8bit
+from gpic_lab.errors import UsageError
+
+REASONS = ("undecodable", "too-small", "extreme-aspect", "extreme-resolution", "underexposed", "overexposed",
+           "blank", "blur")
+SCORES = ("longest_side", "aspect", "megapixels", "decode_scale", "pixel_std", "luma_mean", "dark_share",
+          "bright_share", "laplacian_var", "edge_sharpness", "grad_anisotropy")
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Named thresholds of the heuristic filter (GPIC publishes only the 256 px rule; the rest are ours).
+
+    Attributes:
+        min_longest_side: drop when max(width, height) is below this (GPIC: 256).
+        max_aspect: drop when max/min side exceeds this (panoramas up to 5:1 are kept).
+        max_megapixels: drop when width*height exceeds this many million pixels (checked before decoding).
+        analysis_side: longest side of the grayscale/RGB downscale the pixel statistics are computed on.
+        dark_level: luma (0-255) at or below which a pixel counts as dark.
+        bright_level: luma at or above which a pixel counts as blown out.
+        exposure_share: share of dark (bright) pixels at which an image is under- (over-) exposed.
+        blank_std: near-blank when the luma standard deviation and every RGB channel's are below this.
+        blur_laplacian_var: blur candidate when the variance of the 4-neighbour Laplacian is below this.
+        blur_edge_sharpness: no sharp edge anywhere when p99.9 gradient magnitude / (p99 - p1 luma) is below this.
+        blur_anisotropy: directional (motion) blur when min/max of horizontal vs vertical gradient energy is below.
+    """
+
+    min_longest_side: int = 256
+    max_aspect: float = 5.0
+    max_megapixels: float = 64.0
+    analysis_side: int = 128
+    dark_level: int = 24
+    bright_level: int = 235
+    exposure_share: float = 0.9
+    blank_std: float = 4.0
+    blur_laplacian_var: float = 40.0
+    blur_edge_sharpness: float = 0.2
+    blur_anisotropy: float = 0.3
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> QualityThresholds:
+        """Thresholds overridden by ``params`` (unknown keys other than ``reduced`` are a UsageError)."""
+        params = dict(params or {})
+        params.pop("reduced", None)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - set(fields))
+        if unknown:
+            raise UsageError(f"quality: unknown parameter(s) {unknown}; known: {sorted(fields)} and 'reduced'")
+        values: dict[str, Any] = {}
+        for name, raw in params.items():
+            kind = int if fields[name].type in ("int", int) else float
+            try:
+                values[name] = kind(raw)
+            except (TypeError, ValueError):
+                raise UsageError(f"quality: parameter {name}={raw!r} is not a {kind.__name__}") from None
+        return cls(**values)
+
+
+DEFAULT = QualityThresholds()
+
+
+def _empty_scores() -> dict[str, float]:
+    return dict.fromkeys(SCORES, math.nan)
+
+
+def _header(data: bytes) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))
+
+
+def geometry_reason(width: int, height: int, t: QualityThresholds, scores: dict[str, float]) -> str | None:
+    """The header-only checks (size, aspect, resolution); fills the geometry scores."""
+    longest, shortest = max(width, height), max(min(width, height), 1)
+    scores.update(longest_side=float(longest), aspect=longest / shortest, megapixels=width * height / 1e6)
+    if longest < t.min_longest_side:
+        return "too-small"
+    if longest / shortest > t.max_aspect:
+        return "extreme-aspect"
+    if width * height / 1e6 > t.max_megapixels:
+        return "extreme-resolution"
+    return None
+
+
+def analysis_factor(width: int, height: int, side: int) -> int:
+    """The largest power-of-two factor (1, 2, 4 or 8: libjpeg's DCT scales) that keeps the longest side >= side."""
+    factor, longest = 1, max(width, height)
+    while factor < 8 and -(-longest // (2 * factor)) >= side:
+        factor *= 2
+    return factor
+
+
+def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
+    """``im`` in ``mode`` at the analysis size: 1/factor of the original (ceil), box-resized to ``side`` when an image
+    is so large that even 1/8 stays >= 2 * side. JPEGs with ``reduced`` get the factor from the DCT (no full decode);
+    everything else is decoded fully and box-reduced by the same factor, giving the same size."""
+    width, height = im.size
+    factor = analysis_factor(width, height, side)
+    if reduced and im.format == "JPEG" and factor > 1:
+        im.draft(mode, (width // factor, height // factor))
+    out = to_8bit(im).convert(mode)
+    done = round(width / out.size[0]) if out.size[0] else 1  # DCT factor already applied (sizes are ceil)
+    if factor > done:
+        out = out.reduce(factor // done)
+    if max(out.size) >= 2 * side:
+        from PIL import Image
+
+        f = side / max(out.size)
+        out = out.resize((max(1, round(out.size[0] * f)), max(1, round(out.size[1] * f))), Image.Resampling.BOX)
+    return out, factor
+
+
+def _cv2_luma(data: bytes, fmt: str | None, width: int, height: int, factor: int) -> np.ndarray | None:
+    """Grayscale at 1/factor through OpenCV's libjpeg-turbo DCT-scaled decode (JPEG only: PNG has no reduced decode
+    and PIL decodes it as fast). None when it does not apply: not a JPEG, factor 1, no EOI marker at the end
+    (truncated files must fail in PIL's strict decoder) or an unexpected size."""
+    import cv2
+
+    if fmt != "JPEG" or factor == 1 or not data[-16:].rstrip(b"\0").endswith(b"\xff\xd9"):
+        return None
+    flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    return arr if arr is not None and arr.shape == (-(-height // factor), -(-width // factor)) else None
+
+
+def analysis_luma(im: Any, side: int, reduced: bool = True, data: bytes | None = None) -> tuple[np.ndarray, float]:
+    """Grayscale (luma) uint8 array at the analysis size (see ``_scaled``) and the decode scale (1 = full decode).
+
+    ``reduced`` lets libjpeg decode only the luma plane at 1/2, 1/4 or 1/8 scale (through OpenCV when the encoded
+    ``data`` is given and complete, else through PIL's ``draft``); ``reduced=False`` is the reference: PIL full
+    decode, then a box reduction.
+    """
+    width, height = im.size
+    factor = analysis_factor(width, height, side)
+    if reduced and data is not None:
+        arr = _cv2_luma(data, im.format, width, height, factor)
+        if arr is not None:
+            if max(arr.shape) >= 2 * side:
+                import cv2
+
+                f = side / max(arr.shape)
+                arr = cv2.resize(arr, (max(1, round(arr.shape[1] * f)), max(1, round(arr.shape[0] * f))),
+                                 interpolation=cv2.INTER_AREA)
+            return arr, 1.0 / factor
+    out, _factor = _scaled(im, "L", side, reduced)
+    return np.asarray(out), (im.size[0] / width if im.size[0] else 1.0)
+
+
+def chroma_std(data: bytes, side: int, reduced: bool = True) -> float:
+    """Largest per-channel RGB standard deviation at analysis size (only run for near-flat luma)."""
+    import cv2
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(data))
+    factor = analysis_factor(*im.size, side)
+    if reduced and im.format == "JPEG" and factor > 1 and data.rstrip(b"\0")[-2:] == b"\xff\xd9":
+        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        if arr is not None:
+            return float(cv2.meanStdDev(arr)[1].max())
+    rgb, _factor = _scaled(im, "RGB", side, reduced)
+    hist = np.asarray(rgb.histogram(), dtype=np.float64).reshape(3, 256)
+    return float(max(_hist_moments(h)[1] for h in hist))
+
+
+def _hist_moments(hist: np.ndarray) -> tuple[float, float]:
+    levels = np.arange(256, dtype=np.float64)
+    n = max(hist.sum(), 1.0)
+    mean = float((hist * levels).sum() / n)
+    return mean, float(np.sqrt(max((hist * (levels - mean) ** 2).sum() / n, 0.0)))
+
+
+def luma_stats(luma: np.ndarray, t: QualityThresholds) -> dict[str, float]:
+    """Exposure and variance statistics from the luma histogram (cheap: 256 bins)."""
+    hist = np.bincount(luma.ravel(), minlength=256).astype(np.float64)
+    n = max(hist.sum(), 1.0)
+    mean, std = _hist_moments(hist)
+    return {"luma_mean": mean, "pixel_std": std, "dark_share": float(hist[: t.dark_level + 1].sum() / n),
+            "bright_share": float(hist[t.bright_level:].sum() / n)}
+
+
+def sharpness_stats(luma: np.ndarray, t: QualityThresholds) -> dict[str, float]:
+    """Laplacian variance; edge sharpness and gradient anisotropy only when the Laplacian says "blur candidate"
+    (NaN otherwise: they cannot change the decision)."""
+    import cv2  # opencv-python-headless: 3x3 filters without numpy temporaries
+
+    a = luma
+    out = {"laplacian_var": math.nan, "edge_sharpness": math.nan, "grad_anisotropy": math.nan}
+    if min(a.shape) < 3:
+        return out
+    _mean, std = cv2.meanStdDev(cv2.Laplacian(a, cv2.CV_32F, ksize=1)[1:-1, 1:-1])
+    out["laplacian_var"] = float(std[0, 0]) ** 2
+    if out["laplacian_var"] >= t.blur_laplacian_var:
+        return out
+    f = a.astype(np.float32)
+    gx, gy = np.diff(f, axis=1)[:-1, :], np.diff(f, axis=0)[:, :-1]
+    ex, ey = float((gx * gx).mean()), float((gy * gy).mean())
+    mag = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy)).ravel()
+    k = min(mag.size - 1, int(mag.size * 0.999))
+    cdf = np.cumsum(np.bincount(a.ravel(), minlength=256).astype(np.float64))
+    lo, hi = np.searchsorted(cdf, [0.01 * cdf[-1], 0.99 * cdf[-1]])
+    out["edge_sharpness"] = float(np.partition(mag, k)[k] / max(float(hi - lo), 1.0))
+    out["grad_anisotropy"] = min(ex, ey) / max(ex, ey) if max(ex, ey) > 0 else 1.0
+    return out
+
+
+def pixel_reason(s: dict[str, float], t: QualityThresholds) -> str | None:
+    """The first failing pixel check (exposure, blank, blur) for statistics from ``luma_stats``/``sharpness_stats``."""
+    if s["dark_share"] >= t.exposure_share:
+        return "underexposed"
+    if s["bright_share"] >= t.exposure_share:
+        return "overexposed"
+    if s["pixel_std"] < t.blank_std:
+        return "blank"
+    lap = s["laplacian_var"]
+    if not math.isnan(lap) and lap < t.blur_laplacian_var and (
+            s["edge_sharpness"] < t.blur_edge_sharpness or s["grad_anisotropy"] < t.blur_anisotropy):
+        return "blur"
+    return None
+
+
+def check_image(data: bytes | None, t: QualityThresholds = DEFAULT, reduced: bool = True) -> tuple[str | None, dict[str, float]]:
+    """Run every check on one encoded image; return (reason or None when kept, scores)."""
+    scores = _empty_scores()
+    if not data:
+        return "undecodable", scores
+    try:
+        im = _header(data)
+        width, height = im.size
+    except Exception:  # noqa: BLE001 - any unreadable header is the 'undecodable' reason
+        return "undecodable", scores
+    reason = geometry_reason(width, height, t, scores)
+    if reason:
+        return reason, scores
+    try:
+        luma, scores["decode_scale"] = analysis_luma(im, t.analysis_side, reduced, data)
+        scores.update(luma_stats(luma, t))
+        exposed = max(scores["dark_share"], scores["bright_share"]) >= t.exposure_share  # decided already
+        if scores["pixel_std"] < t.blank_std and not exposed:  # flat luma: colour contrast (equal-luma patterns)?
+            scores["pixel_std"] = max(scores["pixel_std"], chroma_std(data, t.analysis_side, reduced))
+    except Exception:  # noqa: BLE001 - truncated or corrupt data
+        return "undecodable", scores
+    scores.update(sharpness_stats(luma, t))
+    return pixel_reason(scores, t), scores
+
+
+def quality_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
+    """Stage ``quality``: one Decision per sample with a reason from ``REASONS`` and the ``SCORES`` as scores.
+
+    params: any ``QualityThresholds`` field, plus ``reduced`` (default True: reduced-size JPEG decoding).
+    """
+    from gpic_lab.engine.records import Decision
+
+    t = QualityThresholds.from_params(params)
+    reduced = bool((params or {}).get("reduced", True))
+    out = []
+    for s in samples:
+        reason, scores = check_image(s.image, t, reduced)
+        out.append(Decision(s.key, reason is None, reason, scores=scores))
+    return out

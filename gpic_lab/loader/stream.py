@@ -1,0 +1,187 @@
+"""A torch IterableDataset over GPIC shards for training.
+
+Every sample is seen exactly once per epoch across nodes × ranks × dataloader workers: shards are shuffled per
+epoch (seeded), each shard is cut into K interleaved units (sample i of a shard belongs to unit i % K, with K
+large enough that there are at least as many units as worker slots), and units are dealt round-robin to the
+slots. Within a slot, a bounded seeded shuffle buffer mixes samples. The position is resumable at sample
+granularity: a slot's output order is deterministic, so resuming skips the first n outputs before decoding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gpic_lab.errors import GpicError, UsageError
+from gpic_lab.loader.augment import TrainTransform
+from gpic_lab.shards.reader import Problem, iter_entries, list_shards
+
+TIER_SHARDS = {"nano": 80, "lite": 800, "full": None}  # GPIC: the first 80 / 800 / all train shards
+_INDEX_RE = re.compile(r"_(\d+)\.tar$")
+
+
+class CorruptSampleError(GpicError):
+    """A corrupt sample or shard met with on_corrupt='raise'."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Samples i of `shard` with i % stride == part."""
+
+    shard: str
+    part: int
+    stride: int
+
+
+def tier_shards(shards: Sequence[str], tier: str | None) -> list[str]:
+    """Keep the shards of a tier by their index in the file name (nano: <80, lite: <800, full: all)."""
+    if tier is None or tier == "full":
+        return list(shards)
+    if tier not in TIER_SHARDS:
+        raise UsageError(f"unknown tier {tier!r}; choose from {', '.join(TIER_SHARDS)}")
+    limit = TIER_SHARDS[tier]
+    out = []
+    for shard in shards:
+        match = _INDEX_RE.search(shard)
+        if not match:
+            raise UsageError(f"{shard}: cannot read a shard index from the name (expected ..._NNNNN.tar)")
+        if int(match.group(1)) < limit:
+            out.append(shard)
+    return out
+
+
+def plan_units(shards: Sequence[str], slots: int, epoch: int, seed: int) -> list[Unit]:
+    """All units of an epoch, in the seeded shuffled order; unit j goes to slot j % slots."""
+    order = list(shards)
+    np.random.default_rng([seed, epoch]).shuffle(order)
+    stride = max(1, math.ceil(slots / max(1, len(order))))
+    return [Unit(shard, part, stride) for shard in order for part in range(stride)]
+
+
+def slot_units(units: Sequence[Unit], slot: int, slots: int) -> list[Unit]:
+    """The units one slot reads."""
+    return list(units[slot::slots])
+
+
+def _dist_info(world_size: int | None, rank: int | None) -> tuple[int, int]:
+    if world_size is not None and rank is not None:
+        return world_size, rank
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size(), dist.get_rank()
+    except ImportError:
+        pass
+    return int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What one epoch of one slot reads and how."""
+
+    shards: tuple[str, ...]
+    transform: Any = TrainTransform()
+    caption_types: tuple[str, ...] | None = None
+    shuffle_buffer: int = 512
+    seed: int = 0
+    on_corrupt: str = "raise"  # raise | skip
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.on_corrupt not in ("raise", "skip"):
+            raise UsageError(f"on_corrupt must be 'raise' or 'skip', not {self.on_corrupt!r}")
+
+
+def _corrupt(cfg: StreamConfig, stats: Counter, code: str, where: str) -> None:
+    if cfg.on_corrupt == "raise":
+        raise CorruptSampleError(f"{where}: {code} (use on_corrupt='skip' to skip and count such samples)")
+    stats[f"skipped:{code}"] += 1
+
+
+def _transient(problem: Problem) -> bool:
+    return problem.code == "truncated-tar" and problem.message.startswith("cannot read shard") and "://" in problem.shard
+
+
+def _iter_unit(unit: Unit, cfg: StreamConfig, stats: Counter) -> Iterator[Any]:
+    """The samples of one unit, retrying transient read errors from the shard start (skipping what was done)."""
+    done = 0
+    for attempt in range(cfg.retries + 1):
+        ordinal, mine, failed = 0, 0, False
+        for entry in iter_entries(unit.shard, images=True):
+            if isinstance(entry, Problem):
+                if _transient(entry) and attempt < cfg.retries:
+                    failed = True
+                    break
+                if unit.part == 0:  # a shard-level problem is counted once, not once per unit
+                    _corrupt(cfg, stats, entry.code, entry.line())
+                continue
+            ordinal += 1
+            if (ordinal - 1) % unit.stride != unit.part:
+                continue
+            mine += 1
+            if mine <= done:
+                continue
+            done = mine
+            if cfg.caption_types and entry.meta.get("caption_type") not in cfg.caption_types:
+                stats["filtered:caption_type"] += 1
+                continue
+            yield entry
+        if not failed:
+            return
+        stats["retried:read-error"] += 1
+        time.sleep(min(2.0**attempt * 0.5, 10.0))
+
+
+def _shuffled(items: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
+    """A bounded shuffle buffer: memory holds at most `size` samples."""
+    buffer: list[Any] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(len(buffer)))
+        buffer[j], item = item, buffer[j]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def iter_slot(cfg: StreamConfig, epoch: int, slot: int, slots: int, skip: int = 0) -> Iterator[dict[str, Any]]:
+    """Decoded samples of one slot for one epoch, skipping its first `skip` outputs (resume), then a final
+    {"__stats__": {...}, "slot": slot} record with counts of skipped / filtered samples by reason."""
+    stats: Counter = Counter()
+    units = slot_units(plan_units(cfg.shards, slots, epoch, cfg.seed), slot, slots)
+    raw = (s for unit in units for s in _iter_unit(unit, cfg, stats))
+    stream = _shuffled(raw, max(1, cfg.shuffle_buffer), np.random.default_rng([cfg.seed, epoch, slot, 1]))
+    for index, sample in enumerate(stream):
+        if index < skip:
+            continue
+        try:
+            image = cfg.transform(sample.image, np.random.default_rng([cfg.seed, epoch, slot, index, 2]))
+        except (OSError, ValueError, SyntaxError) as exc:
+            _corrupt(cfg, stats, "image-decode", f"{sample.shard}:{sample.key}.{sample.image_ext} ({exc})")
+            continue
+        yield {"image": image, "caption": sample.meta.get("caption", ""), "caption_type": sample.meta.get("caption_type", ""),
+               "key": sample.key, "slot": slot, "index": index, "member": f"{sample.shard}:{sample.key}.{sample.image_ext}"}
+    if stats:
+        print(f"gpic-lab loader: slot {slot} epoch {epoch}: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())),
+              file=sys.stderr)
+    yield {"__stats__": dict(stats), "slot": slot}
+
+
+def stream_config(paths: Sequence[str], tier: str | None = None, **kwargs: Any) -> StreamConfig:
+    """A StreamConfig over the shards of `paths` (directories expand), restricted to a tier."""
+    shards = tier_shards(list_shards(paths), tier)
+    if not shards:
+        raise UsageError(f"no shards selected (tier={tier!r}) from {list(paths)}")
+    return StreamConfig(tuple(shards), **kwargs)

@@ -1,0 +1,10 @@
+"""Packaging (GPIC's stage 5): apply every decisions table, split, tier and write GPIC tars.
+
+- ``packer``: ``pack`` (``gpic-lab pack``): plan (stratified train/val/test, balanced train shards, Nano/Lite/Full
+  tiers) and deterministic shard writing; the only code that rewrites tars.
+- ``manifest``: ``manifest.json`` (sha256 per shard), the datasheet, ``verify`` (``gpic-lab verify``).
+- ``report``: notebook 06's tables and figures.
+
+Reads decisions tables, catalogs, caption tables and the source shards; writes ``OUT/{train,val,test}/*.tar``,
+``manifest.json``, ``datasheet.{json,md}``.
+"""

@@ -1,0 +1,313 @@
+"""Packaging (GPIC stage 5): apply stage decisions, split train/val/test, shard, tier and write GPIC tars.
+
+Determinism: every ordering comes from sha256(seed, purpose, key), never from input order, file listing order or
+time, so the same inputs and seed give byte-identical shards and manifest.
+
+Splits and tiers (GPIC §2.5): val/test are drawn per stratum (source × caption_type) with largest-remainder
+quotas, so each split keeps the pool's Flickr/Wikimedia ratio and caption-type mix. Train is dealt round-robin
+over N shards in (caption_type, source) order, so every shard gets each caption type and each stratum within ±1
+and shard sizes differ by at most one. Nano/Lite/Full are the first
+1%/10%/100% of train shards (at least one each). Records' ``split`` list names the tiers that contain the
+sample (train shard 0: ["nano", "lite", "full"]); val and test records carry ``split = []`` (the GPIC card does
+not document their value; the sample corpus uses the same convention).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpic_lab.caption.store import caption_files, captions_by_key
+from gpic_lab.errors import GpicError, UsageError, exception_line
+from gpic_lab.fsio import read_parquet
+
+TIER_FRACTIONS = {"nano": 0.01, "lite": 0.10, "full": 1.0}
+SPLIT_PREFIX = {"train": "gpic_train", "val": "gpic_val", "test": "gpic_test"}
+
+
+@dataclass
+class PackInputs:
+    """Classified inputs: source shards, decision tables, caption tables."""
+
+    shards: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """Which key goes where, plus everything the datasheet counts."""
+
+    shards: dict[str, list[list[str]]]  # split -> shards -> keys (in write order)
+    tiers: dict[str, int]  # tier -> number of train shards
+    meta: dict[str, dict[str, Any]]
+    location: dict[str, Any]  # key -> metadata-only Sample (shard + offsets)
+    dropped: list[dict[str, str]]  # one row per (key, stage, reason) drop
+    pool: int
+    applied_stages: list[str]
+
+
+def rank(seed: int, purpose: str, key: str) -> str:
+    """Deterministic pseudo-random sort key."""
+    return hashlib.sha256(f"{seed}:{purpose}:{key}".encode()).hexdigest()
+
+
+def classify_inputs(paths: Iterable[str | os.PathLike[str]]) -> PackInputs:
+    """Sort CLI inputs into shards (tars, dirs of tars, catalogs' shard column) and decision/caption tables."""
+    out = PackInputs()
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir() and (p / "decisions.parquet").is_file():
+            out.decisions.append(str(p / "decisions.parquet"))
+        elif p.is_dir() and sorted(p.glob("*.captions.parquet")):
+            out.captions += [str(x) for x in sorted(p.glob("*.captions.parquet"))]
+        elif p.is_dir() or p.suffix == ".tar":
+            out.shards.append(str(p))
+        elif p.suffix == ".parquet" and p.is_file():
+            _classify_parquet(p, out)
+        else:
+            raise UsageError(f"{raw}: not a shard, shard directory, stage directory or parquet table")
+    if not out.shards:
+        raise UsageError("no source shards given (pass tar shards, directories of them, or a catalog)")
+    return out
+
+
+def _classify_parquet(p: Path, out: PackInputs) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(p).names)
+    except Exception as exc:  # not a parquet file, truncated footer...
+        raise GpicError(f"{p}: unreadable parquet input ({exception_line(exc, with_type=True)})") from exc
+    if {"stage", "keep", "key"} <= names:
+        out.decisions.append(str(p))
+    elif {"key", "caption", "caption_type", "prompt_version"} <= names:
+        out.captions.append(str(p))
+    elif {"key", "shard"} <= names:
+        shards = sorted(set(read_parquet(p, columns=["shard"])["shard"].astype(str)))
+        for s in shards:
+            cand = Path(s) if Path(s).is_absolute() or Path(s).exists() else p.parent / s
+            if not cand.exists():
+                raise UsageError(f"{p}: catalog shard {s!r} not found")
+            out.shards.append(str(cand))
+    else:
+        raise UsageError(f"{p}: parquet is neither decisions (key, stage, keep), captions nor a catalog (key, shard)")
+
+
+def load_drops(decision_paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    """key -> [(stage, reason)] for every dropped key; and the stages applied."""
+    drops: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    stages: set[str] = set()
+    for path in decision_paths:
+        frame = read_parquet(path, columns=["key", "stage", "keep", "reason"])
+        stages.update(frame["stage"].astype(str).unique())
+        for key, stage, reason in frame.loc[~frame["keep"].astype(bool), ["key", "stage", "reason"]].itertuples(index=False):
+            drops[key].append((str(stage), str(reason or "dropped")))
+    return drops, sorted(stages)
+
+
+def _quotas(strata: dict[tuple[str, str], list[str]], total: int, n: int) -> dict[tuple[str, str], int]:
+    """Largest-remainder allocation of n over strata proportional to their sizes."""
+    raw = {s: n * len(keys) / total for s, keys in strata.items()}
+    quota = {s: int(v) for s, v in raw.items()}
+    for s in sorted(raw, key=lambda s: (-(raw[s] - quota[s]), s))[: n - sum(quota.values())]:
+        quota[s] += 1
+    return quota
+
+
+def _count(n: float, pool: int, what: str) -> int:
+    if n < 0:
+        raise UsageError(f"--{what} must be >= 0, got {n}")
+    if n > 1 and n != int(n):
+        raise UsageError(f"--{what} {n}: a count must be a whole number (a fraction must lie in (0, 1))")
+    return int(round(n * pool)) if 0 < n < 1 else int(n)
+
+
+def tier_shards(n_train_shards: int) -> dict[str, int]:
+    """Number of leading train shards per tier: 1% / 10% / 100%, at least one each."""
+    return {t: max(1, round(n_train_shards * f)) if n_train_shards else 0 for t, f in TIER_FRACTIONS.items()}
+
+
+def _chunks(keys: list[str], n: int) -> list[list[str]]:
+    return [keys[i::n] for i in range(n)]
+
+
+def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, seed: int,
+              val_shards: int = 1, test_shards: int = 1) -> Plan:
+    """Decide membership, split, shard and order of every kept sample (no image bytes are read)."""
+    from gpic_lab.core.licenses import source_of
+    from gpic_lab.shards.reader import iter_samples, list_shards
+    from gpic_lab.shards.schema import check_meta
+
+    if n_shards < 1 or val_shards < 1 or test_shards < 1:
+        raise UsageError("--shards, --val-shards and --test-shards must be >= 1")
+    drops, stages = load_drops(inputs.decisions)
+    captions = captions_by_key(inputs.captions)
+    meta: dict[str, dict[str, Any]] = {}
+    location: dict[str, Any] = {}
+    dropped: list[dict[str, str]] = []
+    pool = 0
+    for s in iter_samples(list_shards(inputs.shards), images=False):
+        pool += 1
+        if s.key in location:
+            dropped.append({"key": s.key, "stage": "pack", "reason": "duplicate-key"})
+            continue
+        if s.key in drops:
+            dropped += [{"key": s.key, "stage": st, "reason": r} for st, r in drops[s.key]]
+            location[s.key] = None
+            continue
+        record = dict(s.meta)
+        if s.key in captions:
+            record["caption"], record["caption_type"] = captions[s.key]["caption"], captions[s.key]["caption_type"]
+        if not str(record.get("caption", "")).strip() or not record.get("caption_type"):
+            dropped.append({"key": s.key, "stage": "pack", "reason": "missing-caption"})
+            location[s.key] = None
+            continue
+        if check_meta({**record, "split": []}):  # never write what `validate` rejects; `split` is rewritten below
+            dropped.append({"key": s.key, "stage": "pack", "reason": "schema"})
+            location[s.key] = None
+            continue
+        meta[s.key], location[s.key] = record, s
+    location = {k: v for k, v in location.items() if v is not None}
+    strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for key, record in meta.items():
+        strata[(record["caption_type"], source_of(record))].append(key)
+    for s in strata:
+        strata[s].sort(key=lambda k: rank(seed, "split", k))
+    total = len(meta)
+    nv, nt = _count(n_val, total, "val"), _count(n_test, total, "test")
+    if nv + nt > total:
+        raise UsageError(f"--val {nv} + --test {nt} exceeds the {total} kept samples")
+    qv, qt = _quotas(strata, total, nv), _quotas(strata, total, nt)
+    split_keys: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for s in sorted(strata):
+        keys = strata[s]
+        split_keys["val"] += keys[: qv[s]]
+        split_keys["test"] += keys[qv[s]: qv[s] + qt[s]]
+        split_keys["train"] += keys[qv[s] + qt[s]:]
+    counts = {"train": n_shards, "val": val_shards, "test": test_shards}
+    shards: dict[str, list[list[str]]] = {}
+    for split, keys in split_keys.items():
+        if not keys:
+            shards[split] = []
+            continue
+        n = min(counts[split], len(keys))
+        shards[split] = [sorted(chunk, key=lambda k: rank(seed, f"order-{split}", k)) for chunk in _chunks(keys, n)]
+    tiers = tier_shards(len(shards["train"]))
+    return Plan(shards, tiers, meta, location, dropped, pool, stages)
+
+
+def record_for(plan: Plan, key: str, split: str, shard_index: int) -> dict[str, Any]:
+    """The record as written: the source record with caption overrides and its tier list."""
+    record = dict(plan.meta[key])
+    record["split"] = ([t for t in ("nano", "lite", "full") if shard_index < plan.tiers[t]]
+                       if split == "train" else [])
+    return record
+
+
+class _Reader:
+    """Image bytes by offset with one open handle per local shard (URLs go through read_range)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def read(self, sample: Any) -> bytes:
+        from gpic_lab.shards.reader import is_url, read_range
+
+        if is_url(sample.shard):
+            return read_range(sample.shard, sample.image_offset, sample.image_size)
+        fd = self._fds.get(sample.shard)
+        if fd is None:
+            fd = self._fds[sample.shard] = os.open(sample.shard, os.O_RDONLY)
+        data = os.pread(fd, sample.image_size, sample.image_offset)
+        if len(data) != sample.image_size:
+            raise UsageError(f"{sample.shard}:{sample.key}.{sample.image_ext}: short read (shard changed?)")
+        return data
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}/{SPLIT_PREFIX[split]}_{index:05d}.tar"
+
+
+def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = False) -> list[dict[str, Any]]:
+    """Write every shard of the plan; returns per-shard manifest entries (sha256, sizes, mixes)."""
+    from gpic_lab.core.licenses import source_of
+    from gpic_lab.pack.manifest import sha256_file
+    from gpic_lab.shards.writer import encode_meta, write_shard
+
+    out = Path(out_dir)
+    reader = _Reader()
+    entries = []
+    jobs = [(split, i, keys) for split in ("train", "val", "test") for i, keys in enumerate(plan.shards[split])]
+    bar = _progress(len(jobs), progress)
+    try:
+        for split, i, keys in jobs:
+            records = [record_for(plan, k, split, i) for k in keys]
+            samples = ((k, encode_meta(r), reader.read(plan.location[k]), plan.location[k].image_ext)
+                       for k, r in zip(keys, records, strict=True))
+            name = shard_name(split, i)
+            info = write_shard(out / name, samples)
+            entries.append({"file": name, "split": split, "index": i, "samples": info["samples"],
+                            "bytes": info["bytes"], "sha256": sha256_file(out / name),
+                            "tiers": records[0]["split"] if records else [],
+                            "caption_types": dict(sorted(Counter(r["caption_type"] for r in records).items())),
+                            "sources": dict(sorted(Counter(source_of(r) for r in records).items()))})
+            bar.update(1)
+    finally:
+        reader.close()
+        bar.close()
+    return entries
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="shard", desc="pack", file=sys.stderr, disable=not enabled)
+
+
+def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], n_shards: int, n_val: float,
+         n_test: float, seed: int = 0, val_shards: int = 1, test_shards: int = 1, captions: Sequence[str] = (),
+         progress: bool = False) -> dict[str, Any]:
+    """Pack GPIC shards; returns the manifest (also written to OUT/manifest.json with OUT/datasheet.{json,md}).
+
+    Args:
+        paths: source shards/dirs/catalogs, stage dirs or decisions.parquet files, captions parquet files.
+        n_val / n_test: samples in val/test (a value in (0, 1) is a fraction of the kept pool).
+        captions: extra captions parquet files (caption + caption_type override the source records).
+    """
+    from gpic_lab.pack.manifest import build_datasheet, build_manifest, write_outputs
+
+    inputs = classify_inputs(paths)
+    inputs.captions += caption_files(captions)
+    out = Path(out_dir)
+    inside = [s for s in inputs.shards if Path(s).resolve().is_relative_to(out.resolve())]
+    if inside:  # the pack would overwrite or delete (as stale) the very shards it reads
+        raise UsageError(f"source shard {inside[0]} lies inside --out {out}; choose an output directory apart "
+                         "from the inputs")
+    stale = [p for p in out.glob("*/gpic_*.tar")] if out.is_dir() else []
+    plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
+    entries = write_plan(plan, out, progress)
+    written = {str(out / e["file"]) for e in entries}
+    for p in stale:  # shards of an earlier, larger pack would be picked up by readers of OUT
+        if str(p) not in written:
+            p.unlink()
+    manifest = build_manifest(entries, plan, seed, n_shards)
+    write_outputs(out, manifest, build_datasheet(plan, entries, seed))
+    return manifest
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)

@@ -1,0 +1,12 @@
+"""GPIC shards: WebDataset tars of ``{key}.json`` + ``{key}.jpg|png`` pairs, read without ever extracting.
+
+- ``reader``: ``list_shards``, ``iter_samples`` (raises ``ShardError``), ``iter_entries`` (samples and counted
+  problems), ``ShardIndex`` (random access by key), ``read_range``; ``Sample``, ``Problem``.
+- ``tarscan``: the strict header scanner every reader uses; ``remote``: HTTP(S) streaming and byte ranges.
+- ``schema``: the JSON record (``new_record``, ``check_meta``, ``CAPTION_TYPES``, ``TIERS``).
+- ``writer``: ``write_shard`` (deterministic tars; only ``pack`` and the sample builders write tars).
+- ``validate`` (``gpic-lab validate``), ``catalog`` + ``fastscan`` (``gpic-lab catalog`` -> Parquet),
+  ``interop`` (Hugging Face ``datasets``, polars), ``explore`` (notebook 01's tables and figures).
+
+Reads shards (local paths or URLs); writes catalogs and tars only when asked.
+"""
