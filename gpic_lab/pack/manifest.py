@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import UsageError
+from gpic_lab.errors import UsageError, printable
 
 FORMAT = "gpic-lab-manifest/1"
 CHUNK = 1 << 20
@@ -110,7 +110,7 @@ class VerifyProblem:
     message: str
 
     def line(self) -> str:
-        return f"{self.file}: {self.code}: {self.message}"
+        return f"{printable(self.file)}: {self.code}: {printable(self.message)}"
 
 
 def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -120,7 +120,8 @@ def _fast_table(shard: str, cols: dict[str, list[Any]]) -> Any:
 
     urls, n = cols["license_url"], len(cols["key"])
     family = [_family(lic, url) for lic, url in zip(cols["license"], urls, strict=True)]
-    cols.update(shard=[str(shard)] * n, source=sources(pa.array(cols["attribution"]), pa.array(urls)),
+    text = pa.string()  # an empty shard gives empty lists: their inferred type would be null
+    cols.update(shard=[str(shard)] * n, source=sources(pa.array(cols["attribution"], text), pa.array(urls, text)),
                 license_family=family)
     sch = schema()
     return pa.table({name: cols[name] for name in sch.names}, schema=sch)
