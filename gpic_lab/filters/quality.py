@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from gpic_lab.core.images import to_8bit
+from gpic_lab.core.images import CorruptJpegError, jpeg_damage, jpeg_luma, open_header, to_8bit
 from gpic_lab.errors import UsageError
 
 REASONS = ("undecodable", "too-small", "extreme-aspect", "extreme-resolution", "underexposed", "overexposed",
@@ -105,9 +105,9 @@ def _empty_scores() -> dict[str, float]:
 
 
 def _header(data: bytes) -> Any:
-    from PIL import Image
-
-    return Image.open(io.BytesIO(data))
+    """The header only, without Pillow's decompression-bomb check: `geometry_reason` refuses what is too large
+    before anything is decoded, so a bomb is ``extreme-resolution``, not ``undecodable``."""
+    return open_header(data)
 
 
 def geometry_reason(width: int, height: int, t: QualityThresholds, scores: dict[str, float]) -> str | None:
@@ -152,16 +152,14 @@ def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
 
 
 def _cv2_luma(data: bytes, fmt: str | None, width: int, height: int, factor: int) -> np.ndarray | None:
-    """Grayscale at 1/factor through OpenCV's libjpeg-turbo DCT-scaled decode (JPEG only: PNG has no reduced decode
-    and PIL decodes it as fast). None when it does not apply: not a JPEG, factor 1, no EOI marker at the end
-    (truncated files must fail in PIL's strict decoder) or an unexpected size."""
-    import cv2
-
+    """Grayscale at 1/factor through libjpeg-turbo's DCT-scaled decode (simplejpeg: the same pixels as OpenCV's
+    IMREAD_REDUCED_GRAYSCALE_N, measured bit-identical, plus libjpeg's warnings, so a JPEG cut and closed again
+    with its end marker raises CorruptJpegError instead of decoding grey). JPEG only: PNG has no reduced decode and
+    PIL decodes it as fast. None when it does not apply: not a JPEG, factor 1, no EOI marker at the end (truncated
+    files must fail in PIL's strict decoder) or an unexpected size."""
     if fmt != "JPEG" or factor == 1 or not data[-16:].rstrip(b"\0").endswith(b"\xff\xd9"):
         return None
-    flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    arr = jpeg_luma(data, height, width, factor)
     return arr if arr is not None and arr.shape == (-(-height // factor), -(-width // factor)) else None
 
 
@@ -184,6 +182,10 @@ def analysis_luma(im: Any, side: int, reduced: bool = True, data: bytes | None =
                 arr = cv2.resize(arr, (max(1, round(arr.shape[1] * f)), max(1, round(arr.shape[0] * f))),
                                  interpolation=cv2.INTER_AREA)
             return arr, 1.0 / factor
+    if im.format == "JPEG" and data is not None:  # PIL fills damaged entropy-coded data with grey: ask libjpeg
+        damage = jpeg_damage(data)
+        if damage:
+            raise CorruptJpegError(damage)
     out, _factor = _scaled(im, "L", side, reduced)
     return np.asarray(out), (im.size[0] / width if im.size[0] else 1.0)
 
