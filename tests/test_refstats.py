@@ -72,7 +72,7 @@ def test_read_official_layout_and_embeddings_only(tmp_path) -> None:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(50, 6))
     mu, sigma = emb.mean(0), np.cov(emb, rowvar=False)
-    keys = np.array([f"{i:064x}" for i in range(50)], dtype=object)  # pickled object array, as some writers do
+    keys = np.array([f"{i:064x}" for i in range(50)])  # a string array (object arrays are refused: never unpickled)
     np.savez(tmp_path / "test_stats.npz", dino_mu=mu.astype(np.float32), dino_sigma=sigma, key=keys,
              tar_idx=np.arange(50) // 10)
     st = refstats.read_stats(tmp_path / "test_stats.npz")
