@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.errors import GpicError, UsageError
 
 REGISTRY: dict[str, str] = {
@@ -78,6 +79,8 @@ def params_digest(name: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@declare(ParamSpec("require_caption", "bool", True, "require caption and caption_type (false for collected, "
+                                                   "not yet captioned shards)"))
 def schema_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
     """Stage ``schema``: drop records whose JSON breaks GPIC's schema (reason ``schema-invalid``, extra ``detail``).
 
@@ -179,9 +182,10 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
         progress: a tqdm bar on stderr.
     """
     from gpic_lab.engine.backends import map_tasks
+    from gpic_lab.engine.params import check, specs_of
 
-    resolve(name)  # fail fast on an unknown stage, before any worker starts
-    params = dict(params or {})
+    fn = resolve(name)  # fail fast on an unknown stage or bad params, before any shard is read or worker starts
+    params = check(name, specs_of(fn), dict(params or {}))
     shards = unique_shards(paths)
     stems = [shard_stem(s) for s in shards]
     if len(set(stems)) != len(stems):

@@ -6,8 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpic_lab.core.licenses import check_record, normalize
+from gpic_lab.engine.params import ParamSpec, declare
 
 
+@declare(ParamSpec("require_attribution", "bool", True, "drop samples without an attribution "
+                                                        "(attribution-missing)"),
+         ParamSpec("check_url", "bool", True, "check license_url against the license (license-url-*)"))
 def license_stage(samples: list[Any], params: Mapping[str, Any] | None = None) -> list[Any]:
     """Stage `license`: keep samples with a permissive license, a non-empty attribution and a matching URL.
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from gpic_lab.core.images import CorruptJpegError, jpeg_damage, jpeg_luma, open_header, to_8bit
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.errors import UsageError
 
 REASONS = ("undecodable", "too-small", "extreme-aspect", "extreme-resolution", "underexposed", "overexposed",
@@ -98,6 +99,31 @@ class QualityThresholds:
 
 
 DEFAULT = QualityThresholds()
+# ranges: OUR ASSUMPTION (what keeps each rule meaningful); max_megapixels stops at Pillow's own refusal to decode
+# (2 x its 89.5 MP decompression-bomb limit), so "never decoded: bombs" holds for every allowed value
+PARAMS = (
+    ParamSpec("min_longest_side", "int", DEFAULT.min_longest_side, "too-small below this longest side, px (GPIC: 256)",
+              low=1),
+    ParamSpec("max_aspect", "float", DEFAULT.max_aspect, "extreme-aspect above this longest/shortest side ratio",
+              low=1),
+    ParamSpec("max_megapixels", "float", DEFAULT.max_megapixels, "extreme-resolution above this many million "
+              "pixels (checked before decoding)", low=0, low_open=True, high=178),
+    ParamSpec("analysis_side", "int", DEFAULT.analysis_side, "longest side of the downscale the pixel statistics "
+              "use, px", low=16, high=4096),
+    ParamSpec("dark_level", "int", DEFAULT.dark_level, "luma at or below which a pixel is dark", low=0, high=255),
+    ParamSpec("bright_level", "int", DEFAULT.bright_level, "luma at or above which a pixel is blown out", low=0,
+              high=255),
+    ParamSpec("exposure_share", "float", DEFAULT.exposure_share, "share of dark (bright) pixels that makes an "
+              "image under- (over-) exposed", low=0, low_open=True, high=1),
+    ParamSpec("blank_std", "float", DEFAULT.blank_std, "blank below this luma (and every RGB channel's) std", low=0),
+    ParamSpec("blur_laplacian_var", "float", DEFAULT.blur_laplacian_var, "blur candidate below this Laplacian "
+              "variance", low=0),
+    ParamSpec("blur_edge_sharpness", "float", DEFAULT.blur_edge_sharpness, "blur when no edge is sharper than "
+              "this (p99.9 gradient / luma range)", low=0),
+    ParamSpec("blur_anisotropy", "float", DEFAULT.blur_anisotropy, "directional blur below this min/max gradient "
+              "energy ratio", low=0, high=1),
+    ParamSpec("reduced", "bool", True, "decode JPEGs at a reduced DCT scale (false: full decode, the reference)"),
+)
 
 
 def _empty_scores() -> dict[str, float]:
@@ -288,6 +314,7 @@ def check_image(data: bytes | None, t: QualityThresholds = DEFAULT, reduced: boo
     return pixel_reason(scores, t), scores
 
 
+@declare(*PARAMS)
 def quality_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
     """Stage ``quality``: one Decision per sample with a reason from ``REASONS`` and the ``SCORES`` as scores.
 
