@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -38,9 +39,33 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp_path, target)
         except OSError as exc:
             raise OutputError(f"{target}: cannot replace output ({exc.strerror or exc})") from None
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if out_of_space(exc):  # the disk (or quota, or file-size limit) is full: one line, nothing half-written
+            raise OutputError(f"{target}: cannot write output ({_why(exc)}); it was not replaced and earlier "
+                              "results are kept: free space and rerun to resume") from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Is this write error a full disk, an exhausted quota or a file-size limit (pyarrow reports some of them
+    only in its message)?"""
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return True
+    text = str(exc)
+    return any(os.strerror(code) in text or f"errno {code}]" in text for code in _FULL)
+
+
+def _why(exc: OSError) -> str:
+    code = exc.errno if exc.errno in _FULL else next(c for c in _FULL if os.strerror(c) in str(exc) or
+                                                        f"errno {c}]" in str(exc))
+    return os.strerror(code)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -64,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.paths or not args.out:
         raise UsageError("give the shards (PATH...) and --out DIR (or --list-params)")
-    summary = run_stage(args.name, args.paths, args.out, parse_params(args.param), engine=args.engine,
-                        scheduler=args.scheduler, workers=args.workers, force=args.force,
-                        progress=not args.no_progress and sys.stderr.isatty())
+    from gpic_lab.commands._signals import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # `kill` stops the workers too (see engine.backends)
+        summary = run_stage(args.name, args.paths, args.out, parse_params(args.param), engine=args.engine,
+                            scheduler=args.scheduler, workers=args.workers, force=args.force,
+                            progress=not args.no_progress and sys.stderr.isatty())
     width = max([len(r) for r in summary["reasons"]] + [6])
     print(f"{'reason':<{width}}  {'count':>8}  {'share':>7}")
     for reason, count in summary["reasons"].items():
