@@ -152,3 +152,18 @@ def test_member_names_with_control_characters_are_escaped(tmp_path: Path) -> Non
     lines = out.splitlines()
     assert len(lines) == 1 and "unsafe-member-name" in lines[0] and "\\n" in lines[0]
     assert not any(line.startswith("forged.tar") for line in lines)
+
+
+def test_control_characters_never_break_the_one_line_errors(tmp_path: Path) -> None:
+    from gpic_lab.errors import ShardError
+    from gpic_lab.fo.records import Selection, select
+
+    shard = crafted.control_name(tmp_path / "ctl.tar")
+    rc, _, err = cli(["dedup", str(shard), "-o", str(tmp_path / "d.parquet"), "--encoder", "dhash",
+                      "--cache", str(tmp_path / "cache")])
+    assert rc == 1 and "unsafe-member-name" in _one_line_error(err, "dedup")
+    with pytest.raises(ShardError) as exc:
+        select([str(shard)], Selection())
+    assert str(exc.value).isprintable() and "\\n" in str(exc.value)
+    rc, _, err = cli(["pack", str(shard), "--out", str(tmp_path / "p"), "--shards", "1"])
+    assert rc == 1 and "unsafe-member-name" in _one_line_error(err, "pack")
