@@ -82,19 +82,25 @@ def jpeg_luma(data: bytes, height: int, width: int, factor: int) -> np.ndarray |
     return arr[..., 0] if arr.ndim == 3 else arr
 
 
-def jpeg_damage(data: bytes) -> str | None:
-    """Why a JPEG's entropy-coded data is truncated or damaged (libjpeg's warning), or None when it is whole or
-    the bytes are not a JPEG this decoder reads. Decodes luma at 1/8 scale: the whole entropy-coded data is still
-    read, at a fraction of a full decode's cost."""
+def jpeg_check(data: bytes) -> tuple[bool, str | None]:
+    """(decoded, damage) of JPEG bytes: libjpeg-turbo decodes luma at 1/8 scale, which still reads and checks every
+    entropy-coded block of every component (only the inverse DCT is cheaper; it cannot fail), so a whole JPEG is
+    fully checked at ~2/3 of a full decode's cost. damage is libjpeg's warning for truncated or damaged data;
+    decoded is False when this decoder cannot read the file at all (not a JPEG, CMYK...): ask PIL then."""
     import simplejpeg
 
     if not data.startswith(b"\xff\xd8"):
-        return None
+        return False, None
     try:
         height, width = simplejpeg.decode_jpeg_header(data)[:2]
-        jpeg_luma(data, height, width, 8)
+        arr = jpeg_luma(data, height, width, 8)
     except CorruptJpegError as exc:
-        return str(exc)
+        return True, str(exc)
     except (ValueError, RuntimeError):
-        return None
-    return None
+        return False, None
+    return arr is not None, None
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """Why a JPEG's entropy-coded data is truncated or damaged (libjpeg's warning), or None (see `jpeg_check`)."""
+    return jpeg_check(data)[1]

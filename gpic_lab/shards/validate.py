@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from gpic_lab.core.images import jpeg_damage
+from gpic_lab.core.images import jpeg_check
 from gpic_lab.shards.reader import Problem, Sample, iter_entries, list_shards
 from gpic_lab.shards.schema import check_meta
 
@@ -84,12 +84,15 @@ def check_image(sample: Sample, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bo
                 if width * height > max_pixels:
                     return out + problem("too-many-pixels", f"{width}x{height} = {width * height} pixels > {max_pixels} (not decoded)")
                 if decode:
-                    img.load()
+                    # JPEGs: libjpeg's warnings too (Pillow decodes a JPEG cut and closed again with its end marker,
+                    # filling the rest with grey); one scaled decode checks every block, PIL decodes the rest
+                    decoded, damage = jpeg_check(sample.image) if found == "jpg" else (False, None)
+                    if damage:
+                        return out + problem("image-decode", damage)
+                    if not decoded:
+                        img.load()
         except Exception as exc:  # noqa: BLE001 — any decoder failure is a finding, never a crash
             return out + problem("image-decode", f"{type(exc).__name__}: {exc}")
-        damage = jpeg_damage(sample.image) if decode and found == "jpg" else None
-        if damage:  # Pillow decodes a JPEG cut and closed again with its end marker, filling the rest with grey
-            return out + problem("image-decode", damage)
     claimed = (sample.meta.get("img_width"), sample.meta.get("img_height"))
     if all(type(v) is int for v in claimed) and claimed != (width, height):
         out += problem("dims-mismatch", f"record says {claimed[0]}x{claimed[1]}, image is {width}x{height}")
