@@ -22,8 +22,9 @@ blur                 Laplacian variance < ``blur_laplacian_var`` and (edge      
 Pixel statistics are computed on the luma plane reduced by the largest power-of-two factor (1, 2, 4, 8: libjpeg's
 DCT scales) that keeps the longest side >= ``analysis_side``: exposure and variance from its 256-bin histogram,
 sharpness from a 4-neighbour Laplacian (gradient statistics only for blur candidates). With ``reduced=True``
-(default) JPEGs decode only their luma plane at that DCT scale (OpenCV's libjpeg-turbo; PIL ``draft`` when the
-file has no end marker, so truncated files still fail), so the statistics see almost the same pixels as the
+(default) JPEGs decode only their luma plane at that DCT scale (libjpeg-turbo through simplejpeg, its warnings
+checked, so data cut and closed again with an end marker fails; PIL ``draft`` when the file has no end marker, so
+truncated files still fail), so the statistics see almost the same pixels as the
 reference (``reduced=False``): a full-resolution PIL decode reduced by the same factor with a box filter.
 ``gpic-lab bench filters`` measures how often both give the same decision. Colour is decoded only for near-flat
 luma (to tell equal-luma colour patterns from blank frames).
