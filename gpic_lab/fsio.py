@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp_path = _new_temp(target)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write output ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -38,9 +37,45 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp_path, target)
         except OSError as exc:
             raise OutputError(f"{target}: cannot replace output ({exc.strerror or exc})") from None
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if out_of_space(exc):  # the disk (or quota, or file-size limit) is full: one line, nothing half-written
+            raise OutputError(f"{target}: cannot write output ({_why(exc)}); it was not replaced and earlier "
+                              "results are kept: free space and rerun to resume") from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _new_temp(target: Path) -> Path:
+    """An empty, new ``.<name>.<random>.tmp`` beside `target`, created with mode 0666 minus the umask (what any
+    new file gets; ``tempfile.mkstemp`` would make every output 0600, unreadable to the group and others)."""
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Is this write error a full disk, an exhausted quota or a file-size limit (pyarrow reports some of them
+    only in its message)?"""
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return True
+    text = str(exc)
+    return any(os.strerror(code) in text or f"errno {code}]" in text for code in _FULL)
+
+
+def _why(exc: OSError) -> str:
+    code = exc.errno if exc.errno in _FULL else next(c for c in _FULL if os.strerror(c) in str(exc) or
+                                                        f"errno {c}]" in str(exc))
+    return os.strerror(code)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

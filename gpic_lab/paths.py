@@ -6,16 +6,29 @@ import os
 from pathlib import Path
 
 
+def _package_checkout() -> Path | None:
+    """The checkout this package is imported from (an editable install or PYTHONPATH), or None when it is
+    installed elsewhere (site-packages)."""
+    candidate = Path(__file__).resolve().parents[1]
+    if (candidate / "pyproject.toml").is_file() and (candidate / "gpic_lab").is_dir():
+        return candidate
+    return None
+
+
+def _cwd_checkout() -> Path | None:
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pyproject.toml").is_file() and (candidate / "gpic_lab").is_dir():
+            return candidate
+    return None
+
+
 def project_root() -> Path:
     """The checkout root: $GPIC_LAB_ROOT, else the nearest parent of cwd holding gpic_lab/ and pyproject.toml."""
     env = os.environ.get("GPIC_LAB_ROOT")
     if env:
         return Path(env).resolve()
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file() and (candidate / "gpic_lab").is_dir():
-            return candidate
-    return here
+    return _cwd_checkout() or Path.cwd().resolve()
 
 
 def _root_env(var: str, default: str) -> Path:
@@ -58,8 +71,20 @@ def figures_root() -> Path:
 
 
 def state_root() -> Path:
-    """$GPIC_LAB_STATE or <root>/.state: FiftyOne DB, caches, tool config."""
-    return _root_env("GPIC_LAB_STATE", ".state")
+    """Where FiftyOne's database, caches, tiny models and tool config live: $GPIC_LAB_STATE; else <checkout>/.state
+    for the checkout around the working directory, or the one the package is imported from; else (an installed
+    package used outside any checkout) the user's $XDG_STATE_HOME/gpic-lab (default ~/.local/state/gpic-lab).
+    Never a directory per working directory: a run resumed from elsewhere finds the same state."""
+    value = os.environ.get("GPIC_LAB_STATE")
+    if value:
+        return Path(value).resolve()
+    env_root = os.environ.get("GPIC_LAB_ROOT")
+    checkout = Path(env_root).resolve() if env_root else _cwd_checkout() or _package_checkout()
+    if checkout is not None:
+        return checkout / ".state"
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return (base / "gpic-lab").resolve()
 
 
 def configure_environment() -> None:

@@ -142,7 +142,8 @@ def test_tiny_model_directory_features(tmp_path) -> None:
     assert np.abs(one[0] - one[4]).max() > 1e-3  # different images, different features
     # features use exactly the protocol preprocessing
     x = dinov2.preprocess(imgs[:1])
-    np.testing.assert_allclose(dinov2.features_from_tensor(model, x), one[:1], rtol=1e-6, atol=1e-6)
+    # batch 1 vs batch 2: float32 kernels block differently (as the batch-size check above)
+    np.testing.assert_allclose(dinov2.features_from_tensor(model, x), one[:1], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.gpu

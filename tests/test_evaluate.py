@@ -158,7 +158,8 @@ def test_cli_refstats_eval_fd(setup, capsys) -> None:
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     expect = fd.frechet_distance(st["mu"], st["sigma"], *fd.stats_from_features(st["embeddings"][:4]))
-    assert got["fd"] == pytest.approx(expect["fd"], rel=1e-9)
+    # rank-deficient covariances (4 float32-derived vectors): summation order (BLAS kernel, threads) moves sqrtm
+    assert got["fd"] == pytest.approx(expect["fd"], rel=1e-6)
     assert cli.main(["eval", str(gen), "--ref", str(root / "nope.npz")]) == 2
     err = capsys.readouterr().err
     assert "nope.npz" in err and "Traceback" not in err

@@ -34,8 +34,8 @@ def test_lab_lists_notebooks_and_kernel(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_lab_command_is_localhost_only_with_token() -> None:
-    cmd = lab.lab_command(ROOT, 9999, "abc")
-    assert "--ip=127.0.0.1" in cmd and "--IdentityProvider.token=abc" in cmd and "--no-browser" in cmd
+    cmd = lab.lab_command(ROOT, 9999)
+    assert "--ip=127.0.0.1" in cmd and "--no-browser" in cmd and lab.lab_env("abc")["JUPYTER_TOKEN"] == "abc"
     assert f"--MappingKernelManager.default_kernel_name={lab.KERNEL_NAME}" in cmd
 
 

@@ -72,7 +72,7 @@ def test_read_official_layout_and_embeddings_only(tmp_path) -> None:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(50, 6))
     mu, sigma = emb.mean(0), np.cov(emb, rowvar=False)
-    keys = np.array([f"{i:064x}" for i in range(50)], dtype=object)  # pickled object array, as some writers do
+    keys = np.array([f"{i:064x}" for i in range(50)])  # a string array (object arrays are refused: never unpickled)
     np.savez(tmp_path / "test_stats.npz", dino_mu=mu.astype(np.float32), dino_sigma=sigma, key=keys,
              tar_idx=np.arange(50) // 10)
     st = refstats.read_stats(tmp_path / "test_stats.npz")
@@ -176,7 +176,7 @@ def test_max_embeddings_keeps_all_images_in_stats(tiny_shards, tiny_model, tmp_p
     assert len(sub["keys"]) == 5 == len(sub["embeddings"]) == len(sub["tar_idx"]) and sub["n"] == 12
     np.testing.assert_allclose(sub["mu"], full["mu"], rtol=1e-10, atol=1e-12)
     for k, e in zip(sub["keys"].tolist(), sub["embeddings"], strict=True):
-        np.testing.assert_allclose(e, row[k], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(e, row[k], rtol=1e-5, atol=1e-6)  # float32 features: batches may differ
     side = json.loads(refstats.sidecar(tmp_path / "sub.npz").read_text())
     assert side["embeddings"]["rows"] == 5 and side["embeddings"]["of"] == 12
     parts = [refstats.build_refstats([s], tiny_model, tmp_path / "p", model_tag="m", partial=True, max_embeddings=3,
@@ -186,6 +186,6 @@ def test_max_embeddings_keeps_all_images_in_stats(tiny_shards, tiny_model, tmp_p
     assert merged["rows"] == 4 and len(set(st["keys"].tolist())) == 4 and st["n"] == 12
     np.testing.assert_allclose(st["mu"], full["mu"], rtol=1e-10, atol=1e-12)
     for k, e in zip(st["keys"].tolist(), st["embeddings"], strict=True):
-        np.testing.assert_allclose(e, row[k], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(e, row[k], rtol=1e-5, atol=1e-6)  # float32 features: batches may differ
     with pytest.raises(UsageError, match="max-embeddings"):
         refstats.merge_partials(parts, tmp_path / "m2.npz", max_embeddings=11, seed=2)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.engine.records import Decision
 from gpic_lab.errors import UsageError
 
@@ -294,6 +295,28 @@ def _caption_overrides(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return captions_by_key(caption_files([src] if isinstance(src, str) else list(src)))
 
 
+PARAMS = (
+    ParamSpec("sentences", "level-pairs", DEFAULT_PARAMS["sentences"], "sentences per caption [min, max] by level",
+              low=0, choices=("short", "medium", "long")),
+    ParamSpec("words", "level-pairs", DEFAULT_PARAMS["words"], "words per caption [min, max] by level", low=0,
+              choices=("tag", "short", "medium", "long")),
+    ParamSpec("tags", "pair", DEFAULT_PARAMS["tags"], "tags per tag caption [min, max]", low=0),
+    ParamSpec("tag_words", "pair", DEFAULT_PARAMS["tag_words"], "words per tag [min, max]", low=0),
+    ParamSpec("ngram", "int", DEFAULT_PARAMS["ngram"], "n-gram size of the repetition check", low=1, high=16),
+    ParamSpec("max_ngram_repeats", "int", DEFAULT_PARAMS["max_ngram_repeats"], "an n-gram seen this often is a "
+              "loop", low=1),
+    ParamSpec("min_distinct_ratio", "float", DEFAULT_PARAMS["min_distinct_ratio"], "distinct/total n-grams below "
+              "this is a loop", low=0, high=1),
+    ParamSpec("usable_std", "float", DEFAULT_PARAMS["usable_std"], "grey std above which an image is visible", low=0),
+    ParamSpec("usable_mean", "pair", DEFAULT_PARAMS["usable_mean"], "grey mean range of a visible image", 0, 255),
+    ParamSpec("duplicates", "choice", DEFAULT_PARAMS["duplicates"], "flag every image sharing a caption, or all "
+              "but the first", choices=("all", "extra")),
+    ParamSpec("captions", "paths", None, "captions parquet file(s) or caption output dirs overriding the records'",
+              nullable=True),
+)
+
+
+@declare(*PARAMS)
 def qc_stage(samples: list[Any], params: dict[str, Any]) -> list[Decision]:
     """Stage function (contract): one Decision per sample; reason = first failed rule, extras list them all.
 

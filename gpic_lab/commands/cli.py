@@ -9,7 +9,7 @@ import pkgutil
 import sys
 
 from gpic_lab import __version__
-from gpic_lab.errors import GpicError
+from gpic_lab.errors import GpicError, printable
 
 
 def _command_modules() -> list[str]:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except GpicError as exc:
-        print(f"gpic-lab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gpic-lab {args.command}: error: {printable(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"gpic-lab {args.command}: interrupted", file=sys.stderr)

@@ -28,10 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from gpic_lab.errors import printable
     from gpic_lab.pack.packer import pack
 
-    manifest = pack(args.inputs, args.out, args.shards, args.val, args.test, args.seed, args.val_shards,
-                    args.test_shards, args.captions, progress=sys.stderr.isatty())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = pack(args.inputs, args.out, args.shards, args.val, args.test, args.seed, args.val_shards,
+                        args.test_shards, args.captions, progress=sys.stderr.isatty())
+    for w in caught:  # e.g. decisions whose keys partly match no sample
+        print(f"gpic-lab pack: warning: {printable(w.message)}", file=sys.stderr)
     splits = ", ".join(f"{s} {v['samples']} in {v['shards']} shard(s)" for s, v in manifest["splits"].items())
     tiers = ", ".join(f"{t} {v['samples']} ({v['shards']} shard(s))" for t, v in manifest["tiers"].items())
     print(f"pack: {splits}; tiers: {tiers} -> {args.out}/manifest.json", file=sys.stderr)

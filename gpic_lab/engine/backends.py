@@ -69,21 +69,68 @@ def _local(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, label: 
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending = {pool.submit(fn, item): item for item in items}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+    pending = {pool.submit(fn, item): item for item in items}
+    completed = False
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                item = pending.pop(future)
+                try:
+                    yield item, future.result()
+                except BrokenProcessPool as exc:
+                    raise GpicError(f"{label(item)}: a worker process died ({exc}); finished shards are kept, "
+                                    "rerun the same command to resume") from None
+        completed = True
+    finally:
+        if not completed:  # an error, Ctrl-C or SIGTERM: stop the workers now instead of letting them finish
+            _terminate(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def die_with_parent(main_pid: int) -> None:
+    """Worker initializer: a daemon thread ends this worker (``os._exit``) as soon as the main process is gone, so
+    a killed ``gpic-lab stage`` leaves no worker finishing shards into its --out. (The kernel's parent-death signal
+    does not help here: a forkserver worker's parent is the forkserver, which outlives the main process while any
+    worker holds its pipe; once the workers are gone the forkserver and the resource tracker see EOF and exit.)"""
+    import threading
+
+    threading.Thread(target=_watch, args=(main_pid,), name="gpic-lab-parent-watch", daemon=True).start()
+
+
+def _watch(main_pid: int) -> None:
+    import select
+    import time
+
+    try:
+        fd = os.pidfd_open(main_pid)  # Linux >= 5.3: readable once the process has exited
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os._exit(1)
+    while True:  # elsewhere: poll
+        time.sleep(0.5)
         try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    item = pending.pop(future)
-                    try:
-                        yield item, future.result()
-                    except BrokenProcessPool as exc:
-                        raise GpicError(f"{label(item)}: a worker process died ({exc}); finished shards are kept, "
-                                        "rerun the same command to resume") from None
-        finally:
-            for future in pending:
-                future.cancel()
+            os.kill(main_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
+
+
+def _terminate(pool: Any) -> None:
+    """Kill a ProcessPoolExecutor's workers (``terminate_workers`` arrives only in Python 3.14; this reads the
+    private process table, the same one it uses)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        if process.is_alive():
+            process.terminate()
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.join(timeout=5)
 
 
 def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None, workers: int, gpu: bool,

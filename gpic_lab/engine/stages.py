@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.errors import GpicError, UsageError
 
 REGISTRY: dict[str, str] = {
@@ -78,6 +79,8 @@ def params_digest(name: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@declare(ParamSpec("require_caption", "bool", True, "require caption and caption_type (false for collected, "
+                                                   "not yet captioned shards)"))
 def schema_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
     """Stage ``schema``: drop records whose JSON breaks GPIC's schema (reason ``schema-invalid``, extra ``detail``).
 
@@ -135,9 +138,26 @@ def _finished_marker(marker: Path, name: str, digest: str) -> dict[str, Any] | N
     """The marker's content when this shard was already finished with this stage and params, else None."""
     try:
         recorded = json.loads(marker.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(recorded, dict):
         return None
     return recorded if recorded.get("stage") == name and recorded.get("params") == digest else None
+
+
+def read_marker(marker: Path) -> dict[str, Any] | None:
+    """A done-marker's content (None when there is none); UsageError naming it when it is not a marker file."""
+    if not marker.exists() and not marker.is_symlink():
+        return None
+    try:
+        recorded = json.loads(marker.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        why = "a directory" if marker.is_dir() else f"unreadable ({type(exc).__name__})"
+        recorded = why
+    if not isinstance(recorded, dict):
+        why = recorded if isinstance(recorded, str) else f"JSON {type(recorded).__name__}, not a marker"
+        raise UsageError(f"{marker}: not a done-marker ({why}); remove it to recompute that shard, or use a new --out")
+    return recorded
 
 
 def _check_one_per_sample(shard: str, samples: list[Any], decisions: list[Any]) -> None:
@@ -154,8 +174,8 @@ def _pending(name: str, shards: list[str], out: Path, digest: str, force: bool) 
     todo = []
     for shard in shards:
         marker = out / "done" / f"{shard_stem(shard)}.done"
-        if marker.exists() and not force:
-            recorded = json.loads(marker.read_text())
+        recorded = read_marker(marker)  # UsageError for a corrupt marker or a directory, with or without --force
+        if recorded is not None and not force:
             if recorded.get("params") != digest or recorded.get("stage") != name:
                 raise UsageError(f"{out}: holds results of stage {recorded.get('stage')!r} with other params "
                                  f"(marker {marker.name}); use a new --out or --force")
@@ -179,9 +199,10 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
         progress: a tqdm bar on stderr.
     """
     from gpic_lab.engine.backends import map_tasks
+    from gpic_lab.engine.params import check, specs_of
 
-    resolve(name)  # fail fast on an unknown stage, before any worker starts
-    params = dict(params or {})
+    fn = resolve(name)  # fail fast on an unknown stage or bad params, before any shard is read or worker starts
+    params = check(name, specs_of(fn), dict(params or {}))
     shards = unique_shards(paths)
     stems = [shard_stem(s) for s in shards]
     if len(set(stems)) != len(stems):
@@ -221,7 +242,7 @@ def merge(name: str, shards: list[str], out: Path, params: Mapping[str, Any], di
     from gpic_lab.engine.records import reason_counts
     from gpic_lab.fsio import atomic_path, write_json_atomic, write_parquet_atomic
 
-    frames = [pd.read_parquet(out / "shards" / f"{shard_stem(s)}.parquet") for s in shards]
+    frames = [_shard_frame(out, s) for s in shards]
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=["key", "shard", "stage", "keep", "reason", "license", "license_family", "source"])
     frame, duplicate_keys = one_row_per_key(frame)
@@ -236,6 +257,18 @@ def merge(name: str, shards: list[str], out: Path, params: Mapping[str, Any], di
                "reasons": dict(zip(reasons["reason"], reasons["count"].astype(int), strict=True))}
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def _shard_frame(out: Path, shard: str) -> Any:
+    """One finished shard's decisions; GpicError (one line) when the file behind its marker is gone or damaged."""
+    import pandas as pd
+
+    path = out / "shards" / f"{shard_stem(shard)}.parquet"
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a missing or damaged file
+        raise GpicError(f"{path}: unreadable decisions of a finished shard ({type(exc).__name__}); remove "
+                        f"done/{shard_stem(shard)}.done to recompute it, or rerun with --force") from None
 
 
 def one_row_per_key(frame: Any, prefer_kept: bool = False) -> tuple[Any, int]:

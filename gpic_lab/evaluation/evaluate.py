@@ -103,7 +103,7 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
     if sp.suffix == ".npz" and sp.is_file():
         with open_npz(sp) as data:
             if "dino_embeddings" in data.files:
-                pre = np.asarray(data["dino_embeddings"], np.float64)
+                pre = data.numeric("dino_embeddings")
     t0 = time.perf_counter()
     if pre is not None:
         feats, keys = pre, [str(i) for i in range(len(pre))]

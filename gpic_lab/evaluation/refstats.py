@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gpic_lab.core.npz import load_member, open_npz
+from gpic_lab.core.npz import open_npz
 from gpic_lab.errors import GpicError, UsageError
 
 PREPROCESS_TAG = "crop-pilbicubic256-stretch224-imagenet"
@@ -36,24 +36,32 @@ def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: stats file not found")
-    with open_npz(p) as data:
+    with open_npz(p) as data:  # never unpickles: object arrays and mistyped members are one-line UsageErrors
         names = set(data.files)
-        emb = load_member(data, "dino_embeddings", p).astype(np.float64) if "dino_embeddings" in names else None
+        emb = data.numeric("dino_embeddings") if "dino_embeddings" in names else None
+        if emb is not None and emb.ndim != 2:
+            raise UsageError(f"{p}: dino_embeddings has shape {emb.shape}, expected [N, dim]")
         if {"dino_mu", "dino_sigma"} <= names:
-            mu = load_member(data, "dino_mu", p).astype(np.float64)
-            sigma = load_member(data, "dino_sigma", p).astype(np.float64)
+            mu, sigma = data.numeric("dino_mu"), data.numeric("dino_sigma")
         elif emb is not None:
             from gpic_lab.evaluation.fd import stats_from_features
 
             mu, sigma = stats_from_features(emb)
         else:
             raise UsageError(f"{p}: holds neither dino_mu+dino_sigma nor dino_embeddings (members: {sorted(names)})")
-        keys = load_member(data, "key", p).astype(str) if "key" in names else None
-        tar_idx = load_member(data, "tar_idx", p) if "tar_idx" in names else None
-        n = int(load_member(data, "n", p)) if "n" in names else (len(emb) if emb is not None else None)
+        keys = data.text("key") if "key" in names else None
+        tar_idx = data.integers("tar_idx") if "tar_idx" in names else None
+        n = _count(data) if "n" in names else (len(emb) if emb is not None else None)
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise UsageError(f"{p}: dino_mu {mu.shape} and dino_sigma {sigma.shape} are inconsistent")
     return {"mu": mu, "sigma": sigma, "embeddings": emb, "keys": keys, "tar_idx": tar_idx, "n": n, "path": str(p)}
+
+
+def _count(data: Any) -> int:
+    n = data.integers("n")
+    if n.size != 1 or int(n.reshape(-1)[0]) < 0:
+        raise UsageError(f"{data.path}: member 'n' must be one non-negative integer, got shape {n.shape}")
+    return int(n.reshape(-1)[0])
 
 
 def write_stats(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray, n: int,
@@ -293,9 +301,10 @@ def _load_partial(p: Path) -> tuple[Any, list[str], list[int], np.ndarray | None
     with open_npz(p) as data:
         if not {"n", "sum", "outer", "key", "tar_idx"} <= set(data.files):
             raise UsageError(f"{p}: not a partial stats file (members: {sorted(data.files)})")
-        stats = RunningStats.from_dict({"n": data["n"], "sum": data["sum"], "outer": data["outer"]})
-        emb = np.asarray(data["dino_embeddings"]) if "dino_embeddings" in data.files else None
-        return stats, data["key"].astype(str).tolist(), data["tar_idx"].tolist(), emb, json.loads(side.read_text())
+        stats = RunningStats.from_dict({"n": data.integers("n"), "sum": data.numeric("sum"),
+                                        "outer": data.numeric("outer")})
+        emb = data.numeric("dino_embeddings").astype(np.float32) if "dino_embeddings" in data.files else None
+        return stats, data.text("key").tolist(), data.integers("tar_idx").tolist(), emb, json.loads(side.read_text())
 
 
 def _pick_rows(loaded: list[Any], max_embeddings: int | None, seed: int) -> list[np.ndarray]:

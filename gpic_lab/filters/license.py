@@ -6,9 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpic_lab.core.licenses import check_flags, check_record, normalize
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.shards.provenance import provenance_reader
 
 
+@declare(ParamSpec("require_attribution", "bool", True, "drop samples without an attribution "
+                                                        "(attribution-missing)"),
+         ParamSpec("check_url", "bool", True, "check license_url against the license (license-url-*)"),
+         ParamSpec("provenance", "bool", True, "for collected shards, also apply the Commons license flags kept in "
+                                               "their provenance table (NonFree, Restrictions, Copyrighted)"),
+         ParamSpec("allow_restrictions", "bool", False, "keep files whose only problem is a Commons Restrictions "
+                                                        "flag (license-restricted)"))
 def license_stage(samples: list[Any], params: Mapping[str, Any] | None = None) -> list[Any]:
     """Stage `license`: keep samples with a permissive license, a non-empty attribution and a matching URL.
 

@@ -22,8 +22,9 @@ blur                 Laplacian variance < ``blur_laplacian_var`` and (edge      
 Pixel statistics are computed on the luma plane reduced by the largest power-of-two factor (1, 2, 4, 8: libjpeg's
 DCT scales) that keeps the longest side >= ``analysis_side``: exposure and variance from its 256-bin histogram,
 sharpness from a 4-neighbour Laplacian (gradient statistics only for blur candidates). With ``reduced=True``
-(default) JPEGs decode only their luma plane at that DCT scale (OpenCV's libjpeg-turbo; PIL ``draft`` when the
-file has no end marker, so truncated files still fail), so the statistics see almost the same pixels as the
+(default) JPEGs decode only their luma plane at that DCT scale (libjpeg-turbo through simplejpeg, its warnings
+checked, so data cut and closed again with an end marker fails; PIL ``draft`` when the file has no end marker, so
+truncated files still fail), so the statistics see almost the same pixels as the
 reference (``reduced=False``): a full-resolution PIL decode reduced by the same factor with a box filter.
 ``gpic-lab bench filters`` measures how often both give the same decision. Colour is decoded only for near-flat
 luma (to tell equal-luma colour patterns from blank frames).
@@ -39,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from gpic_lab.core.images import to_8bit
+from gpic_lab.core.images import CorruptJpegError, jpeg_damage, jpeg_luma, open_header, to_8bit
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.errors import UsageError
 
 REASONS = ("undecodable", "too-small", "extreme-aspect", "extreme-resolution", "underexposed", "overexposed",
@@ -98,6 +100,31 @@ class QualityThresholds:
 
 
 DEFAULT = QualityThresholds()
+# ranges: OUR ASSUMPTION (what keeps each rule meaningful); max_megapixels stops at Pillow's own refusal to decode
+# (2 x its 89.5 MP decompression-bomb limit), so "never decoded: bombs" holds for every allowed value
+PARAMS = (
+    ParamSpec("min_longest_side", "int", DEFAULT.min_longest_side, "too-small below this longest side, px (GPIC: 256)",
+              low=1),
+    ParamSpec("max_aspect", "float", DEFAULT.max_aspect, "extreme-aspect above this longest/shortest side ratio",
+              low=1),
+    ParamSpec("max_megapixels", "float", DEFAULT.max_megapixels, "extreme-resolution above this many million "
+              "pixels (checked before decoding)", low=0, low_open=True, high=178),
+    ParamSpec("analysis_side", "int", DEFAULT.analysis_side, "longest side of the downscale the pixel statistics "
+              "use, px", low=16, high=4096),
+    ParamSpec("dark_level", "int", DEFAULT.dark_level, "luma at or below which a pixel is dark", low=0, high=255),
+    ParamSpec("bright_level", "int", DEFAULT.bright_level, "luma at or above which a pixel is blown out", low=0,
+              high=255),
+    ParamSpec("exposure_share", "float", DEFAULT.exposure_share, "share of dark (bright) pixels that makes an "
+              "image under- (over-) exposed", low=0, low_open=True, high=1),
+    ParamSpec("blank_std", "float", DEFAULT.blank_std, "blank below this luma (and every RGB channel's) std", low=0),
+    ParamSpec("blur_laplacian_var", "float", DEFAULT.blur_laplacian_var, "blur candidate below this Laplacian "
+              "variance", low=0),
+    ParamSpec("blur_edge_sharpness", "float", DEFAULT.blur_edge_sharpness, "blur when no edge is sharper than "
+              "this (p99.9 gradient / luma range)", low=0),
+    ParamSpec("blur_anisotropy", "float", DEFAULT.blur_anisotropy, "directional blur below this min/max gradient "
+              "energy ratio", low=0, high=1),
+    ParamSpec("reduced", "bool", True, "decode JPEGs at a reduced DCT scale (false: full decode, the reference)"),
+)
 
 
 def _empty_scores() -> dict[str, float]:
@@ -105,9 +132,9 @@ def _empty_scores() -> dict[str, float]:
 
 
 def _header(data: bytes) -> Any:
-    from PIL import Image
-
-    return Image.open(io.BytesIO(data))
+    """The header only, without Pillow's decompression-bomb check: `geometry_reason` refuses what is too large
+    before anything is decoded, so a bomb is ``extreme-resolution``, not ``undecodable``."""
+    return open_header(data)
 
 
 def geometry_reason(width: int, height: int, t: QualityThresholds, scores: dict[str, float]) -> str | None:
@@ -152,16 +179,14 @@ def _scaled(im: Any, mode: str, side: int, reduced: bool) -> tuple[Any, int]:
 
 
 def _cv2_luma(data: bytes, fmt: str | None, width: int, height: int, factor: int) -> np.ndarray | None:
-    """Grayscale at 1/factor through OpenCV's libjpeg-turbo DCT-scaled decode (JPEG only: PNG has no reduced decode
-    and PIL decodes it as fast). None when it does not apply: not a JPEG, factor 1, no EOI marker at the end
-    (truncated files must fail in PIL's strict decoder) or an unexpected size."""
-    import cv2
-
+    """Grayscale at 1/factor through libjpeg-turbo's DCT-scaled decode (simplejpeg: the same pixels as OpenCV's
+    IMREAD_REDUCED_GRAYSCALE_N, measured bit-identical, plus libjpeg's warnings, so a JPEG cut and closed again
+    with its end marker raises CorruptJpegError instead of decoding grey). JPEG only: PNG has no reduced decode and
+    PIL decodes it as fast. None when it does not apply: not a JPEG, factor 1, no EOI marker at the end (truncated
+    files must fail in PIL's strict decoder) or an unexpected size."""
     if fmt != "JPEG" or factor == 1 or not data[-16:].rstrip(b"\0").endswith(b"\xff\xd9"):
         return None
-    flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    arr = jpeg_luma(data, height, width, factor)
     return arr if arr is not None and arr.shape == (-(-height // factor), -(-width // factor)) else None
 
 
@@ -184,6 +209,10 @@ def analysis_luma(im: Any, side: int, reduced: bool = True, data: bytes | None =
                 arr = cv2.resize(arr, (max(1, round(arr.shape[1] * f)), max(1, round(arr.shape[0] * f))),
                                  interpolation=cv2.INTER_AREA)
             return arr, 1.0 / factor
+    if im.format == "JPEG" and data is not None:  # PIL fills damaged entropy-coded data with grey: ask libjpeg
+        damage = jpeg_damage(data)
+        if damage:
+            raise CorruptJpegError(damage)
     out, _factor = _scaled(im, "L", side, reduced)
     return np.asarray(out), (im.size[0] / width if im.size[0] else 1.0)
 
@@ -286,6 +315,7 @@ def check_image(data: bytes | None, t: QualityThresholds = DEFAULT, reduced: boo
     return pixel_reason(scores, t), scores
 
 
+@declare(*PARAMS)
 def quality_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
     """Stage ``quality``: one Decision per sample with a reason from ``REASONS`` and the ``SCORES`` as scores.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.errors import GpicError, UsageError
 
 STAND_IN = "nudenet-320n (CPU stand-in for the Qwen3-VL safety judge; nudity only)"
@@ -98,6 +99,11 @@ def _params(params: dict[str, Any] | None) -> dict[str, Any]:
     return {**merged, "threshold": threshold, "batch_size": batch, "threads": threads}
 
 
+@declare(ParamSpec("threshold", "float", DEFAULTS["threshold"], "drop when a NudeNet exposed-class score reaches "
+                   "this", low=0, high=1),
+         ParamSpec("batch_size", "int", DEFAULTS["batch_size"], "images per ONNX run", low=1, high=4096),
+         ParamSpec("threads", "int", DEFAULTS["threads"], "onnxruntime intra-op threads per worker", low=1, high=256),
+         ParamSpec("model_path", "path", None, "NudeNet ONNX model (default: the wheel's 320n.onnx)", nullable=True))
 def safety_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
     """Stage ``safety-cpu``: drop ``unsafe-nudity`` (NudeNet stand-in) or ``undecodable``; one Decision per sample.
 

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gpic_lab.engine.params import ParamSpec, declare
 from gpic_lab.errors import GpicError, UsageError
 
 QUALITY_FIELDS = {"BLANK": "blank", "BLURRY": "blur", "DARK": "underexposed", "BRIGHT": "overexposed",
@@ -174,6 +175,22 @@ def decide(answers: dict[str, str], unparseable: str = "drop") -> tuple[str | No
     return None, scores
 
 
+@declare(ParamSpec("model", "str", DEFAULTS["model"], "local model dir or hub id in the HF cache"),
+         ParamSpec("device", "str", None, "torch device (default: cuda when present, else cpu)", nullable=True),
+         ParamSpec("dtype", "choice", None, "weights dtype (default: bfloat16 on CUDA, float32 on CPU)",
+                   choices=("bfloat16", "float16", "float32"), nullable=True),
+         ParamSpec("batch_size", "int", DEFAULTS["batch_size"], "images per generate call", low=1, high=4096),
+         ParamSpec("checks", "choices", DEFAULTS["checks"], "which judgements to ask", choices=tuple(PARSERS)),
+         ParamSpec("min_pixels", "int", None, "processor min_pixels (default: the processor's)", low=1,
+                   nullable=True),
+         ParamSpec("max_pixels", "int", DEFAULTS["max_pixels"], "processor max_pixels", low=1),
+         ParamSpec("max_new_tokens_quality", "int", DEFAULTS["max_new_tokens_quality"], "answer length, quality",
+                   low=1, high=4096),
+         ParamSpec("max_new_tokens_safety", "int", DEFAULTS["max_new_tokens_safety"], "answer length, safety", low=1,
+                   high=4096),
+         ParamSpec("unparseable", "choice", DEFAULTS["unparseable"], "what an answer that does not parse does",
+                   choices=("drop", "keep")),
+         ParamSpec("one_pass", "bool", DEFAULTS["one_pass"], "ask both checks in one generation"))
 def judge_stage(samples: list[Any], params: dict[str, Any] | None = None) -> list[Any]:
     """Stage ``vlm-judge``: one Decision per sample (reasons above; raw answers and prompt versions as extras).
 

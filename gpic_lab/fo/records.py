@@ -258,7 +258,7 @@ def load_embeddings(path: str | os.PathLike[str]) -> dict[str, Any]:
         with open_npz(p) as z:
             if "keys" not in z or "embeddings" not in z:
                 raise UsageError(f"{p}: an embeddings .npz needs arrays 'keys' and 'embeddings'")
-            keys, vectors = z["keys"], z["embeddings"]
+            keys, vectors = z.text("keys"), z.numeric("embeddings")  # never unpickled
         if len(keys) != len(vectors):
             raise UsageError(f"{p}: {len(keys)} keys but {len(vectors)} embeddings")
         return {str(k): np.asarray(v, dtype=np.float32) for k, v in zip(keys, vectors, strict=True)}

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from gpic_lab.core.images import JPEG_DAMAGE, CorruptJpegError
+
 
 @dataclass(frozen=True, slots=True)
 class CropParams:
@@ -56,11 +58,27 @@ def _decode_fast(data: bytes, need_short_side: int) -> np.ndarray | None:
         return None
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-        d = _simd_scale(min(height, width), need_short_side)
+    except (ValueError, RuntimeError):
+        return None  # let PIL say what is wrong
+    _refuse_bomb(width, height)
+    d = _simd_scale(min(height, width), need_short_side)
+    try:
         return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=True, fastupsample=True,
                                       min_height=-(-height // d), min_width=-(-width // d))
-    except (ValueError, RuntimeError):
+    except (ValueError, RuntimeError) as exc:
+        if any(w in str(exc).lower() for w in JPEG_DAMAGE):  # PIL would fill the missing data with grey
+            raise CorruptJpegError(f"corrupt JPEG data ({exc})") from None
         return None  # CMYK and other unusual JPEGs: fall back to PIL
+
+
+def _refuse_bomb(width: int, height: int) -> None:
+    """Pillow's own decompression-bomb refusal, applied before simplejpeg allocates the decoded image."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:
+        raise Image.DecompressionBombError(f"Image size ({width * height} pixels) exceeds limit of {2 * limit} "
+                                           "pixels, could be decompression bomb DOS attack.")
 
 
 def _decode_pil(data: bytes) -> np.ndarray:

@@ -135,7 +135,9 @@ class BatchDecoder:
 
 
 def _or_none(fn: Callable[[Any], Any], arg: Any) -> Any:
+    from PIL.Image import DecompressionBombError
+
     try:
         return fn(arg)
-    except (OSError, ValueError, RuntimeError, SyntaxError):
+    except (OSError, ValueError, RuntimeError, SyntaxError, DecompressionBombError):
         return None

@@ -163,11 +163,16 @@ def iter_slot(cfg: StreamConfig, epoch: int, slot: int, slots: int, skip: int = 
     units = slot_units(plan_units(cfg.shards, slots, epoch, cfg.seed), slot, slots)
     raw = (s for unit in units for s in _iter_unit(unit, cfg, stats))
     stream = _shuffled(raw, max(1, cfg.shuffle_buffer), np.random.default_rng([cfg.seed, epoch, slot, 1]))
+    from PIL.Image import DecompressionBombError
+
     for index, sample in enumerate(stream):
         if index < skip:
             continue
         try:
             image = cfg.transform(sample.image, np.random.default_rng([cfg.seed, epoch, slot, index, 2]))
+        except DecompressionBombError as exc:  # not an OSError: it would escape on_corrupt="skip"
+            _corrupt(cfg, stats, "too-many-pixels", f"{sample.shard}:{sample.key}.{sample.image_ext} ({exc})")
+            continue
         except (OSError, ValueError, SyntaxError) as exc:
             _corrupt(cfg, stats, "image-decode", f"{sample.shard}:{sample.key}.{sample.image_ext} ({exc})")
             continue

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import UsageError
+from gpic_lab.errors import UsageError, printable
 
 FORMAT = "gpic-lab-manifest/1"
 CHUNK = 1 << 20
@@ -110,7 +111,7 @@ class VerifyProblem:
     message: str
 
     def line(self) -> str:
-        return f"{self.file}: {self.code}: {self.message}"
+        return f"{printable(self.file)}: {self.code}: {printable(self.message)}"
 
 
 def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -119,20 +120,38 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if p.is_dir():
         p = p / "manifest.json"
     try:
-        manifest = json.loads(p.read_text())
+        manifest = json.loads(p.read_text("utf-8"))
     except FileNotFoundError as exc:
         raise UsageError(f"{p}: manifest not found") from exc
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise UsageError(f"{p}: unreadable manifest ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{p}: not a JSON manifest ({exc})") from exc
+    except RecursionError:
+        raise UsageError(f"{p}: not a JSON manifest (nested too deeply)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("shards"), list):
         raise UsageError(f"{p}: not a {FORMAT} manifest")
     for i, entry in enumerate(manifest["shards"]):
-        if not isinstance(entry, dict) or not {"file", "bytes", "sha256"} <= entry.keys():
-            raise UsageError(f"{p}: shards[{i}] is not an entry with file, bytes and sha256")
-        name = Path(str(entry["file"]))
-        if name.is_absolute() or ".." in name.parts:  # a downloaded manifest must not point outside its root
-            raise UsageError(f"{p}: shards[{i}]: unsafe file name {entry['file']!r}")
+        _check_entry(p, i, entry)
     return manifest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_entry(p: Path, i: int, entry: Any) -> None:
+    """One shards[] entry: file a safe relative path, bytes a non-negative int, sha256 64 hex characters."""
+    if not isinstance(entry, dict) or not {"file", "bytes", "sha256"} <= entry.keys():
+        raise UsageError(f"{p}: shards[{i}] is not an entry with file, bytes and sha256")
+    if not isinstance(entry["file"], str) or not entry["file"]:
+        raise UsageError(f"{p}: shards[{i}]: file must be a relative path string")
+    name = Path(entry["file"])
+    if name.is_absolute() or ".." in name.parts:  # a downloaded manifest must not point outside its root
+        raise UsageError(f"{p}: shards[{i}]: unsafe file name {entry['file']!r}")
+    if type(entry["bytes"]) is not int or entry["bytes"] < 0:
+        raise UsageError(f"{p}: shards[{i}]: bytes must be a non-negative integer, got {entry['bytes']!r}")
+    if not isinstance(entry["sha256"], str) or not _SHA256.fullmatch(entry["sha256"]):
+        raise UsageError(f"{p}: shards[{i}]: sha256 must be 64 lowercase hex characters")
 
 
 def verify(manifest_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,

@@ -26,6 +26,8 @@ from typing import Any
 from gpic_lab.caption.store import caption_files, captions_by_key
 from gpic_lab.errors import GpicError, UsageError, exception_line
 from gpic_lab.fsio import read_parquet
+from gpic_lab.pack import guards
+from gpic_lab.pack.inputs import check_keys, load_drops
 
 TIER_FRACTIONS = {"nano": 0.01, "lite": 0.10, "full": 1.0}
 SPLIT_PREFIX = {"train": "gpic_train", "val": "gpic_val", "test": "gpic_test"}
@@ -100,18 +102,6 @@ def _classify_parquet(p: Path, out: PackInputs) -> None:
         raise UsageError(f"{p}: parquet is neither decisions (key, stage, keep), captions nor a catalog (key, shard)")
 
 
-def load_drops(decision_paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
-    """key -> [(stage, reason)] for every dropped key; and the stages applied."""
-    drops: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    stages: set[str] = set()
-    for path in decision_paths:
-        frame = read_parquet(path, columns=["key", "stage", "keep", "reason"])
-        stages.update(frame["stage"].astype(str).unique())
-        for key, stage, reason in frame.loc[~frame["keep"].astype(bool), ["key", "stage", "reason"]].itertuples(index=False):
-            drops[key].append((str(stage), str(reason or "dropped")))
-    return drops, sorted(stages)
-
-
 def _quotas(strata: dict[tuple[str, str], list[str]], total: int, n: int) -> dict[tuple[str, str], int]:
     """Largest-remainder allocation of n over strata proportional to their sizes."""
     raw = {s: n * len(keys) / total for s, keys in strata.items()}
@@ -147,7 +137,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
 
     if n_shards < 1 or val_shards < 1 or test_shards < 1:
         raise UsageError("--shards, --val-shards and --test-shards must be >= 1")
-    drops, stages = load_drops(inputs.decisions)
+    drops, stages, decision_keys = load_drops(inputs.decisions)  # strict types: UsageError before any write
     captions = captions_by_key(inputs.captions)
     meta: dict[str, dict[str, Any]] = {}
     location: dict[str, Any] = {}
@@ -174,6 +164,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
             location[s.key] = None
             continue
         meta[s.key], location[s.key] = record, s
+    check_keys(decision_keys, location)  # a table matching no sample is an error, a partial match a warning
     location = {k: v for k, v in location.items() if v is not None}
     strata: dict[tuple[str, str], list[str]] = defaultdict(list)
     for key, record in meta.items():
@@ -293,19 +284,17 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     inputs = classify_inputs(paths)
     inputs.captions += caption_files(captions)
     out = Path(out_dir)
-    inside = [s for s in inputs.shards if Path(s).resolve().is_relative_to(out.resolve())]
-    if inside:  # the pack would overwrite or delete (as stale) the very shards it reads
-        raise UsageError(f"source shard {inside[0]} lies inside --out {out}; choose an output directory apart "
-                         "from the inputs")
-    stale = [p for p in out.glob("*/gpic_*.tar")] if out.is_dir() else []
+    guards.check_sizes(val=n_val, test=n_test)
+    guards.check_sources(out, inputs.shards)  # neither reads its own output nor overwrites its sources
+    owned = guards.owned_files(out)  # only shards an earlier pack there wrote may be replaced or removed
     plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
+    guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
+                              for i in range(len(shards))))
     entries = write_plan(plan, out, progress)
-    written = {str(out / e["file"]) for e in entries}
-    for p in stale:  # shards of an earlier, larger pack would be picked up by readers of OUT
-        if str(p) not in written:
-            p.unlink()
+    guards.finish(out, owned, {e["file"] for e in entries})  # an earlier, larger pack's extra shards
     manifest = build_manifest(entries, plan, seed, n_shards)
     write_outputs(out, manifest, build_datasheet(plan, entries, seed))
+    guards.done(out)
     return manifest
 
 

@@ -46,14 +46,21 @@ def ensure_kernel() -> Path:
     return spec_dir
 
 
-def lab_command(root: Path, port: int, token: str, open_path: str = "notebooks") -> list[str]:
-    """The `jupyter lab` command line: localhost only, no browser, token auth, opened on `open_path`."""
+def lab_command(root: Path, port: int, open_path: str = "notebooks") -> list[str]:
+    """The `jupyter lab` command line: localhost only, no browser, opened on `open_path`. The token is not on it
+    (any local user can read a command line through `ps`): it travels in the environment (`lab_env`), which only
+    the user who started the server can read."""
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--port-retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+           "--port-retries=0", f"--ServerApp.root_dir={root}",
            f"--LabApp.default_url=/lab/tree/{open_path}", f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     return cmd
+
+
+def lab_env(token: str) -> dict[str, str]:
+    """This process's environment plus JUPYTER_TOKEN, where jupyter_server reads its token from."""
+    return {**os.environ, "JUPYTER_TOKEN": token}
 
 
 def new_token() -> str:
@@ -65,8 +72,8 @@ def start(root: Path, port: int, token: str, log: Path | None = None) -> subproc
     """Start JupyterLab in its own process group (so `stop` also ends its kernels)."""
     ensure_kernel()
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns the handle
-    return subprocess.Popen(lab_command(root, port, token), cwd=root, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(lab_command(root, port), cwd=root, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True, env=lab_env(token))
 
 
 def wait_ready(port: int, token: str, timeout: float = 90.0, proc: subprocess.Popen[bytes] | None = None) -> dict:

@@ -12,6 +12,8 @@ from typing import Any
 
 from gpic_lab.errors import UsageError
 
+MAX_VALUE_CHARS = 1 << 20  # a -p value longer than this is refused before parsing (OUR ASSUMPTION: parameters are
+# paths, numbers and short lists; the Python parser can exhaust memory or recursion on a long expression)
 TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
 
 
@@ -94,22 +96,30 @@ def _is_type(value: Any, typ: type) -> bool:
     return type(value) is typ
 
 
+def _shown(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 def coerce(param: Param, raw: Any) -> Any:
     """A CLI string (or an already-typed value) as the parameter's type; UsageError when it is not one."""
+    if isinstance(raw, str) and len(raw) > MAX_VALUE_CHARS:
+        raise UsageError(f"parameter {param.name!r}: value of {len(raw)} characters (limit {MAX_VALUE_CHARS})")
     if not isinstance(raw, str) or param.type is str:
         value = raw
     elif param.type is bool:
         lowered = raw.strip().lower()
         if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise UsageError(f"parameter {param.name!r} expects a bool (true/false), got {raw!r}")
+            raise UsageError(f"parameter {param.name!r} expects a bool (true/false), got {_shown(raw)}")
         value = lowered in ("true", "1", "yes")
     else:
         try:
             value = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            raise UsageError(f"parameter {param.name!r} expects a {param.type.__name__}, got {raw!r}") from None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise UsageError(f"parameter {param.name!r} expects a {param.type.__name__} literal, got "
+                             f"{_shown(raw)}") from None
     if not _is_type(value, param.type):
-        raise UsageError(f"parameter {param.name!r} expects a {param.type.__name__}, got {raw!r}")
+        raise UsageError(f"parameter {param.name!r} expects a {param.type.__name__}, got {_shown(raw)}")
     return float(value) if param.type is float else value
 
 

@@ -120,7 +120,8 @@ def _fast_table(shard: str, cols: dict[str, list[Any]]) -> Any:
 
     urls, n = cols["license_url"], len(cols["key"])
     family = [_family(lic, url) for lic, url in zip(cols["license"], urls, strict=True)]
-    cols.update(shard=[str(shard)] * n, source=sources(pa.array(cols["attribution"]), pa.array(urls)),
+    text = pa.string()  # an empty shard gives empty lists: their inferred type would be null
+    cols.update(shard=[str(shard)] * n, source=sources(pa.array(cols["attribution"], text), pa.array(urls, text)),
                 license_family=family)
     sch = schema()
     return pa.table({name: cols[name] for name in sch.names}, schema=sch)
@@ -176,6 +177,21 @@ def scan(paths: Iterable[str | os.PathLike[str]], check_images: bool = False, wo
     return (pa.concat_tables(tables) if tables else schema().empty_table()), problems
 
 
+def check_output(out: str | os.PathLike[str], shards: list[str]) -> None:
+    """UsageError unless OUT can be written without destroying anything: neither OUT nor its quarantine file may be
+    an input shard, and an existing OUT must be a Parquet file (an earlier catalog), never a shard or other file."""
+    for target in (Path(out), quarantine_path(out)):
+        resolved = target.resolve()
+        if any(not is_url(s) and Path(s).resolve() == resolved for s in shards):
+            raise UsageError(f"-o {out}: {target} is one of the input shards; writing the catalog would replace it")
+        if target.is_dir():
+            raise UsageError(f"-o {out}: {target} is a directory")
+    if Path(out).is_file():
+        with open(out, "rb") as fh:
+            if fh.read(4) != b"PAR1":
+                raise UsageError(f"-o {out}: exists and is not a Parquet file; refusing to replace it")
+
+
 def quarantine_path(out: str | os.PathLike[str]) -> Path:
     """OUT.parquet → OUT.quarantine.parquet (same directory, same stem)."""
     out = Path(out)
@@ -194,6 +210,7 @@ def write_catalog(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLik
     if on_error not in ("fail", "quarantine"):
         raise UsageError(f"--on-error must be 'fail' or 'quarantine', not {on_error!r}")
     shards = list_shards(paths)
+    check_output(out, shards)
     problems: list[Problem] = []
     rows = 0
     with atomic_path(out) as tmp:

@@ -16,6 +16,7 @@ import re
 from typing import Any, Literal
 
 from gpic_lab.shards.reader import HEAD_BYTES, MAGIC
+from gpic_lab.shards.schema import MAX_JSON_BYTES
 
 BLOCK = 512
 READ = 4096  # header + typical JSON (~400-1500 B) + next header + image head, in one pread
@@ -35,14 +36,19 @@ def _decoder() -> Any:
 
     import msgspec
 
+    from gpic_lab.shards.schema import INT64_MAX, MAX_STRING_CHARS
+
     key = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
-    positive = Annotated[int, msgspec.Meta(gt=0)]
-    caption = Annotated[str, msgspec.Meta(pattern=r"\S")]
+    positive = Annotated[int, msgspec.Meta(gt=0, le=INT64_MAX)]
+    text = Annotated[str, msgspec.Meta(max_length=MAX_STRING_CHARS)]
+    caption = Annotated[str, msgspec.Meta(pattern=r"\S", max_length=MAX_STRING_CHARS)]
     record = msgspec.defstruct("GpicRecord", [
-        ("retrieved_at", str), ("license", str), ("license_url", str), ("attribution", str), ("key", key),
+        ("retrieved_at", text), ("license", text), ("license_url", text), ("attribution", text), ("key", key),
         ("img_width", positive), ("img_height", positive), ("split", list[Literal["nano", "lite", "full"]]),
-        ("caption_type", Literal["tag", "short", "medium", "long"]), ("caption", caption)])
-    return msgspec.json.Decoder(record), msgspec.ValidationError, msgspec.DecodeError
+        ("caption_type", Literal["tag", "short", "medium", "long"]), ("caption", caption)],
+        forbid_unknown_fields=True)  # other fields are checked by the general scanner (depth, sizes, surrogates)
+    # msgspec raises UnicodeDecodeError (not DecodeError) for a string that is not valid UTF-8 (Latin-1 JSON)
+    return msgspec.json.Decoder(record), msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError
 
 
 # One match checks a canonical ustar regular-file header: name `<64 hex>.<ext>` NUL-padded (no prefix, no long
@@ -101,7 +107,7 @@ def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
         if len(buf) < BLOCK:
             return None
         if buf[:BLOCK] == _ZERO:
-            if pos + BLOCK > total or not checksums_ok(blocks, stored):
+            if pos + BLOCK > total or not checksums_ok(blocks, stored) or not _zeros_to_end(fd, pos, total):
                 return None
             columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
             return {name: list(values) for name, values in zip(COLUMNS, columns, strict=True)}
@@ -109,6 +115,8 @@ def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
         if first is None or buf[345] != 0 or first[2] != b"json" or first[1] in seen:
             return None
         stem, jsize = first[1], int(first[3], 8)
+        if jsize > MAX_JSON_BYTES:
+            return None
         ihead_at = BLOCK + (jsize + BLOCK - 1) // BLOCK * BLOCK
         need = ihead_at + BLOCK + HEAD_BYTES
         if len(buf) < need:
@@ -143,3 +151,13 @@ def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
                      meta.caption_type, meta.caption, split, meta.retrieved_at, ext, isize, pos + BLOCK,
                      jsize, image_offset, isize))
         pos = end
+
+
+def _zeros_to_end(fd: int, pos: int, total: int) -> bool:
+    """Only zeros from the end-of-archive marker to the end of the file (else a zeroed header hides samples)."""
+    while pos < total:
+        chunk = os.pread(fd, min(1 << 16, total - pos), pos)
+        if not chunk or chunk.count(0) != len(chunk):
+            return False
+        pos += len(chunk)
+    return True

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gpic_lab.errors import ShardError, UsageError
+from gpic_lab.errors import ShardError, UsageError, printable
+from gpic_lab.shards.schema import MAX_JSON_BYTES, record_problem
 from gpic_lab.shards.tarscan import TarMember, iter_members, unsafe_reason
 
 IMAGE_EXTS = ("jpg", "png")
@@ -64,7 +65,8 @@ class Problem:
     key: str | None = None
 
     def line(self) -> str:
-        return f"{self.shard}:{self.member}: {self.code}: {self.message}"
+        """`<shard>:<member>: <code>: <message>`, control characters escaped (one line whatever the names hold)."""
+        return f"{printable(self.shard)}:{printable(self.member)}: {self.code}: {printable(self.message)}"
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -174,6 +176,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def _make_sample(shard: str, stem: str, js: TarMember, img: TarMember) -> Sample | Problem:
+    if js.size > MAX_JSON_BYTES:
+        return Problem(shard, js.name, "bad-json", f"JSON member of {js.size} bytes (limit {MAX_JSON_BYTES})", stem)
     raw = js.data or b""
     try:
         meta = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
@@ -185,6 +189,9 @@ def _make_sample(shard: str, stem: str, js: TarMember, img: TarMember) -> Sample
         return Problem(shard, js.name, "bad-json", f"unparseable JSON ({type(exc).__name__}: {str(exc)[:80]})", stem)
     if not isinstance(meta, dict):
         return Problem(shard, js.name, "bad-json", f"JSON is a {type(meta).__name__}, not an object", stem)
+    unusable = record_problem(meta, raw)
+    if unusable:
+        return Problem(shard, js.name, *unusable, stem)
     if meta.get("key") != stem:
         return Problem(shard, js.name, "key-mismatch", f"JSON key {meta.get('key')!r} differs from member stem {stem!r}", stem)
     ext = img.name.rpartition(".")[2]
@@ -204,6 +211,10 @@ def member_problem(shard: str, member: TarMember) -> Problem | None:
     return None
 
 
+def _json_limit(name: str) -> int | None:
+    return MAX_JSON_BYTES if name.endswith(".json") else None
+
+
 def iter_entries(path: str | os.PathLike[str], images: bool = True) -> Iterator[Sample | Problem]:
     """Yield Samples and Problems for one shard, continuing past problems; truncation ends the shard."""
     shard = str(path)
@@ -215,7 +226,7 @@ def iter_entries(path: str | os.PathLike[str], images: bool = True) -> Iterator[
     cut_key = None
     try:
         with open_shard(path) as fh:
-            for index, member in enumerate(iter_members(fh, shard, want=want, head=HEAD_BYTES)):
+            for index, member in enumerate(iter_members(fh, shard, want=want, head=HEAD_BYTES, max_data=_json_limit)):
                 problem = member_problem(shard, member)
                 if problem:
                     yield problem

@@ -1,6 +1,7 @@
 """A small, strict tar header scanner: reads 512-byte headers, returns member locations, and reads only the
 member data the caller asks for (seeking past the rest). Nothing is ever extracted to disk and no member
-name is trusted. Structural damage raises ShardError with code `truncated-tar`."""
+name is trusted. Structural damage raises ShardError with code `truncated-tar`, including a zero block followed by
+anything but zeros: only zeros may follow the end-of-archive marker, so a zeroed header never ends a shard early."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import BinaryIO
 from gpic_lab.errors import ShardError
 
 BLOCK = 512
+ZERO_BLOCK = b"\0" * BLOCK
+TRAILER_CHUNK = 1 << 16  # what follows the first zero block is read in these steps (normally 1-19 zero blocks)
 _KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"5": "dir", b"1": "hardlink", b"2": "symlink",
           b"3": "device", b"4": "device", b"6": "fifo"}
 
@@ -143,8 +146,12 @@ def iter_members(
     shard: str,
     want: Callable[[str], bool] = lambda name: True,
     head: int = 0,
+    max_data: Callable[[str], int | None] | None = None,
 ) -> Iterator[TarMember]:
     """Yield every member of the tar stream `fh`; read the data of regular files for which want(name) is True.
+
+    `max_data(name)` bounds what is read of a wanted member: a larger one gets ``data=None`` (only its head is read),
+    so a hostile member size never becomes an allocation.
 
     Raises ShardError(code='truncated-tar') when the archive ends early, a header is corrupt, or the
     end-of-archive marker is missing.
@@ -159,7 +166,8 @@ def iter_members(
             raise ShardError(shard, "-", "truncated-tar", f"archive ends at byte {header_offset} without an end-of-archive marker")
         if len(header) < BLOCK:
             raise ShardError(shard, "-", "truncated-tar", f"partial header at byte {header_offset}")
-        if header == b"\0" * BLOCK:
+        if header == ZERO_BLOCK:
+            _end_of_archive(reader, shard, header_offset)
             return
         if not _checksum_ok(header):
             raise ShardError(shard, "-", "truncated-tar", f"bad header checksum at byte {header_offset}")
@@ -179,7 +187,7 @@ def iter_members(
             continue
         name = _member_name(header, long_name, pax)
         if "size" in pax:
-            if not pax["size"].isdigit():
+            if not (pax["size"].isascii() and pax["size"].isdigit()):  # '²'.isdigit() is true, int('²') fails
                 raise ShardError(shard, "-", "truncated-tar", f"corrupt pax size {pax['size']!r} at byte {header_offset}")
             size = int(pax["size"])
             padded = (size + BLOCK - 1) // BLOCK * BLOCK
@@ -191,7 +199,8 @@ def iter_members(
         if reader.size is not None and offset + size > reader.base + reader.size:  # never allocate a bogus size
             raise ShardError(shard, name, "truncated-tar", f"archive ends inside member data ({size} bytes declared)")
         member_head, data = b"", None
-        if kind == "file" and size > 0 and want(name):
+        limit = max_data(name) if max_data is not None else None
+        if kind == "file" and size > 0 and want(name) and (limit is None or size <= limit):
             data = reader.read(size)
             if len(data) < size or not reader.skip(padded - size):
                 raise ShardError(shard, name, "truncated-tar", f"archive ends inside member data (read {len(data)} of {size} bytes)")
@@ -205,6 +214,20 @@ def iter_members(
         if data is None and kind == "file" and size == 0 and want(name):
             data = b""
         yield TarMember(name, kind, header_offset, offset, size, data, member_head)
+
+
+def _end_of_archive(reader: _Reader, shard: str, offset: int) -> None:
+    """After a zero block: the archive may end there (some writers omit the second block) or go on with zero
+    padding only. A zero block followed by data is a zeroed header (or data appended after the end-of-archive
+    marker), so the samples behind it would be lost silently: ShardError 'truncated-tar'."""
+    while True:
+        chunk = reader.read(TRAILER_CHUNK)
+        if not chunk:
+            return
+        if chunk.count(0) != len(chunk):
+            at = reader.pos - len(chunk) + next(i for i, b in enumerate(chunk) if b)
+            raise ShardError(shard, "-", "truncated-tar", f"zero block at byte {offset} followed by data at byte {at} "
+                                                          "(a zeroed header, or data after the end-of-archive marker)")
 
 
 def _member_name(header: bytes, long_name: str | None, pax: dict[str, str]) -> str:

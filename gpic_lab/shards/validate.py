@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from gpic_lab.core.images import jpeg_check
 from gpic_lab.shards.reader import Problem, Sample, iter_entries, list_shards
 from gpic_lab.shards.schema import check_meta
 
@@ -27,7 +28,7 @@ CODES = {
     "missing-json": "an image member without its JSON",
     "duplicate-key": "a key appears twice within a shard or across the shards given",
     "non-adjacent-pair": "a sample's two members are not consecutive (streaming loaders break on it)",
-    "image-decode": "the image bytes are neither JPEG nor PNG, or fail to decode",
+    "image-decode": "the image bytes are neither JPEG nor PNG, fail to decode, or hold truncated JPEG data",
     "format-mismatch": "PNG bytes named .jpg or JPEG bytes named .png",
     "dims-mismatch": "img_width/img_height differ from the decoded image size",
     "too-many-pixels": "width × height above --max-pixels (refused before decoding)",
@@ -83,7 +84,13 @@ def check_image(sample: Sample, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bo
                 if width * height > max_pixels:
                     return out + problem("too-many-pixels", f"{width}x{height} = {width * height} pixels > {max_pixels} (not decoded)")
                 if decode:
-                    img.load()
+                    # JPEGs: libjpeg's warnings too (Pillow decodes a JPEG cut and closed again with its end marker,
+                    # filling the rest with grey); one scaled decode checks every block, PIL decodes the rest
+                    decoded, damage = jpeg_check(sample.image) if found == "jpg" else (False, None)
+                    if damage:
+                        return out + problem("image-decode", damage)
+                    if not decoded:
+                        img.load()
         except Exception as exc:  # noqa: BLE001 — any decoder failure is a finding, never a crash
             return out + problem("image-decode", f"{type(exc).__name__}: {exc}")
     claimed = (sample.meta.get("img_width"), sample.meta.get("img_height"))
