@@ -230,7 +230,7 @@ def _empty_cache() -> None:
 
 def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], captioner: Captioner,
                    levels: str = "auto", batch_size: int = 8, seed: int = 0, workers: int = 2,
-                   max_pixels: int | None = None, progress: bool = True, force: bool = False,
+                   max_pixels: int | None = None, progress: bool | str = True, force: bool = False,
                    on_corrupt: str = "raise") -> dict[str, Any]:
     """Caption every shard; skip shards whose completion marker exists (unless force). Returns run stats.
 
@@ -322,7 +322,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     write_parquet_atomic(path, pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in COLUMNS}))
 
 
-def _bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+def _bar(total: int, mode: bool | str) -> Any:
+    from gpic_lab.progress import bar
 
-    return tqdm(total=total, unit="img", desc="caption", file=sys.stderr, disable=not enabled, smoothing=0.1)
+    return bar(total, "caption", "img", mode)
