@@ -4,7 +4,8 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.gpic-lab-setup
 STATE := $(CURDIR)/.state
-# Everything the tools write lives inside the project (see README "Where state lives").
+# What the tools write lives inside the project (see README "Where state lives"); model caches stay the user's own
+# (Hugging Face: HF_HOME or ~/.cache/huggingface; torch hub: TORCH_HOME or ~/.cache/torch).
 export FIFTYONE_DATABASE_DIR ?= $(STATE)/fiftyone/db
 export FIFTYONE_CONFIG_DIR ?= $(STATE)/fiftyone/config
 export FIFTYONE_DO_NOT_TRACK := true
@@ -15,10 +16,8 @@ export IPYTHONDIR ?= $(STATE)/ipython
 export JUPYTER_CONFIG_DIR ?= $(STATE)/jupyter/config
 export JUPYTER_DATA_DIR ?= $(CURDIR)/.venv/share/jupyter
 export JUPYTER_RUNTIME_DIR ?= $(STATE)/jupyter/runtime
-export HF_HOME ?= $(STATE)/huggingface
+# the demo and the tests use tiny models built in code: no download (override with HF_HUB_OFFLINE=0)
 export HF_HUB_OFFLINE ?= 1
-export TORCH_HOME ?= $(STATE)/torch
-export XDG_CACHE_HOME ?= $(STATE)/cache
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help setup browser demo test test-fast lint lab clean sample
