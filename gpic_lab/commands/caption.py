@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from gpic_lab.commands._options import add_progress, add_shard_slice
+from gpic_lab.commands._options import add_progress, add_shard_slice, alias
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--model", required=True, help="model dir, Hugging Face hub id (Qwen/Qwen3-VL-4B-Instruct: from "
                                                   "the HF cache, downloaded when online), or 'tiny'")
-    p.add_argument("--backend", choices=("transformers", "vllm"), default="transformers")
+    p.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                   help="inference engine (vllm: GPU only, optional install)")
     p.add_argument("--levels", choices=("auto", "all"), default="auto",
                    help="auto: one level per image from a seeded key hash (1/45/45/9 %%); all: four levels (audits)")
     p.add_argument("--seed", type=int, default=0, help="seed of the caption-type hash (default 0)")
@@ -32,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=None, help="processor max pixels; images are also resized "
                                                                 "to this bound while decoding")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default cuda when available)")
-    p.add_argument("--workers", type=int, default=2, help="background decode/resize threads (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="background decode/resize threads")
+    alias(p, "--workers", "threads", type=int)
     p.add_argument("--on-corrupt", choices=("raise", "skip"), default="raise",
                    help="raise: stop at the first unreadable sample (default); skip: caption past them, counted by code")
     p.add_argument("--force", action="store_true", help="recaption shards that already have a marker")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not shards:
         print(json.dumps({"shards": 0, "captions": 0, "out": str(args.out)}))
         return 0
-    for name in ("batch_size", "max_new_tokens", "min_pixels", "max_pixels", "workers"):
+    for name in ("batch_size", "max_new_tokens", "min_pixels", "max_pixels", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if captioner.model_warning:
         print(f"caption: WARNING: {captioner.model_warning}", file=sys.stderr)
     stats = caption_shards(shards, args.out, captioner, levels=args.levels, batch_size=args.batch_size,
-                           seed=args.seed, workers=args.workers, max_pixels=args.max_pixels,
+                           seed=args.seed, workers=args.threads, max_pixels=args.max_pixels,
                            progress=args.progress, force=args.force, on_corrupt=args.on_corrupt)
     rate = stats["captions"] / stats["seconds"] if stats["seconds"] else 0.0
     print(json.dumps({**stats, "images_per_s": round(rate, 3), "out": str(args.out)}))

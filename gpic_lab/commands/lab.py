@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 with the 'Python (gpic_lab)' kernel",
                        description="Binds to 127.0.0.1 only; prints the URL with its token (set GPIC_LAB_TOKEN "
                                    "to choose one). Ctrl-C stops the server and its kernels.")
-    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1")
     p.set_defaults(func=run)
 
 
