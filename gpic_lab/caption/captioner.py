@@ -152,7 +152,16 @@ def tiny_model_dir() -> Path:
 
     path = state_root() / "models" / "qwen3vl-tiny"
     if not qwen_vl.is_tiny(path):
-        qwen_vl.build_tiny_qwen3vl(path)
+        import shutil
+        import tempfile
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".qwen3vl-tiny.", dir=path.parent))  # parallel workers: build apart
+        qwen_vl.build_tiny_qwen3vl(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another worker finished first (same seed, same model)
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

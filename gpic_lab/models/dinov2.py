@@ -100,9 +100,15 @@ def build_tiny_dinov2(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
         proj = model.embeddings.patch_embeddings.projection.weight
         proj.normal_(0.0, 1.0 / math.sqrt(proj[0].numel()))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # parallel workers build side by side
     model.save_pretrained(tmp)
-    os.replace(tmp, out)
+    try:
+        os.rename(tmp, out)
+    except OSError:  # another worker finished first: its model is the same (same seed)
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
