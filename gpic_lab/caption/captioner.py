@@ -270,6 +270,9 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
             write_bytes_atomic(out / "done" / f"{Path(shard).stem}.done", f"{len(rows)}\n".encode())
             stats["captions"] += len(rows)
             stats["tokens"] += sum(r["n_tokens"] for r in rows)
+            from gpic_lab.progress import log
+
+            log(__name__).info("caption: %s done (%d captions)", Path(shard).name, len(rows))
     finally:
         bar.close()
     stats["seconds"] = time.perf_counter() - t0

@@ -283,7 +283,11 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     cache = Path(cache_dir) if cache_dir else state_root() / "embed_cache"
     enc = embed.load_encoder(encoder, weights, device, dtype)
     emb, cache_stats = embed_cache.embed_shards(shards, enc, cache, progress=progress, load_vectors=False)
+    from gpic_lab.progress import log
+
+    log(__name__).info("dedup: %d images embedded; searching pairs above %.4g", len(emb), rule.link)
     frame, res, pairs = dedup_embeddings(emb, rule, encoder, {"progress": progress, **dict(knn_params or {})})
+    log(__name__).info("dedup: %d pairs above the link threshold; writing %s", len(pairs), dest)
     write_parquet_atomic(dest, frame)
     with atomic_path(dest.with_name(pre + "counts.csv")) as tmp:
         reason_counts(frame).to_csv(tmp, index=False)

@@ -200,6 +200,9 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
     if workers is None and scheduler is None and name in GPU_STAGES:
         workers = 1  # one model on one GPU (every local worker would load its own on cuda:0); a Dask cluster for more
     tasks = [(name, shard, str(out), params, digest) for shard in todo]
+    from gpic_lab.progress import log
+
+    log(__name__).info("stage %s: %d shard(s), %d to compute -> %s", name, len(shards), len(todo), out)
     started = time.perf_counter()
     bar = _bar(len(shards), len(shards) - len(todo), name, progress)
     totals = {"kept": 0, "dropped": 0}
@@ -216,7 +219,10 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
         shards = [s for s in whole if shard_stem(s) in done
                   or _finished_marker(out / "done" / f"{shard_stem(s)}.done", name, digest) is not None]
         run["shards_in_list"] = len(whole)
-    return merge(name, shards, out, params, digest, run)
+    summary = merge(name, shards, out, params, digest, run)
+    log(__name__).info("stage %s: %d kept, %d dropped in %d shard(s) (%.1f s)", name, summary["kept"],
+                       summary["dropped"], summary["shards"], run["seconds"])
+    return summary
 
 
 def _bar(total: int, initial: int, name: str, mode: bool | str) -> Any:

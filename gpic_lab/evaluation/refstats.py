@@ -191,6 +191,9 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
         write_partial(target, stats, emb, keys, tar_idx, prov)
     else:
         write_stats(target, stats.mean, stats.cov, stats.n, emb, keys, tar_idx, prov)
+    from gpic_lab.progress import log
+
+    log(__name__).info("refstats: %d images of %d shard(s) in %.1f s -> %s", stats.n, len(paths), seconds, target)
     return {"path": str(target), "n": stats.n, "dim": dim, "skipped": dict(skipped), "seconds": seconds}
 
 
