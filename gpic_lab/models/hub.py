@@ -53,8 +53,8 @@ def resolve(spec: str | os.PathLike[str], what: str = "model") -> Path:
     if path.exists():
         return path
     if not is_hub_id(spec):
-        raise UsageError(f"{what} {spec}: not found (no such file or directory, and not a Hugging Face hub id "
-                         "org/name)")
+        raise UsageError(f"{what} {spec}: model directory not found (no such file or directory, and not a Hugging Face "
+                         "hub id org/name)")
     repo, _, revision = str(spec).partition("@")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
