@@ -4,7 +4,8 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.gpic-lab-setup
 STATE := $(CURDIR)/.state
-# Everything the tools write lives inside the project (see README "Where state lives").
+# What the tools write lives inside the project (see README "Where state lives"); model caches stay the user's own
+# (Hugging Face: HF_HOME or ~/.cache/huggingface; torch hub: TORCH_HOME or ~/.cache/torch).
 export FIFTYONE_DATABASE_DIR ?= $(STATE)/fiftyone/db
 export FIFTYONE_CONFIG_DIR ?= $(STATE)/fiftyone/config
 export FIFTYONE_DO_NOT_TRACK := true
@@ -15,13 +16,11 @@ export IPYTHONDIR ?= $(STATE)/ipython
 export JUPYTER_CONFIG_DIR ?= $(STATE)/jupyter/config
 export JUPYTER_DATA_DIR ?= $(CURDIR)/.venv/share/jupyter
 export JUPYTER_RUNTIME_DIR ?= $(STATE)/jupyter/runtime
-export HF_HOME ?= $(STATE)/huggingface
+# the demo and the tests use tiny models built in code: no download (override with HF_HUB_OFFLINE=0)
 export HF_HUB_OFFLINE ?= 1
-export TORCH_HOME ?= $(STATE)/torch
-export XDG_CACHE_HOME ?= $(STATE)/cache
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup browser demo test test-fast lint lab clean sample
+.PHONY: help setup browser demo test test-fast lint lab clean sample gpu-box
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -61,6 +60,13 @@ lab: setup  ## JupyterLab on 127.0.0.1 with the project kernel
 
 sample: setup  ## rebuild data/sample/ from images shipped inside installed wheels
 	.venv/bin/gpic-lab sample build --out data/sample
+
+# docs/gpu-box.md: make gpu-box SHARDS='raw/gpic_raw_{00000..07999}.tar' OUT=work GPUS=0,1,2,3,4,5,6,7 ARGS='...'
+GPIC_LAB_CMD ?= $(if $(wildcard .venv/bin/gpic-lab),.venv/bin/gpic-lab,gpic-lab)
+gpu-box:  ## shards -> filtered, deduplicated, captioned, packed, evaluated (SHARDS= OUT= GPUS= or JOBS=, ARGS=)
+	@test -n "$(SHARDS)" -a -n "$(OUT)" || { echo "usage: make gpu-box SHARDS='...' OUT=DIR [GPUS=0,1,..|JOBS=N] [ARGS='...']"; exit 2; }
+	GPIC_LAB="$(GPIC_LAB_CMD)" scripts/gpu_box.sh --shards '$(SHARDS)' --out '$(OUT)' \
+	  $(if $(GPUS),--gpus $(GPUS),--jobs $(or $(JOBS),1)) $(ARGS)
 
 clean:  ## remove generated runs, figures and state (keeps .venv)
 	rm -rf papermill_runs/*/ figures/*/ data/interim data/processed $(STATE)

@@ -88,7 +88,9 @@ def state_root() -> Path:
 
 
 def configure_environment() -> None:
-    """Point every tool's state dir inside the project unless the user already chose one (called by the CLI)."""
+    """Point FiftyOne's, matplotlib's and Jupyter's state inside the project unless the user already chose one
+    (called by the CLI). Model caches are left alone: Hugging Face and torch hub models come from the user's own
+    caches (``HF_HOME``, ``TORCH_HOME``, default ``~/.cache``), where they already keep them."""
     state = state_root()
     defaults = {
         "FIFTYONE_DATABASE_DIR": state / "fiftyone" / "db",
@@ -98,8 +100,6 @@ def configure_environment() -> None:
         "MPLCONFIGDIR": state / "matplotlib",
         "IPYTHONDIR": state / "ipython",
         "JUPYTER_RUNTIME_DIR": state / "jupyter" / "runtime",
-        "HF_HOME": state / "huggingface",
-        "TORCH_HOME": state / "torch",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, str(value))

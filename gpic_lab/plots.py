@@ -1,25 +1,81 @@
-"""Figure helpers. `save(fig, stage, name)` is the only way notebooks write figures (to figures/<stage>/)."""
+"""Figure helpers. `save(fig, stage, name)` is the only way notebooks write figures.
+
+It writes the figure under ``figures/<stage>/`` (matplotlib as PNG, plotly as a self-contained HTML file with
+plotly.js embedded, so it opens on an offline machine) and returns a ``SavedFigure`` that Jupyter displays inline:
+``image/png`` for matplotlib, the same self-contained HTML for plotly. As the last expression of a cell it makes the
+executed notebook (interactive or `gpic-lab run`) the report, whatever the matplotlib backend.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from gpic_lab.paths import figures_root
 
 
-def save(fig: Any, stage: str, name: str, dpi: int = 120) -> Path:
-    """Save a matplotlib figure (PNG) or a plotly figure (HTML) under figures/<stage>/<name>.{png,html}."""
-    from gpic_lab.fsio import atomic_path
+class SavedFigure:
+    """A figure written to ``path`` that renders itself inline in Jupyter (``_repr_mimebundle_``).
+
+    ``os.fspath(saved)`` and ``saved.path`` give the file; ``mime`` is ``image/png`` or ``text/html``.
+    """
+
+    def __init__(self, path: Path, mime: str, data: bytes | str) -> None:
+        self.path, self.mime, self.data = path, mime, data
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"<figure {self.path}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        import base64
+
+        data = base64.b64encode(self.data).decode("ascii") if isinstance(self.data, bytes) else self.data
+        return {self.mime: data, "text/plain": repr(self)}
+
+
+def _png(fig: Any, dpi: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+    try:  # a pyplot figure would be drawn a second time at the end of the cell by an inline backend
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except ImportError:
+        pass
+    return buf.getvalue()
+
+
+def save(fig: Any, stage: str, name: str, dpi: int = 120) -> SavedFigure:
+    """Save a matplotlib figure (PNG) or a plotly figure (self-contained HTML) under figures/<stage>/<name>.
+
+    Returns a ``SavedFigure``: shown inline when it is a cell's value, path-like everywhere else.
+    """
+    from gpic_lab.fsio import write_bytes_atomic
 
     out_dir = figures_root() / stage
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(fig, "savefig"):
-        target = out_dir / f"{name}.png"
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    else:
-        target = out_dir / f"{name}.html"
-        with atomic_path(target) as tmp:
-            fig.write_html(str(tmp), include_plotlyjs="cdn")
-    return target
+        png = _png(fig, dpi)
+        return SavedFigure(write_bytes_atomic(out_dir / f"{name}.png", png), "image/png", png)
+    page = fig.to_html(include_plotlyjs=True, full_html=True)  # plotly.js embedded: no CDN needed
+    target = write_bytes_atomic(out_dir / f"{name}.html", page.encode("utf-8"))
+    return SavedFigure(target, "text/html", fig.to_html(include_plotlyjs=True, full_html=False))
+
+
+def count_inline(notebook: str | os.PathLike[str]) -> dict[str, int]:
+    """Inline figures of an executed notebook: ``{"image/png": n, "text/html": m}`` (html = plotly outputs)."""
+    import json
+
+    cells = json.loads(Path(notebook).read_text("utf-8")).get("cells", [])
+    counts = {"image/png": 0, "text/html": 0}
+    for out in (o for c in cells for o in c.get("outputs", [])):
+        data = out.get("data", {})
+        counts["image/png"] += "image/png" in data
+        counts["text/html"] += "text/html" in data and "plotly" in "".join(data["text/html"])
+    return counts

@@ -32,11 +32,16 @@
 # - **Inputs:** `shards` (shard dirs relative to the data root), `ground_truth`.
 # - **Outputs:** `interim/quality/`, `interim/safety-cpu/` (and `interim/vlm-judge/`): decisions.parquet,
 #   counts.csv, reasons.csv, summary.json, done markers; figures under `figures/03_quality_safety_filter/`; metrics.
+# - **Fan-out:** with `shard_range = "START:STOP"` (`gpic-lab run ... --fan-out shard_range=0:8000:100 --gpus ...`,
+#   worth it for the GPU `vlm-judge`) the stages run on that range of the sorted shard list into
+#   `interim/03_ranges/<START>-<STOP>/<stage>/`, and the ground truth is checked on the range's keys. `gpic-lab pack`
+#   takes every range's stage directory: a key dropped in any of them is excluded.
 # - **Package:** `gpic_lab.filters.quality`, `gpic_lab.filters.safety`, `gpic_lab.filters.vlm_judge`, `gpic_lab.engine.stages`,
 #   `gpic_lab.filters.report`, `gpic_lab.collect.report` (confusion, drop figures, grid).
 
 # %% tags=["parameters"]
-shards: str = "sample/raw,sample/train,sample/val,sample/test"  # shard dirs, comma-separated, data-root relative
+shards: str = "sample/raw,sample/train,sample/val,sample/test"  # shard dirs/files/globs, comma-separated, data-root relative
+shard_range: str = ""  # "START:STOP" of the sorted shard list of `shards` (one fan-out range); "": every shard
 ground_truth: str = "sample/ground_truth.csv"  # planted-record table, relative to the data root
 min_longest_side: int = 256  # quality: GPIC's rule, drop when max(width, height) is below this
 max_aspect: float = 5.0  # quality: drop when longest / shortest side exceeds this
@@ -52,9 +57,12 @@ from gpic_lab import paths, plots, runs
 from gpic_lab.collect import report
 from gpic_lab.filters import quality, safety
 from gpic_lab.filters import report as filter_report
+from gpic_lab.shards import sources
 
 out_root = paths.interim_dir("quality").parent
-shard_dirs = report.stage_paths([paths.resolve_data(p.strip()) for p in shards.split(",") if p.strip()])
+out_root = out_root / "03_ranges" / sources.range_tag(shard_range) if shard_range else out_root
+shard_dirs = report.stage_paths([paths.resolve_data(p) for p in sources.split_list(shards)])
+shard_dirs = sources.select(sources.expand(shard_dirs), shard_range) if shard_range else shard_dirs
 thresholds = quality.QualityThresholds(min_longest_side=min_longest_side, max_aspect=max_aspect)
 filter_params = {"quality": {"min_longest_side": min_longest_side, "max_aspect": max_aspect},
                  "safety-cpu": {"threshold": safety_threshold}} | (
@@ -92,6 +100,7 @@ decisions[~decisions["keep"]][["key", "shard", "stage", "reason", "license_famil
 
 # %%
 truth = report.load_truth(paths.resolve_data(ground_truth), kind="quality")
+truth = truth[truth.index.isin(decisions["key"])] if shard_range else truth  # a range holds only its plants
 report.confusion(decisions, truth)
 
 # %%
@@ -131,6 +140,6 @@ assert clean_splits["keep"].all(), clean_splits[~clean_splits["keep"]]
 assert filter_report.nan_free(decisions, ["quality.luma_mean", "quality.laplacian_var", "safety-cpu.nudity"])
 
 # %%
-runs.record({"stages": {k: {f: s[f] for f in ("samples", "kept", "dropped", "reasons")} for k, s in summaries.items()},
+runs.record({"shard_range": shard_range, "stages": {k: {f: s[f] for f in ("samples", "kept", "dropped", "reasons")} for k, s in summaries.items()},
              "ground_truth": score, "combined_dropped": int((~decisions["keep"]).sum()),
              "safety_model": safety.STAND_IN, "vlm_judge": judge_model or "not run"}, stage="03_quality_safety_filter")

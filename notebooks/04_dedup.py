@@ -35,9 +35,14 @@
 # - **Outputs:** `interim/dedup/decisions.parquet` (+ counts.csv, summary.json, leakage.csv, leakage_keys.json,
 #   embed_cache/), `figures/04_dedup/*.png`.
 # - **Package functions:** `dedup.run_dedup`, `embed_cache.embed_shards`, `dedup_report.*`, `collision.*`.
+# - **Fan-out:** with `shard_range = "START:STOP"` (`gpic-lab run ... --fan-out shard_range=0:8000:100 --gpus ...`)
+#   this run embeds that range of the sorted shard list into the shared `embed_cache/` (the expensive step, on its GPU)
+#   and shows the rule within the range (`ranges/<START>-<STOP>/decisions.parquet`, no ground-truth scoring); the
+#   run without `shard_range` then reads every shard from the cache and builds the one graph over all of them.
 
 # %% tags=["parameters"]
-shards: list = ["sample/train", "sample/raw/gpic_raw_dups.tar"]  # shards to deduplicate, relative to the data root
+shards: list = ["sample/train", "sample/raw/gpic_raw_dups.tar"]  # shards/dirs/globs to deduplicate, data-root relative
+shard_range: str = ""  # "START:STOP" of the sorted shard list of `shards` (embedding fan-out); "": every shard
 against: list = ["sample/test", "sample/val"]  # held-out shards for the leakage check ([] skips it)
 ground_truth: str = "sample/ground_truth.csv"  # planted copies for calibration and scoring ("" when none)
 encoder: str = "efficientnet-thumb"  # efficientnet-thumb (CPU, offline) | efficientnet | phash | dhash | sscd | dinov2
@@ -59,12 +64,15 @@ from gpic_lab import paths, plots, runs
 from gpic_lab.dedup import collision, embed, embed_cache
 from gpic_lab.dedup import report as dedup_report
 from gpic_lab.dedup import rule as dedup
+from gpic_lab.shards import sources
 
 STAGE = "04_dedup"
 out_dir = paths.interim_dir("dedup")
 shard_paths = [paths.resolve_data(s) for s in shards]
+shard_paths = sources.select(sources.expand(shard_paths), shard_range) if shard_range else shard_paths
+decisions_dir = out_dir / "ranges" / sources.range_tag(shard_range) if shard_range else out_dir
 held_out = [paths.resolve_data(s) for s in against] or None
-gt_path = paths.resolve_data(ground_truth) if ground_truth else None
+gt_path = paths.resolve_data(ground_truth) if ground_truth and not shard_range else None  # plants span ranges
 gt_path = gt_path if gt_path is not None and gt_path.is_file() else None
 weights_path = str(paths.resolve_data(weights)) if weights else None
 rule = dedup.default_rule(encoder, link=link or None, near_dup=near_dup or None, cluster_min=cluster_min,
@@ -75,9 +83,9 @@ rule
 # ## Run the rule (exact-dup → cluster ≥ N → near-dup > T) and the leakage check
 
 # %%
-summary = dedup.run_dedup(shard_paths, out_dir / "decisions.parquet", encoder, weights_path, rule, held_out,
+summary = dedup.run_dedup(shard_paths, decisions_dir / "decisions.parquet", encoder, weights_path, rule, held_out,
                           str(out_dir / "embed_cache"))
-decisions = pd.read_parquet(out_dir / "decisions.parquet")
+decisions = pd.read_parquet(decisions_dir / "decisions.parquet")
 pd.Series(summary["counts"], name="images")
 
 # %%
@@ -136,7 +144,7 @@ print(truth)
 # ## Leakage: train images too similar to test/val images
 
 # %%
-leaks = pd.read_csv(out_dir / "leakage.csv") if held_out else pd.DataFrame()
+leaks = pd.read_csv(decisions_dir / "leakage.csv") if held_out else pd.DataFrame()
 leaks
 
 # %% [markdown]
@@ -172,7 +180,7 @@ if held_out and gt_path:
 assert len(fit.fits) == len(collision_thresholds)
 
 # %%
-runs.record({"encoder": encoder, "rule": dedup.rule_dict(rule), "images": summary["images"],
+runs.record({"shard_range": shard_range, "cache_misses": summary["cache_misses"], "encoder": encoder, "rule": dedup.rule_dict(rule), "images": summary["images"],
              "counts": summary["counts"], "truth": truth, "suggested": suggested,
              "leaked_train_images": summary.get("leaked_train_images", 0),
              "collision": fit.fits[["threshold", "beta", "projected", "low", "high"]].to_dict("records")})

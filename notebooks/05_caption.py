@@ -25,6 +25,10 @@
 #
 # - **Inputs:** shards (default: sample train/val/test), `sample/captions.json`, `sample/raw/gpic_raw_captions.tar`,
 #   `sample/ground_truth.csv`.
+# - **Fan-out:** `gpic-lab run notebooks/05_caption.ipynb --fan-out shard_range=0:8000:100 --gpus 0,1,2,3,4,5,6,7`
+#   captions one range of the sorted shard list per GPU into the shared `captions/` directory (one file per shard)
+#   and QCs each range into `ranges/<START>-<STOP>/`; a last run without `shard_range` and with `recaption=False`
+#   captions nothing new and QCs every shard together (duplicates across ranges) into `decisions.parquet`.
 # - **Outputs:** `interim/05_caption/captions/<shard>.captions.parquet` (+ `done/` markers),
 #   `interim/05_caption/decisions.parquet` (stage `caption-qc`, read by notebook 06), figures under
 #   `figures/05_caption/`, metrics.
@@ -32,7 +36,8 @@
 #   (`run_qc`, `rate_table`, `worst_examples`), `gpic_lab.caption.report`.
 
 # %% tags=["parameters"]
-shards: str = "sample/train,sample/val,sample/test"  # comma-separated shard files/dirs to caption, relative to the data root
+shards: str = "sample/train,sample/val,sample/test"  # comma-separated shard files/dirs/globs/brace ranges to caption, data-root relative
+shard_range: str = ""  # "START:STOP" of the sorted shard list of `shards` (one fan-out range); "": every shard
 qc_extra: str = "sample/raw/gpic_raw_captions.tar"  # extra shards QC'd but not captioned (planted bad captions; "": none)
 levels_file: str = "sample/captions.json"  # hand-written captions {key: {level: caption}} ("": none)
 ground_truth: str = "sample/ground_truth.csv"  # planted problems ("": no check)
@@ -56,11 +61,15 @@ from gpic_lab.caption import captioner as caption
 from gpic_lab.caption import qc as caption_qc
 from gpic_lab.caption import report, store
 from gpic_lab.caption.levels import LEVELS
+from gpic_lab.shards import sources
 
 stage = "05_caption"
 out_dir = paths.interim_dir(stage)
-shard_paths = [str(paths.resolve_data(p.strip())) for p in shards.split(",") if p.strip()]
-qc_paths = shard_paths + [str(paths.resolve_data(p.strip())) for p in qc_extra.split(",") if p.strip()]
+shard_paths = sources.select(sources.expand([str(paths.resolve_data(p)) for p in sources.split_list(shards)]),
+                             shard_range)
+shard_names = {p.rsplit("/", 1)[-1] for p in shard_paths}
+qc_dir = out_dir / "ranges" / sources.range_tag(shard_range) if shard_range else out_dir
+qc_paths = shard_paths + [str(paths.resolve_data(p)) for p in sources.split_list(qc_extra)]
 honest = json.loads(paths.resolve_data(levels_file).read_text()) if levels_file else {}
 budgets = {lv: max_new_tokens for lv in LEVELS} if max_new_tokens else None
 f"{len(shard_paths)} shard input(s) to caption, {len(qc_paths)} to QC, {len(honest)} keys with hand-written levels"
@@ -82,6 +91,7 @@ captioner = caption.make_captioner(model, backend, max_new_tokens=budgets)
 stats = caption.caption_shards(shard_paths, out_dir / "captions", captioner, levels=levels, batch_size=batch_size,
                                seed=seed, progress=False, force=recaption)
 generated = store.load_captions(out_dir / "captions")
+generated = generated[generated["shard"].isin(shard_names)].reset_index(drop=True)  # this run's shards only
 print(captioner.model_warning or "real model")
 pd.Series(stats).to_frame("run").T
 
@@ -112,10 +122,11 @@ plots.save(fig, stage, "qc_rates")
 
 # %% [markdown]
 # ## Caption-QC stage over the shards
-# Writes `decisions.parquet` (stage `caption-qc`, one row per key) for packaging; duplicates are found across all shards.
+# Writes `decisions.parquet` (stage `caption-qc`, one row per key) for packaging; duplicates are found across all shards
+# (under a `shard_range`: across the range's shards, into `ranges/<START>-<STOP>/`).
 
 # %%
-decisions, qc_rows = caption_qc.run_qc(qc_paths, str(out_dir))
+decisions, qc_rows = caption_qc.run_qc(qc_paths, str(qc_dir))
 decisions["reason"].fillna("kept").value_counts().to_frame("samples")
 
 # %% [markdown]
@@ -143,7 +154,7 @@ assert planted["caught"].all(), f"planted bad captions missed: {planted[~planted
 assert decisions["key"].is_unique
 
 # %%
-runs.record({"model": model, "backend": backend, "model_warning": captioner.model_warning, "captions": len(generated),
+runs.record({"shard_range": shard_range, "shards": len(shard_paths), "model": model, "backend": backend, "model_warning": captioner.model_warning, "captions": len(generated),
              "caption_types": generated["caption_type"].value_counts().to_dict(), "seconds": round(stats["seconds"], 2),
              "qc_kept_handwritten": float(rates["hand-written"]["kept"].mean()) if honest else None,
              "qc_kept_model": float(rates[f"model ({model})"]["kept"].mean()),

@@ -33,6 +33,11 @@
 # > The "generated" images are seeded random crops of real val/test images made by `evaluate.make_standins`.
 #
 # - **Inputs:** `ref_shards`, `gen_shards` (shard dirs relative to the data root), `model_path`.
+# - **Fan-out:** the reference statistics are built from per-range partial files (`partials/`). With
+#   `shard_range = "START:STOP"` (`gpic-lab run ... --fan-out shard_range=0:80:10 --gpus ...`) this run computes the
+#   partial of that range of the sorted `ref_shards` list and evaluates against that range's statistics
+#   (`ranges/<START>-<STOP>/`); the run without `shard_range` merges every range's partial (computing only shards no
+#   range covered) into the reference of all shards — mu and sigma equal one pass over them.
 # - **Outputs:** `data/interim/eval/` (reference npz + provenance JSON, `eval_prompts.jsonl`, `generated/` PNGs,
 #   `generated_features.npz`, `results.json`),
 #   `figures/07_eval_fd_dinov2/*.png`, run metrics.
@@ -40,7 +45,8 @@
 #   `gpic_lab.evaluation.prdc`.
 
 # %% tags=["parameters"]
-ref_shards: str = "sample/train,sample/raw"  # real shards for the reference statistics, data-root relative
+ref_shards: str = "sample/train,sample/raw"  # real shards (dirs/files/globs) for the reference statistics, data-root relative
+shard_range: str = ""  # "START:STOP" of the sorted `ref_shards` list (one fan-out range); "": every shard
 gen_shards: str = "sample/val,sample/test"  # real shards the generated stand-ins are cropped from
 per_image: int = 16  # stand-ins written per source image
 model_path: str = "tiny"  # 'tiny' = random placeholder; else a hub .pth or transformers dir of DINOv2 ViT-L/14
@@ -55,11 +61,12 @@ import json
 import pandas as pd
 
 from gpic_lab import fsio, paths, plots, runs
-from gpic_lab.evaluation import eval_prompts, evaluate, fd, features, refstats
+from gpic_lab.evaluation import eval_prompts, evaluate, fd, features, refparts, refstats
 from gpic_lab.models import dinov2
+from gpic_lab.shards import sources
 
 out_dir = paths.interim_dir("eval")
-ref_dirs = [str(paths.resolve_data(p.strip())) for p in ref_shards.split(",") if p.strip()]
+ref_dirs = sources.expand([str(paths.resolve_data(p)) for p in sources.split_list(ref_shards)])
 gen_dirs = [str(paths.resolve_data(p.strip())) for p in gen_shards.split(",") if p.strip()]
 sizes = [int(s) for s in curve_sizes.split(",") if s.strip()]
 weights = dinov2.resolve_model(model_path, cache=out_dir / "models")
@@ -70,13 +77,14 @@ print(f"model {tag} ({'PLACEHOLDER: tiny random weights' if 'tiny' in tag else '
 
 # %% [markdown]
 # ## 1 · Reference statistics from shards
-# Streams the shards (never a full feature matrix in memory for mu/sigma), writes GPIC's npz layout (`dino_mu`,
-# `dino_sigma`, `dino_embeddings`, `key`, `tar_idx`) named by the full configuration, and a provenance sidecar.
-# An existing file of the same configuration and shards is reused (stats files are never overwritten).
+# Streams the shards (never a full feature matrix in memory for mu/sigma) into mergeable partial files, merges them
+# into GPIC's npz layout (`dino_mu`, `dino_sigma`, `dino_embeddings`, `key`, `tar_idx`) named by the full
+# configuration, with a provenance sidecar. Partials of earlier ranges and an existing file of the same configuration
+# and shards are reused (stats files are never overwritten).
 
 # %%
-ref = refstats.build_refstats(ref_dirs, model, out_dir, split="sample-ref", model_tag=tag, batch_size=batch_size,
-                              reuse=True)
+ref = refparts.reference(ref_dirs, model, out_dir, split="sample-ref", model_tag=tag, shard_range=shard_range,
+                         batch_size=batch_size)
 ref_stats = refstats.read_stats(ref["path"])
 json.loads(refstats.sidecar(ref["path"]).read_text())
 
@@ -142,8 +150,9 @@ plots.save(evaluate.plot_fd_split(metrics, oracle, title=f"FD = FD_μ + FD_Σ  (
 # %%
 gen_feats = refstats.read_stats(out_dir / "generated_features.npz")["embeddings"]
 curves = {"stand-ins": fd.fd_curve(gen_feats, ref_stats["mu"], ref_stats["sigma"], sizes, curve_repeats, seed),
-          "reference subsets (overlap the reference)": fd.fd_curve(
-              ref_stats["embeddings"], ref_stats["mu"], ref_stats["sigma"], sizes, curve_repeats, seed)}
+          "reference subsets (overlap the reference)": fd.fd_curve(  # a shard range's reference may be small
+              ref_stats["embeddings"], ref_stats["mu"], ref_stats["sigma"],
+              [n for n in sizes if n <= len(ref_stats["embeddings"])], curve_repeats, seed)}
 plots.save(evaluate.plot_fd_curve(curves, title=f"FD vs sample count ({tag})"), "07_eval_fd_dinov2", "fd_vs_n")
 
 # %% [markdown]
@@ -159,7 +168,8 @@ curve_means = {name: [r["fd"] for r in rows if r["n"] == sizes[0]] for name, row
 assert all(len(v) == curve_repeats for v in curve_means.values())
 
 # %%
-runs.record({"eval_model": tag, "eval_placeholder_model": "tiny" in tag, "eval_ref_n": ref["n"],
+runs.record({"shard_range": shard_range, "ref_partials": len(ref["partials"]),
+             "eval_model": tag, "eval_placeholder_model": "tiny" in tag, "eval_ref_n": ref["n"],
              "eval_n_samples": result["n_samples"], "eval_fd": result["fd"], "eval_fd_mu": result["fd_mu"],
              "eval_fd_sigma": result["fd_sigma"], "eval_precision": result["precision"],
              "eval_recall": result["recall"], "eval_density": result["density"], "eval_coverage": result["coverage"],

@@ -153,7 +153,8 @@ def test_fan_out_runs_at_most_one_range_per_gpu(monkeypatch: pytest.MonkeyPatch)
 
     lock, active, peak, seen = threading.Lock(), {}, {}, []
 
-    def fake_run(nb: Path, overrides: dict, run_id: str, force: bool, env: dict, quiet: bool) -> RunResult:
+    def fake_run(nb: Path, overrides: dict, run_id: str, force: bool, env: dict, quiet: bool,
+                 execution_timeout: float | None = None) -> RunResult:
         gpu = env["CUDA_VISIBLE_DEVICES"]
         with lock:
             active[gpu] = active.get(gpu, 0) + 1
@@ -207,7 +208,8 @@ def test_fan_out_command_strips_gpu_ids_and_collect_needs_runs(monkeypatch: pyte
         fanout.fan_out_command(str(TINY), {}, "shards=0:2:1", None, 1, False, True)
     gpus = []
 
-    def fake_run(nb: Path, overrides: dict, run_id: str, force: bool, env: dict, quiet: bool) -> RunResult:
+    def fake_run(nb: Path, overrides: dict, run_id: str, force: bool, env: dict, quiet: bool,
+                 execution_timeout: float | None = None) -> RunResult:
         gpus.append(env["CUDA_VISIBLE_DEVICES"])
         target = fanout_dir(TINY, {k: v for k, v in resolve(TINY, {}).items() if k != "shards"}, "shards=0:2:1")
         run = target / run_id.split("/")[1]

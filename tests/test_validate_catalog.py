@@ -274,7 +274,7 @@ def test_validate_max_pixels_is_configurable(sample_dir: Path) -> None:
     codes = {line.split(": ")[1] for line in proc.stdout.splitlines()}
     assert codes == {"too-many-pixels"} and len(proc.stdout.splitlines()) == 4
     bad = subprocess.run([*CLI, "validate", str(shard), "--max-pixels", "0"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "--max-pixels must be positive" in bad.stderr
+    assert bad.returncode == 2 and "must be positive" in bad.stderr  # --max-pixels is the old --pixel-limit
 
 
 def test_catalog_quarantine_accounts_for_every_planted_member(broken, tmp_path: Path) -> None:

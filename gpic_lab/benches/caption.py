@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed-tokens", default=None,
                         help="'auto' (random-4b default: lengths from the sample corpus' honest captions), 'off', "
                              "or level=N,... budgets generated exactly")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available)")
 
 
 def caption_lengths() -> dict[str, int]:

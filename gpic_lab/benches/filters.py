@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds, best kept (3; quick 2)")
     parser.add_argument("--judge-model", default=None,
                         help="Qwen3-VL dir/hub id for the GPU judge timing (default: random-weight 4B architecture)")
-    parser.add_argument("--judge-batch", type=int, default=16)
-    parser.add_argument("--judge-images", type=int, default=64)
+    parser.add_argument("--judge-batch", type=int, default=16, help="images per vlm-judge generate call")
+    parser.add_argument("--judge-images", type=int, default=64, help="images the vlm-judge is timed on")
 
 
 def _degrade(arr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:

@@ -23,7 +23,7 @@ MODELS = {"jit-b": (768, 12, 12), "jit-l": (1024, 24, 16), "jit-h": (1280, 32, 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", help="shards (default: synthetic GPIC-sized shards)")
-    parser.add_argument("--model", choices=sorted(MODELS), default="jit-h")
+    parser.add_argument("--model", choices=sorted(MODELS), default="jit-h", help="the training step the loader feeds")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: cores - 2)")
     parser.add_argument("--batch", type=int, default=32, help="per-GPU batch (GPIC: 256 / 8 GPUs)")
     parser.add_argument("--steps", type=int, default=None, help="measured steps (default 60; --quick 20)")

@@ -29,7 +29,7 @@ GPIC_IMAGES_PER_S = 100_000_000 / (40 * 3600)  # one epoch of GPIC-Full in ~40 h
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", help="shards to read (default: synthetic GPIC-sized shards)")
     parser.add_argument("--workers", default=None, help="comma-separated worker counts (default 1,2; --quick: 1)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32, help="images per batch")
     parser.add_argument("--images", type=int, default=None, help="images per measurement")
     parser.add_argument("--decode", choices=("workers", "batch"), default="workers",
                         help="workers: decode in the DataLoader workers (default); batch: workers only read, the "

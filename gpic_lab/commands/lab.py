@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Binds to 127.0.0.1 only; prints the URL with its token (set GPIC_LAB_TOKEN "
                                    "to choose one; the server gets it through its environment, never its command "
                                    "line). Ctrl-C or SIGTERM stops the server and its kernels.")
-    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1")
     p.set_defaults(func=run)
 
 

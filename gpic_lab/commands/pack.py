@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpic_lab.commands._options import add_progress
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pack", help="apply stage decisions, split train/val/test, write GPIC shards + manifest",
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--captions", nargs="*", default=[], help="captions parquet files (from `gpic-lab caption`)")
     p.add_argument("--seed", type=int, default=0, help="split/shuffle seed (default 0)")
     p.add_argument("--no-validate", action="store_true", help="skip the final `validate` of the written shards")
+    add_progress(p)
     p.set_defaults(func=run)
 
 
@@ -32,11 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     from gpic_lab.errors import printable
     from gpic_lab.pack.packer import pack
+    from gpic_lab.progress import enabled
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         manifest = pack(args.inputs, args.out, args.shards, args.val, args.test, args.seed, args.val_shards,
-                        args.test_shards, args.captions, progress=sys.stderr.isatty())
+                        args.test_shards, args.captions, progress=enabled(args.progress))
     for w in caught:  # e.g. decisions whose keys partly match no sample
         print(f"gpic-lab pack: warning: {printable(w.message)}", file=sys.stderr)
     splits = ", ".join(f"{s} {v['samples']} in {v['shards']} shard(s)" for s, v in manifest["splits"].items())

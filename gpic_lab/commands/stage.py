@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from gpic_lab.commands._options import add_progress, add_shard_slice
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from gpic_lab.engine.stages import REGISTRY
@@ -17,11 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "skips finished shards. Exit 0 on success, 1 on failure, 2 on bad usage. "
                                    f"Stages: {', '.join(sorted(REGISTRY))} (or module:function).")
     p.add_argument("name", metavar="NAME", help="stage name or module:function")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="tar shards or directories of them")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="tar shards, directories, brace ranges (x_{00000..00099}.tar), globs or URLs")
     p.add_argument("--out", default=None, help="output directory of this stage (required unless --list-params)")
     p.add_argument("--list-params", action="store_true",
                    help="print the stage's parameters (name, type, default, range, help) and exit")
-    p.add_argument("--engine", choices=("local", "dask"), default="local")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: a process pool on this machine; dask: a Dask cluster (see --scheduler)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://HOST:PORT (default: a "
                                                      "LocalCluster on 127.0.0.1)")
     p.add_argument("--workers", type=int, default=None, help="processes / LocalCluster workers (default: cores)")
@@ -29,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stage parameter; VALUE is read as JSON when it parses (1, 0.5, true, [..]), else text; "
                         "checked against the stage's declared type and range (see --list-params)")
     p.add_argument("--force", action="store_true", help="recompute shards that already have a marker")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress(p)
+    add_shard_slice(p, "the shards")
     p.set_defaults(func=run)
 
 
@@ -55,6 +60,8 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gpic_lab.commands._options import is_sliced, slice_note, sliced_shards
+    from gpic_lab.commands._signals import sigterm_as_interrupt
     from gpic_lab.engine.params import specs_of, table
     from gpic_lab.engine.stages import resolve, run_stage
     from gpic_lab.errors import UsageError
@@ -64,12 +71,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.paths or not args.out:
         raise UsageError("give the shards (PATH...) and --out DIR (or --list-params)")
-    from gpic_lab.commands._signals import sigterm_as_interrupt
-
+    params = parse_params(args.param)
+    shards = sliced_shards(args, args.paths) if is_sliced(args) else args.paths
+    if is_sliced(args):
+        print(f"stage {args.name}: {slice_note(args, shards)}", file=sys.stderr)
     with sigterm_as_interrupt():  # `kill` stops the workers too (see engine.backends)
-        summary = run_stage(args.name, args.paths, args.out, parse_params(args.param), engine=args.engine,
-                            scheduler=args.scheduler, workers=args.workers, force=args.force,
-                            progress=not args.no_progress and sys.stderr.isatty())
+        summary = run_stage(args.name, shards, args.out, params, engine=args.engine, scheduler=args.scheduler,
+                            workers=args.workers, force=args.force, progress=args.progress,
+                            merge_with=args.paths if is_sliced(args) else None)
     width = max([len(r) for r in summary["reasons"]] + [6])
     print(f"{'reason':<{width}}  {'count':>8}  {'share':>7}")
     for reason, count in summary["reasons"].items():
@@ -78,4 +87,7 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['skipped']} already done), {summary['samples']} sample(s), {summary['kept']} kept, "
           f"{summary['dropped']} dropped -> {args.out}/decisions.parquet (table: {args.out}/reasons.csv)",
           file=sys.stderr)
+    if "shards_in_list" in summary:
+        print(f"stage {summary['stage']}: decisions.parquet holds the {summary['shards']} of "
+              f"{summary['shards_in_list']} shard(s) finished so far", file=sys.stderr)
     return 0

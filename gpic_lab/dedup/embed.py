@@ -291,12 +291,14 @@ def load_dinov2_encoder(weights: str | os.PathLike[str], device: str | None = No
     except ImportError as exc:
         raise GpicError("dinov2: gpic_lab.models.dinov2 is not available in this checkout") from exc
     spec = str(weights)
-    path = Path(dinov2.resolve_model(spec)) if spec == getattr(dinov2, "TINY", None) else Path(spec)
-    hf_id = not path.exists() and spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
-    if not path.exists() and not hf_id:
-        raise UsageError(f"dinov2: weights {path} not found (a local HF directory, a state dict or an HF cache id)")
+    from gpic_lab.models.hub import is_hub_id
+
+    hf_id = is_hub_id(spec)
+    path = Path(dinov2.resolve_model(spec))  # 'tiny', a local path, or a hub id's snapshot in the HF cache
+    if not path.exists():
+        raise UsageError(f"dinov2: weights {path} not found (a local HF directory, a state dict or a hub id)")
     try:
-        model = dinov2.load_dinov2(spec if hf_id else str(path), device=device)
+        model = dinov2.load_dinov2(str(path), device=device)
     except GpicError:
         raise
     except Exception as exc:  # noqa: BLE001 - any load failure is a bad weights path
@@ -306,8 +308,8 @@ def load_dinov2_encoder(weights: str | os.PathLike[str], device: str | None = No
     def encode(images: list[Any]) -> np.ndarray:
         return np.asarray(dinov2.features(model, images), dtype=np.float32)
 
-    # an HF cache id is identified by its name (the snapshot is immutable per revision)
-    sha = hashlib.sha256(f"hf:{spec}".encode()).hexdigest() if hf_id else (
+    # a hub id is identified by its name and the snapshot's commit (a snapshot is immutable per revision)
+    sha = hashlib.sha256(f"hf:{spec}@{path.name}".encode()).hexdigest() if hf_id else (
         file_sha256(path) if path.is_file() else _dir_sha256(path))
     return Encoder("dinov2", int(probe.shape[1]), 224, "dinov2.preprocess", dtype or "float32", sha, encode,
                    info={"path": spec if hf_id else str(path)})

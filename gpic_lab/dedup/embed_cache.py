@@ -1,14 +1,15 @@
 """Per-shard embedding cache: ``embed_shards`` embeds each shard once per encoder configuration and stores
 ``<cache_dir>/<shard stem>.<encoder>.<hash>.npz`` (keys, vectors, sizes, byte hashes, license fields, unreadable
-images), the hash covering the shard identity (path, size, mtime) and ``Encoder.cache_id()`` (encoder, weights
-SHA-256, size, crop, dtype)."""
+images), the hash covering the shard identity (``gpic_lab.shards.sources.identity``: path, size and mtime of a
+local shard; URL, size and ETag / Last-Modified of a remote one) and ``Encoder.cache_id()`` (encoder, weights
+SHA-256, size, crop, dtype). A remote shard whose server reports neither an ETag nor a modification time is
+embedded every time (never cached: a changed file could not be told apart)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +61,17 @@ class Embeddings:
                           [s for p in parts for s in p.sources])
 
 
-def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str | os.PathLike[str]) -> Path:
-    """<cache_dir>/<shard stem>.<hash of shard identity + encoder cache id>.npz"""
-    p = Path(shard)
-    st = p.stat()
-    ident = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}|{encoder.cache_id()}"
-    return Path(cache_dir) / f"{p.name.removesuffix('.tar')}.{encoder.name}.{hashlib.sha256(ident.encode()).hexdigest()[:16]}.npz"
+def cache_path(shard: str | os.PathLike[str], encoder: Encoder, cache_dir: str | os.PathLike[str]) -> Path | None:
+    """<cache_dir>/<shard stem>.<encoder>.<hash of shard identity + encoder cache id>.npz, or None when the shard
+    (a URL without ETag or modification time) cannot be identified."""
+    from gpic_lab.shards.sources import identity
+
+    ident = identity(str(shard))
+    if ident is None:
+        return None
+    blob = json.dumps({"shard": ident, "encoder": encoder.cache_id()}, sort_keys=True)
+    stem = str(shard).rstrip("/").rsplit("/", 1)[-1].removesuffix(".tar")
+    return Path(cache_dir) / f"{stem}.{encoder.name}.{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"
 
 
 def embed_shard(shard: str, encoder: Encoder) -> Embeddings:
@@ -116,28 +122,38 @@ def _cached_vectors(path: str) -> np.ndarray:
 
 
 def embed_shards(shards: Iterable[str | os.PathLike[str]], encoder: Encoder, cache_dir: str | os.PathLike[str] | None = None,
-                 progress: bool = False, load_vectors: bool = True) -> tuple[Embeddings, dict[str, int]]:
-    """Embeddings of all shards (files or directories of them; cached per shard when cache_dir is set).
+                 progress: bool | str = False, load_vectors: bool = True) -> tuple[Embeddings, dict[str, int]]:
+    """Embeddings of all shards (files, directories, brace ranges, globs or URLs; cached per shard when cache_dir is
+    set).
 
     With ``load_vectors=False`` (needs cache_dir) the vectors stay in the cache files and ``Embeddings.chunks()``
-    streams them shard by shard, so only keys, sizes and licenses are held for the whole run.
+    streams them shard by shard, so only keys, sizes and licenses are held for the whole run (the vectors of a shard
+    that cannot be cached stay in memory). ``progress``: a bar
+    over shards with rate and ETA (``auto``/``on``/``off`` or a bool, see ``gpic_lab.progress``).
     Returns (embeddings, {cache_hits, cache_misses})."""
+    from gpic_lab.progress import bar, log
     from gpic_lab.shards.reader import list_shards
 
-    parts, stats = [], {"cache_hits": 0, "cache_misses": 0}
-    for shard in (str(p) for p in list_shards(list(shards))):
-        path = cache_path(shard, encoder, cache_dir) if cache_dir else None
-        if path is not None and path.is_file():
-            part = _load(path)
-            stats["cache_hits"] += 1
-        else:
-            part = embed_shard(shard, encoder)
-            stats["cache_misses"] += 1
-            if path is not None:
-                _save(path, part)
-        if path is not None and not load_vectors:
-            part.vectors, part.sources = np.zeros((0, part.vectors.shape[1]), np.float32), [str(path)]
-        parts.append(part)
-        if progress:
-            print(f"embedded {shard}: {len(part)} images ({encoder.name})", file=sys.stderr)
+    shard_list = [str(p) for p in list_shards(list(shards))]
+    parts, stats, images = [], {"cache_hits": 0, "cache_misses": 0}, 0
+    with bar(len(shard_list), f"embed {encoder.name}", "shard", progress) as pbar:
+        for shard in shard_list:
+            path = cache_path(shard, encoder, cache_dir) if cache_dir else None
+            if path is not None and path.is_file():
+                part = _load(path)
+                stats["cache_hits"] += 1
+            else:
+                part = embed_shard(shard, encoder)
+                stats["cache_misses"] += 1
+                if path is not None:
+                    _save(path, part)
+            if path is not None and not load_vectors:
+                part.vectors, part.sources = np.zeros((0, part.vectors.shape[1]), np.float32), [str(path)]
+            parts.append(part)
+            images += len(part)
+            pbar.update(1)
+            pbar.set_postfix(images=images, cached=stats["cache_hits"], refresh=False)
+    log(__name__).info("embedded %d images of %d shards with %s (%d from the cache)", images, len(shard_list),
+                       encoder.name, stats["cache_hits"])
     return Embeddings.concat(parts), stats
+

@@ -22,7 +22,6 @@ per-shard embedding caches without holding every vector as float32.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -141,7 +140,7 @@ def _training_sample(chunks: Callable[[], Iterable[np.ndarray]], size: int) -> n
 
 def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, threshold: float,
                   method: str = "auto", nprobe: int = 16, nlist: int | None = None, chunk_size: int = 16384,
-                  gpu: bool | None = None, gpu_k: int = 64, progress: bool = False, storage: str | None = None) -> Pairs:
+                  gpu: bool | None = None, gpu_k: int = 64, progress: bool | str = False, storage: str | None = None) -> Pairs:
     """Every pair of rows with inner product > threshold, once, as i < j.
 
     Args:
@@ -153,6 +152,7 @@ def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, thres
         storage: vector storage, ``fp16`` (half the memory) or ``flat`` (float32); default fp16 for ``ivf``,
             flat for ``join`` (its products run on float32 copies, so flat saves the conversions).
         gpu: use GPU FAISS (None: when a GPU build and a GPU are present).
+        progress: a bar with rate and ETA on stderr (``auto``/``on``/``off`` or a bool, see ``gpic_lab.progress``).
     """
     if isinstance(chunks, np.ndarray):
         chunks = _chunked(chunks, chunk_size)
@@ -173,21 +173,23 @@ def similar_pairs(chunks: Callable[[], Iterable[np.ndarray]] | np.ndarray, thres
 
         index = faiss.index_cpu_to_all_gpus(index)
     info["gpu"] = bool(use_gpu)
+    from gpic_lab.progress import bar
+
     parts, start = [], 0
-    for chunk in chunks():
-        q = np.ascontiguousarray(chunk, dtype=np.float32)
-        qi, qj, sims = (_knn_chunk(index, q, threshold, gpu_k) if use_gpu else _range_chunk(index, q, threshold))
-        parts.append((qi + start, qj, sims))
-        start += len(q)
-        if progress:
-            print(f"knn: queried {start}/{n}", file=sys.stderr)
+    with bar(n, f"knn {info['method']}", "vec", progress, unit_scale=True) as pbar:
+        for chunk in chunks():
+            q = np.ascontiguousarray(chunk, dtype=np.float32)
+            qi, qj, sims = (_knn_chunk(index, q, threshold, gpu_k) if use_gpu else _range_chunk(index, q, threshold))
+            parts.append((qi + start, qj, sims))
+            start += len(q)
+            pbar.update(len(q))
     qi, qj, sims = (np.concatenate([p[k] for p in parts]) for k in range(3))
     i, j, s = _unique_upper(qi, qj, sims)
     return Pairs(i, j, s.astype(np.float32), info)
 
 
 def cell_join(chunks: Callable[[], Iterable[np.ndarray]], n: int, dim: int, threshold: float,
-              nlist: int | None = None, nprobe: int = 16, storage: str = "flat", progress: bool = False) -> Pairs:
+              nlist: int | None = None, nprobe: int = 16, storage: str = "flat", progress: bool | str = False) -> Pairs:
     """IVF probing done as matrix products: every vector lives in its nearest cell, and the vectors that probe a
     cell (it is among their ``nprobe`` nearest centroids) are multiplied against that cell's members at once.
 
@@ -218,8 +220,10 @@ def cell_join(chunks: Callable[[], Iterable[np.ndarray]], n: int, dim: int, thre
     flat = probes.ravel()
     askers = np.argsort(flat, kind="stable")
     a_bounds = np.searchsorted(flat[askers], np.arange(nlist + 1))
+    from gpic_lab.progress import bar
+
     parts = []
-    for c in range(nlist):
+    for c in bar(nlist, "knn join", "cell", progress, iterable=range(nlist)):
         base = members[m_bounds[c]:m_bounds[c + 1]]
         if not len(base):
             continue
@@ -227,8 +231,6 @@ def cell_join(chunks: Callable[[], Iterable[np.ndarray]], n: int, dim: int, thre
         sims = store[q_ids].astype(np.float32) @ store[base].astype(np.float32).T
         r, k = np.nonzero(sims > threshold)
         parts.append((q_ids[r], base[k], sims[r, k]))
-        if progress and c % 500 == 0:
-            print(f"knn: cell {c}/{nlist}", file=sys.stderr)
     qi, qj, sims = (np.concatenate([p[k] for p in parts]) for k in range(3))
     i, j, s = _unique_upper(qi.astype(np.int64), qj.astype(np.int64), sims)
     info = {"method": "join", "n": n, "dim": dim, "nlist": nlist, "nprobe": nprobe, "storage": storage,

@@ -251,7 +251,7 @@ def rule_dict(rule: Rule) -> dict[str, Any]:
 def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "efficientnet-thumb", weights: str | None = None,
               rule: Rule | None = None, against: list[str] | None = None, cache_dir: str | None = None,
               knn_params: Mapping[str, Any] | None = None, leak_threshold: float | None = None,
-              progress: bool = False, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
+              progress: bool | str = False, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
     """Embed (cached per shard), search, apply the rule and write the decisions and their companions.
 
     Next to DECISIONS (``<stem>.`` prefix unless it is named ``decisions.parquet``, the stage layout): counts.csv,
@@ -283,7 +283,11 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     cache = Path(cache_dir) if cache_dir else state_root() / "embed_cache"
     enc = embed.load_encoder(encoder, weights, device, dtype)
     emb, cache_stats = embed_cache.embed_shards(shards, enc, cache, progress=progress, load_vectors=False)
-    frame, res, pairs = dedup_embeddings(emb, rule, encoder, knn_params)
+    from gpic_lab.progress import log
+
+    log(__name__).info("dedup: %d images embedded; searching pairs above %.4g", len(emb), rule.link)
+    frame, res, pairs = dedup_embeddings(emb, rule, encoder, {"progress": progress, **dict(knn_params or {})})
+    log(__name__).info("dedup: %d pairs above the link threshold; writing %s", len(pairs), dest)
     write_parquet_atomic(dest, frame)
     with atomic_path(dest.with_name(pre + "counts.csv")) as tmp:
         reason_counts(frame).to_csv(tmp, index=False)

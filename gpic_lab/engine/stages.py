@@ -186,7 +186,8 @@ def _pending(name: str, shards: list[str], out: Path, digest: str, force: bool) 
 
 def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapping[str, Any] | None = None,
               engine: str = "local", scheduler: str | None = None, workers: int | None = None,
-              force: bool = False, progress: bool = True) -> dict[str, Any]:
+              force: bool = False, progress: bool | str = True,
+              merge_with: Iterable[str] | None = None) -> dict[str, Any]:
     """Run stage ``name`` over every shard under ``paths`` into ``out_dir``; return the summary.
 
     Args:
@@ -196,7 +197,11 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
         params: passed to the stage function; fixed per output directory.
         engine / scheduler / workers: see ``gpic_lab.engine.backends.map_tasks``.
         force: recompute shards that have a marker.
-        progress: a tqdm bar on stderr.
+        progress: a bar over shards with rate, ETA and running kept/dropped totals on stderr
+            (``auto``/``on``/``off`` or a bool, see ``gpic_lab.progress``).
+        merge_with: when ``paths`` is one worker's part (``--shard-range``), the whole shard list: the decisions
+            table then merges every shard of it that is finished in ``out_dir`` (by any worker), so the last worker
+            to finish, or a rerun without a range, leaves the table of all shards.
     """
     from gpic_lab.engine.backends import map_tasks
     from gpic_lab.engine.params import check, specs_of
@@ -216,22 +221,35 @@ def run_stage(name: str, paths: Iterable[str], out_dir: str | Path, params: Mapp
     if workers is None and scheduler is None and name in GPU_STAGES:
         workers = 1  # one model on one GPU (every local worker would load its own on cuda:0); a Dask cluster for more
     tasks = [(name, shard, str(out), params, digest) for shard in todo]
+    from gpic_lab.progress import log
+
+    log(__name__).info("stage %s: %d shard(s), %d to compute -> %s", name, len(shards), len(todo), out)
     started = time.perf_counter()
     bar = _bar(len(shards), len(shards) - len(todo), name, progress)
+    totals = {"kept": 0, "dropped": 0}
     for _, marker in map_tasks(process_shard, tasks, engine, scheduler, workers, gpu=name in GPU_STAGES,
                                label=lambda t: t[1]):
+        totals = {k: totals[k] + int(marker[k]) for k in totals}
         bar.update(1)
-        bar.set_postfix(kept=marker["kept"], dropped=marker["dropped"])
+        bar.set_postfix(totals)
     bar.close()
-    return merge(name, shards, out, params, digest,
-                 {"engine": engine, "scheduler": scheduler, "workers": workers, "computed": len(todo),
-                  "skipped": len(shards) - len(todo), "seconds": round(time.perf_counter() - started, 3)})
+    run = {"engine": engine, "scheduler": scheduler, "workers": workers, "computed": len(todo),
+           "skipped": len(shards) - len(todo), "seconds": round(time.perf_counter() - started, 3)}
+    if merge_with is not None:
+        done, whole = {shard_stem(s) for s in shards}, unique_shards(merge_with)
+        shards = [s for s in whole if shard_stem(s) in done
+                  or _finished_marker(out / "done" / f"{shard_stem(s)}.done", name, digest) is not None]
+        run["shards_in_list"] = len(whole)
+    summary = merge(name, shards, out, params, digest, run)
+    log(__name__).info("stage %s: %d kept, %d dropped in %d shard(s) (%.1f s)", name, summary["kept"],
+                       summary["dropped"], summary["shards"], run["seconds"])
+    return summary
 
 
-def _bar(total: int, initial: int, name: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+def _bar(total: int, initial: int, name: str, mode: bool | str) -> Any:
+    from gpic_lab.progress import bar
 
-    return tqdm(total=total, initial=initial, desc=f"stage {name}", unit="shard", disable=not enabled)
+    return bar(total, f"stage {name}", "shard", mode, initial=initial)
 
 
 def merge(name: str, shards: list[str], out: Path, params: Mapping[str, Any], digest: str,

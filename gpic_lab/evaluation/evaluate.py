@@ -84,10 +84,12 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
              model_path: str | os.PathLike[str] | None = None, model: Any = None, batch_size: int = 64,
              device: str | None = None, dtype: str = "fp32", strict: bool = True, prdc_max: int = 10_000,
              mmd_subsets: int = 100, mmd_subset_size: int = 1000, seed: int = 0,
-             threads: int | None = None, save_features: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+             threads: int | None = None, save_features: str | os.PathLike[str] | None = None,
+             progress: bool | str = False) -> dict[str, Any]:
     """Run the protocol; returns fd, fd_mu, fd_sigma, PRDC, MMD (when the reference has embeddings), counts.
 
     `save_features` writes the sample features as an npz (`dino_embeddings`, `key`) usable with `gpic-lab fd`.
+    `progress`: images done and rate on stderr (``auto``/``on``/``off`` or a bool, see ``gpic_lab.progress``).
     """
     from gpic_lab.core.npz import open_npz
     from gpic_lab.evaluation.fd import RunningStats, frechet_distance
@@ -117,7 +119,8 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
         with precision_context(dtype, str(next(model.parameters()).device)):
             for ids, f in stream_features(iter_generated(samples, problems, examples), model, reference=False,
                                           batch_size=batch_size, threads=threads, skipped=problems,
-                                          check_generated=True, examples=examples):
+                                          check_generated=True, examples=examples, progress=progress,
+                                          desc="eval features"):
                 chunks.append(f.astype(np.float32))
                 keys += [i[0] for i in ids]
         feats = np.concatenate(chunks).astype(np.float64) if chunks else np.empty((0, 0))

@@ -43,10 +43,10 @@ def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generat
 
 def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any, reference: bool,
                     batch_size: int = 64, threads: int | None = None, skipped: Counter[str] | None = None,
-                    check_generated: bool = False,
-                    examples: dict[str, Any] | None = None) -> Iterator[tuple[list[Any], np.ndarray]]:
+                    check_generated: bool = False, examples: dict[str, Any] | None = None,
+                    progress: bool | str = False, desc: str = "features") -> Iterator[tuple[list[Any], np.ndarray]]:
     """Yield (ids, float64 features [B, D]) per batch; problems are counted in `skipped` by code (first id per code
-    in `examples`), never silent."""
+    in `examples`), never silent. `progress`: images done, rate on stderr (see ``gpic_lab.progress``)."""
     import torch
 
     from gpic_lab.evaluation.preprocess import normalize_torch
@@ -77,16 +77,19 @@ def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any,
         np.stack(arrays, out=stacked.numpy())  # straight into pinned memory on CUDA: no second copy
         return [i for i, _ in good], stacked
 
-    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as ahead:
+    from gpic_lab.progress import bar
+
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as ahead, bar(None, desc, "img", progress) as pbar:
         batch = chunk()
         fut: Future[Any] | None = ahead.submit(prepare, batch) if batch else None
         while fut is not None:
             ids, arr = fut.result()
-            batch = chunk()  # read the next batch's bytes while its predecessor runs on the model
+            size, batch = len(batch), chunk()  # read the next batch's bytes while its predecessor runs on the model
             fut = ahead.submit(prepare, batch) if batch else None
             if arr is not None:
                 x = normalize_torch(arr.to(param.device, non_blocking=True), param.dtype)
                 yield ids, features_from_tensor(model, x)
+            pbar.update(size)
 
 
 def shard_features(shards: list[str], model: Any, batch_size: int = 64, threads: int | None = None,

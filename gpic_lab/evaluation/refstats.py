@@ -136,7 +136,8 @@ def find_existing(out: str | os.PathLike[str], split: str, model_tag: str, shard
 def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], split: str = "test",
                    model_tag: str = "dinov2", batch_size: int = 64, threads: int | None = None,
                    keep_embeddings: bool = True, limit: int | None = None, reuse: bool = False,
-                   partial: bool = False, max_embeddings: int | None = None, seed: int = 0) -> dict[str, Any]:
+                   partial: bool = False, max_embeddings: int | None = None, seed: int = 0,
+                   progress: bool | str = False) -> dict[str, Any]:
     """Stream shards -> GPIC-256 -> DINOv2 features -> running stats; write a config-named npz under `out`.
 
     `out` is a directory (the file is named by `config_name`) or an explicit .npz path. Undecodable images are
@@ -145,6 +146,7 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
     a mergeable partial file (n, sum, outer) is written instead; combine partials with `merge_partials`.
     `max_embeddings` keeps a seeded uniform reservoir sample of that many embeddings (GPIC's files: mu/sigma over
     all images, `dino_embeddings`/`key`/`tar_idx` for a 50K subset); mu/sigma always cover every image.
+    `progress`: images done and rate on stderr (see ``gpic_lab.progress``).
     """
     from gpic_lab.evaluation.fd import RunningStats
     from gpic_lab.evaluation.features import stream_features
@@ -173,7 +175,7 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
             yield (sample.key, tar_index(sample.shard)), sample.image
 
     for ids, feats in stream_features(items(), model, reference=True, batch_size=batch_size, threads=threads,
-                                      skipped=skipped):
+                                      skipped=skipped, progress=progress, desc="refstats"):
         stats.update(feats)
         kept.add(ids, feats.astype(np.float32))
     if stats.n < (1 if partial else 2):
@@ -197,6 +199,9 @@ def build_refstats(shards: list[str], model: Any, out: str | os.PathLike[str], s
         write_partial(target, stats, emb, keys, tar_idx, prov)
     else:
         write_stats(target, stats.mean, stats.cov, stats.n, emb, keys, tar_idx, prov)
+    from gpic_lab.progress import log
+
+    log(__name__).info("refstats: %d images of %d shard(s) in %.1f s -> %s", stats.n, len(paths), seconds, target)
     return {"path": str(target), "n": stats.n, "dim": dim, "skipped": dict(skipped), "seconds": seconds}
 
 

@@ -112,7 +112,8 @@ def load_dataset(paths_or_catalog: Sequence[str | os.PathLike[str]], name: str,
                  decisions_dirs: Sequence[str | os.PathLike[str]] = (), sample: int | None = None, seed: int = 0,
                  shard_range: tuple[int | None, int | None] | None = None, tier: str | None = None,
                  dropped_only: bool = False, audits: dict[str, dict[str, dict[str, Any]]] | None = None,
-                 batch_size: int = BATCH, overwrite: bool = False, cache_dir: Path | None = None) -> Any:
+                 batch_size: int = BATCH, overwrite: bool = False, cache_dir: Path | None = None,
+                 progress: bool | str = False) -> Any:
     """Build or refresh the persistent FiftyOne dataset `name` from GPIC shards or a catalog Parquet.
 
     Args:
@@ -121,6 +122,7 @@ def load_dataset(paths_or_catalog: Sequence[str | os.PathLike[str]], name: str,
         sample, seed: a seeded random subset of this size; shard_range: slice of the sorted shard list;
         tier: keep records whose split lists it; dropped_only: only samples some stage dropped.
         audits: {audit name: {key: {column: value}}} written as fields `<audit>_<column>`.
+        progress: samples prepared (media cache) with rate and ETA on stderr (see ``gpic_lab.progress``).
     Returns the dataset; samples already present (same key) are updated, never duplicated.
     """
     decisions = load_decisions(decisions_dirs)
@@ -132,7 +134,10 @@ def load_dataset(paths_or_catalog: Sequence[str | os.PathLike[str]], name: str,
     cache = cache_dir or media_cache()
     existing = set(dataset.distinct("key"))
     new_rows, old_rows = [], []
-    for meta_sample in chosen:
+    from gpic_lab.progress import bar
+
+    total = len(chosen) if hasattr(chosen, "__len__") else None
+    for meta_sample in bar(total, "fiftyone load", "img", progress, iterable=chosen):
         if meta_sample.key in existing:
             old_rows.append(build_row(meta_sample, Path(""), decisions, audits))
         else:

@@ -7,7 +7,8 @@ differs from the hub code: position-embedding interpolation. The hub model inter
 16x16 grid of a 224 input with `scale_factor=(16 + 0.1) / 37` (legacy offset 0.1), bicubic, antialias False;
 transformers passes `size=(16, 16)`, which samples the grid at slightly different points.
 
-Weights come from a local transformers directory (or HF cache snapshot) or a hub `.pth` state dict
+Weights come from a local transformers directory, a Hugging Face hub id resolved through the user's HF cache
+(`facebook/dinov2-large`; downloaded when online, see `gpic_lab.models.hub`) or a torch.hub `.pth` state dict
 (`dinov2_vitl14_pretrain.pth` naming), mapped by `hub_to_transformers`.
 """
 from __future__ import annotations
@@ -99,9 +100,15 @@ def build_tiny_dinov2(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
         proj = model.embeddings.patch_embeddings.projection.weight
         proj.normal_(0.0, 1.0 / math.sqrt(proj[0].numel()))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # parallel workers build side by side
     model.save_pretrained(tmp)
-    os.replace(tmp, out)
+    try:
+        os.rename(tmp, out)
+    except OSError:  # another worker finished first: its model is the same (same seed)
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -168,7 +175,7 @@ def load_dinov2(path_or_state_dict: str | os.PathLike[str] | dict[str, Any], dev
 
     Args:
         path_or_state_dict: a transformers directory (config.json + weights), a hub `.pth` file, a hub
-            state dict (already loaded), or a model id found in the local HF cache (facebook/dinov2-large).
+            state dict (already loaded), or a hub id through the HF cache (facebook/dinov2-large).
         device: torch device; default CUDA when available, else CPU.
         num_heads: attention heads for a hub state dict (default: width // 64, as in every DINOv2 ViT).
         dtype: torch dtype for the weights (default float32).
@@ -192,8 +199,8 @@ def load_dinov2(path_or_state_dict: str | os.PathLike[str] | dict[str, Any], dev
             except Exception as exc:  # noqa: BLE001 - any unreadable file is a usage error here
                 raise UsageError(f"dinov2: cannot read state dict {path}: {exc}") from exc
             model = _from_hub_state(state, num_heads)
-        elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(path_or_state_dict)):
-            model = _from_hf_cache(str(path_or_state_dict))
+        elif _hub_id(str(path_or_state_dict)):
+            model = Dinov2Model.from_pretrained(resolve_model(str(path_or_state_dict)))
         else:
             raise UsageError(f"dinov2: weights {path} not found (a transformers directory or hub .pth)")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,16 +208,10 @@ def load_dinov2(path_or_state_dict: str | os.PathLike[str] | dict[str, Any], dev
     return apply_hub_semantics(model)
 
 
-def _from_hf_cache(repo_id: str) -> Any:
-    """A model id (e.g. facebook/dinov2-large, ViT-L/14 without registers) from the local HF cache only."""
-    from transformers import Dinov2Model
+def _hub_id(spec: str) -> bool:
+    from gpic_lab.models.hub import is_hub_id
 
-    if "reg" in repo_id.lower():
-        raise UsageError(f"dinov2: {repo_id} is a register variant; GPIC uses ViT-L/14 without registers")
-    try:
-        return Dinov2Model.from_pretrained(repo_id, local_files_only=True)
-    except OSError as exc:
-        raise UsageError(f"dinov2: {repo_id} is not a local path and not in the local HF cache (offline)") from exc
+    return is_hub_id(spec)
 
 
 def _from_hub_state(state: dict[str, Any], num_heads: int | None) -> Any:
@@ -268,11 +269,18 @@ TINY = "tiny"
 
 
 def resolve_model(spec: str | os.PathLike[str], cache: str | os.PathLike[str] | None = None) -> Path:
-    """A weights path; the word 'tiny' builds (once) the random placeholder under `cache` (default: state root)."""
+    """A weights path: a local dir/file as given, a hub id's snapshot dir in the HF cache (``gpic_lab.models.hub``),
+    or for the word 'tiny' the random placeholder, built once under `cache` (default: state root)."""
     if str(spec) == TINY:
         from gpic_lab.paths import state_root
 
         return build_tiny_dinov2(Path(cache or state_root() / "models") / "dinov2-tiny-random")
+    if _hub_id(str(spec)):
+        if "reg" in str(spec).lower():
+            raise UsageError(f"dinov2: {spec} is a register variant; GPIC uses ViT-L/14 without registers")
+        from gpic_lab.models.hub import resolve
+
+        return resolve(spec, "DINOv2")
     return Path(spec)
 
 

@@ -1,13 +1,18 @@
-"""Qwen3-VL: tiny random builder (tests, CPU demo), real loader (local dir or HF cache), batched generation.
+"""Qwen3-VL: tiny random builder (tests, CPU demo), real loader (local dir or hub id through the HF cache),
+batched generation.
 
-The stock ``Qwen3VLProcessor`` type-checks its video-processor slot, which needs torchvision; we use
-``ImageOnlyQwen3VLProcessor`` (no video slot) with the PIL image processor so everything works without it.
+Why not ``AutoProcessor.from_pretrained(model, min_pixels=..., max_pixels=...)``: the Qwen3-VL repos name
+``Qwen3VLProcessor``, whose video-processor slot loads ``Qwen3VLVideoProcessor``, and that class needs torchvision
+(transformers 5.23: ``ImportError`` without it; repos without a video config fail with ``OSError``). No torchvision
+wheel matches the CPU torch build, so we load the public parts with their own ``from_pretrained``: the tokenizer
+(``AutoTokenizer``) and the PIL image processor (``Qwen2VLImageProcessorPil``, configured from the model's
+processor config, pixel bounds as ``size``), joined by ``ImageOnlyQwen3VLProcessor`` (the stock processor without
+its video slot). Image inputs are identical; videos are never captioned.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,7 @@ def _processor_class() -> type:
     """``Qwen3VLProcessor`` without the torchvision-only video-processor slot (defined lazily: heavy import)."""
     global _PROC_CLS
     if _PROC_CLS is None:
-        from transformers.models.qwen3_vl import Qwen3VLProcessor
+        from transformers import Qwen3VLProcessor
 
         class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
             """Image-only Qwen3-VL processor: PIL image processor + tokenizer, no video processor."""
@@ -107,7 +112,7 @@ def _approx_bpe_tokenizer(corpus: Sequence[str] = (), vocab_size: int = 2000) ->
 
 
 def _image_processor(min_pixels: int, max_pixels: int, patch_size: int = 16) -> Any:
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers import Qwen2VLImageProcessorPil
 
     return Qwen2VLImageProcessorPil(patch_size=patch_size, merge_size=2, temporal_patch_size=2,
                                     size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
@@ -214,20 +219,16 @@ def is_tiny(path: str | os.PathLike[str]) -> bool:
 
 
 def resolve_model_path(path: str | os.PathLike[str]) -> Path:
-    """A local model dir, or a hub id (``Qwen/Qwen3-VL-4B-Instruct``) found in the local HF cache (no network)."""
-    p = Path(path)
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise UsageError(f"{p}: not a model directory (no config.json)")
-        return p
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) and not p.exists():
-        try:
-            from huggingface_hub import snapshot_download
+    """A local model dir, or a hub id (``Qwen/Qwen3-VL-4B-Instruct``) through the Hugging Face cache (downloaded
+    when online, from the cache with ``HF_HUB_OFFLINE=1``; see ``gpic_lab.models.hub``)."""
+    from gpic_lab.models.hub import resolve
 
-            return Path(snapshot_download(str(path), local_files_only=True))
-        except Exception as exc:  # noqa: BLE001 - any cache miss becomes one clear line
-            raise UsageError(f"{path}: not a local directory and not in the HF cache ({type(exc).__name__})") from exc
-    raise UsageError(f"{path}: model directory not found")
+    p = resolve(path, "Qwen3-VL")
+    if not p.is_dir():
+        raise UsageError(f"{path}: model directory not found")
+    if not (p / "config.json").is_file():
+        raise UsageError(f"{p}: not a model directory (no config.json)")
+    return p
 
 
 def load_qwen3vl(path: str | os.PathLike[str], device: str | None = None, dtype: Any = None,
@@ -236,7 +237,7 @@ def load_qwen3vl(path: str | os.PathLike[str], device: str | None = None, dtype:
     """Load a Qwen3-VL model (e.g. Qwen3-VL-4B-Instruct) and an image-only PIL processor.
 
     Args:
-        path: local model directory or hub id present in the HF cache.
+        path: local model directory or hub id (HF cache; downloaded when online).
         device: "cuda", "cuda:1", "cpu"...; default cuda when available, else cpu.
         dtype: torch dtype or its name; default bfloat16 on CUDA, float32 on CPU.
         min_pixels / max_pixels: image resolution bounds for the processor (default: the model's own).
@@ -281,26 +282,16 @@ def _read_template(model_dir: Path) -> str | None:
 
 
 def _load_image_processor(model_dir: Path, min_pixels: int | None, max_pixels: int | None) -> Any:
-    """The PIL image processor configured from the model's processor config, with optional pixel bounds."""
-    import json
+    """The PIL image processor from the model's processor config, with optional pixel bounds."""
+    from transformers import Qwen2VLImageProcessorPil
 
-    cfg: dict[str, Any] = {}
-    for name in ("preprocessor_config.json", "processor_config.json"):
-        f = model_dir / name
-        if f.is_file():
-            data = json.loads(f.read_text())
-            cfg = data.get("image_processor", data)
-            break
-    size = dict(cfg.get("size") or {})
-    lo = min_pixels or size.get("shortest_edge") or cfg.get("min_pixels") or DEFAULT_MIN_PIXELS
-    hi = max_pixels or size.get("longest_edge") or cfg.get("max_pixels") or DEFAULT_MAX_PIXELS
+    base = Qwen2VLImageProcessorPil.from_pretrained(model_dir)
+    size = base.size
+    lo = min_pixels or getattr(size, "shortest_edge", None) or getattr(base, "min_pixels", None) or DEFAULT_MIN_PIXELS
+    hi = max_pixels or getattr(size, "longest_edge", None) or getattr(base, "max_pixels", None) or DEFAULT_MAX_PIXELS
     if lo > hi:
         raise UsageError(f"min_pixels {lo} > max_pixels {hi}")
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    kwargs = {k: cfg[k] for k in ("image_mean", "image_std", "patch_size", "merge_size", "temporal_patch_size")
-              if k in cfg}
-    return Qwen2VLImageProcessorPil(size={"shortest_edge": lo, "longest_edge": hi}, **kwargs)
+    return Qwen2VLImageProcessorPil.from_pretrained(model_dir, size={"shortest_edge": lo, "longest_edge": hi})
 
 
 def build_messages(prompt: str) -> list[dict[str, Any]]:

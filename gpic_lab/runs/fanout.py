@@ -1,6 +1,7 @@
-"""Fan-out batch runs: one `gpic-lab run` per range of a str parameter (e.g. shard ranges of 100), at most one
-run per GPU at a time (CUDA_VISIBLE_DEVICES) or --jobs concurrent runs on CPU, each with its own run dir and
-DONE; a rerun launches only the ranges without DONE; `collect` merges the ranges' metrics.json into one table."""
+"""Fan-out batch runs: one `gpic-lab run` per range of a str parameter (``shard_range=0:8000:100``: the notebooks'
+``shard_range`` takes "START:STOP" over the sorted shard list of their path parameter), at most one run per GPU at a
+time (CUDA_VISIBLE_DEVICES) or --jobs concurrent runs on CPU, each with its own run dir, run.log and DONE; a rerun
+launches only the ranges without DONE; `collect` merges the ranges' metrics.json into one table."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from gpic_lab.runs.runner import RunResult, run_notebook
 
 
 def parse_spec(spec: str) -> tuple[str, list[tuple[int, int]]]:
-    """'shards=0:800:100' -> ('shards', [(0, 100), (100, 200), ...])."""
+    """'shard_range=0:800:100' -> ('shard_range', [(0, 100), (100, 200), ...])."""
     try:
         name, rng = spec.split("=", 1)
         start, stop, step = (int(x) for x in rng.split(":"))
@@ -39,7 +40,7 @@ def fanout_dir(nb: str | Path, base: dict[str, Any], spec: str) -> Path:
 
 
 def fan_out(nb: str | Path, overrides: dict[str, Any], spec: str, gpus: list[str] | None = None, jobs: int = 1,
-            force: bool = False) -> list[RunResult]:
+            force: bool = False, execution_timeout: float | None = None) -> list[RunResult]:
     """Run every range (validated first); returns one RunResult per range, in range order."""
     name, ranges = parse_spec(spec)
     base = resolve(nb, {**overrides, name: f"{ranges[0][0]}:{ranges[0][1]}"})  # checks NAME and the rest up front
@@ -61,7 +62,7 @@ def fan_out(nb: str | Path, overrides: dict[str, Any], spec: str, gpus: list[str
         try:
             env = {"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {}
             result = run_notebook(nb, {**overrides, name: f"{r[0]}:{r[1]}"}, force=force, env=env, quiet=True,
-                                  run_id=f"{root.name}/{r[0]:06d}-{r[1]:06d}")
+                                  run_id=f"{root.name}/{r[0]:06d}-{r[1]:06d}", execution_timeout=execution_timeout)
             status = result.status
             return result
         finally:
@@ -76,8 +77,15 @@ def fan_out(nb: str | Path, overrides: dict[str, Any], spec: str, gpus: list[str
 
 
 def _summary(state: dict[str, int], total: int) -> None:
-    print(f"\rfan-out: {state['done']} done, {state['skipped']} skipped, {state['running']} running, "
-          f"{state['failed']} failed / {total}", end="", file=sys.stderr, flush=True)
+    """The live done/running/failed line: redrawn on a terminal, one timestamped line per change elsewhere."""
+    import time
+
+    text = (f"fan-out: {state['done']} done, {state['skipped']} skipped, {state['running']} running, "
+            f"{state['failed']} failed / {total}")
+    if sys.stderr.isatty():
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+    else:
+        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
 def collect(results_root: Path) -> Any:
@@ -98,17 +106,17 @@ def collect(results_root: Path) -> Any:
 
 
 def fan_out_command(nb: str, overrides: dict[str, Any], spec: str, gpus: str | None, jobs: int, force: bool,
-                    only_collect: bool) -> int:
+                    only_collect: bool, execution_timeout: float | None = None) -> int:
     """CLI body of `gpic-lab run --fan-out`."""
     name, ranges = parse_spec(spec)
     root = fanout_dir(nb, {k: v for k, v in resolve(nb, {**overrides, name: "0:0"}).items() if k != name}, spec)
     if not only_collect:
         gpu_ids = [g.strip() for g in (gpus or "").split(",") if g.strip()] or None  # "0, 1" -> ["0", "1"]
-        results = fan_out(nb, overrides, spec, gpu_ids, jobs, force)
+        results = fan_out(nb, overrides, spec, gpu_ids, jobs, force, execution_timeout)
         print(file=sys.stderr)
         for r in results:
             if r.status == "failed":
-                print(f"failed: {r.run_dir} ({r.message})", file=sys.stderr)
+                print(f"failed: {r.run_dir} ({r.message}; log: {r.run_dir / 'run.log'})", file=sys.stderr)
     table = collect(root)
     print(table.to_string(index=False))
     print(f"metrics of {len(table)} ranges -> {root / 'metrics.parquet'}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Run notebooks headlessly with papermill, with run records.
 
-Each run writes papermill_runs/<notebook-stem>/<run-id>/: the executed notebook, params.json, env.json,
+Each run writes papermill_runs/<notebook-stem>/<run-id>/: the executed notebook (saved after every cell), run.log
+(papermill's log and every cell's output as it happens, one timestamped line each), params.json, env.json,
 metrics.json (what the notebook recorded through `record`) and DONE (last, only when every code cell ran
-without error). The default run-id hashes the notebook (without outputs), the parameters, the identities of
+without error). Progress (cells done, elapsed) goes to stderr. The default run-id hashes the notebook (without outputs), the parameters, the identities of
 the input files named by path parameters, and the gpic_lab version: a change reruns, an unchanged run skips.
 """
 
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,8 +137,17 @@ def executed_ok(nb_file: Path) -> tuple[bool, str]:
 
 
 def run_notebook(nb_path: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,
-                 force: bool = False, env: dict[str, str] | None = None, quiet: bool = False) -> RunResult:
-    """Validate parameters, then execute the notebook in a fresh kernel and write its run record."""
+                 force: bool = False, env: dict[str, str] | None = None, quiet: bool = False,
+                 execution_timeout: float | None = None, progress: bool | str = "auto") -> RunResult:
+    """Validate parameters, then execute the notebook in a fresh kernel and write its run record.
+
+    Args:
+        execution_timeout: seconds one cell may run (papermill's ``--execution-timeout``); None: no limit.
+        progress: cells done on stderr (``auto``/``on``/``off`` or a bool); ``quiet`` turns it and the failure
+            tail off (fan-out prints its own summary).
+    """
+    if execution_timeout is not None and execution_timeout <= 0:
+        raise UsageError(f"--execution-timeout must be > 0 seconds, got {execution_timeout}")
     nb_path = Path(nb_path)
     values = resolve(nb_path, overrides or {})  # UsageError before anything is created
     if run_id is not None and not RUN_ID_RE.match(run_id):
@@ -154,7 +165,7 @@ def run_notebook(nb_path: str | Path, overrides: dict[str, Any] | None = None, r
 
     ensure_kernel()  # the `gpic-lab` kernel, registered in this environment if `make setup` did not (conda users)
     start = time.time()
-    ok, message = _execute(nb_path, target, values, env, quiet)
+    ok, message = _execute(nb_path, target, values, env, quiet, execution_timeout, progress)
     if not (target / "metrics.json").exists():
         write_json_atomic(target / "metrics.json", {})
     seconds = round(time.time() - start, 2)
@@ -164,18 +175,52 @@ def run_notebook(nb_path: str | Path, overrides: dict[str, Any] | None = None, r
     return RunResult(nb_path.name, run_id, "done", target, seconds)
 
 
-def _execute(nb_path: Path, target: Path, values: dict[str, Any], env: dict[str, str] | None, quiet: bool) -> tuple[bool, str]:
+CELL_END = re.compile(r"^Ending Cell (\d+)-")
+MPL_INLINE = "module://matplotlib_inline.backend_inline"
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _execute(nb_path: Path, target: Path, values: dict[str, Any], env: dict[str, str] | None, quiet: bool,
+             timeout: float | None = None, progress: bool | str = "auto") -> tuple[bool, str]:
+    from gpic_lab.progress import bar
+
     out_nb = target / nb_path.name
     params_file = target / ".papermill-params.json"
     write_json_atomic(params_file, values)
-    child_env = {**os.environ, **(env or {}), "GPIC_LAB_RUN_DIR": str(target), "MPLBACKEND": "Agg"}
+    child_env = {**os.environ, **(env or {}), "GPIC_LAB_RUN_DIR": str(target), "MPLBACKEND": MPL_INLINE}
     cmd = [sys.executable, "-m", "papermill", str(nb_path), str(out_nb), "-f", str(params_file), "-k", KERNEL,
-           "--cwd", str(project_root()), "--no-progress-bar"]
-    proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
+           "--cwd", str(project_root()), "--no-progress-bar", "--log-output", "--log-level", "INFO"]
+    if timeout is not None:
+        cmd += ["--execution-timeout", str(int(timeout) if float(timeout).is_integer() else timeout)]
+    cells = len(load_notebook(nb_path)["cells"]) + 1  # papermill adds the injected-parameters cell
+    tail: deque[str] = deque(maxlen=200)
+    with open(target / "run.log", "a", encoding="utf-8", buffering=1) as log, \
+            bar(cells, nb_path.stem, "cell", False if quiet else progress) as pbar:
+        log.write(f"{_stamp()} gpic-lab run {nb_path} -> {out_nb}\n")
+        proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", bufsize=1)
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                log.write(f"{_stamp()} {line}\n")
+                tail.append(line)
+                done = CELL_END.match(line)
+                if done:
+                    pbar.update(max(0, int(done.group(1)) - pbar.n))
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.write(f"{_stamp()} papermill exited with code {code}\n")
     params_file.unlink(missing_ok=True)
-    if not quiet and proc.returncode != 0:
-        sys.stderr.write("\n".join(proc.stderr.splitlines()[-25:]) + "\n")
-    if proc.returncode != 0:
-        last = [line for line in proc.stderr.splitlines() if line.strip()][-1:] or ["papermill failed"]
+    if code != 0:
+        if not quiet:
+            sys.stderr.write("\n".join(list(tail)[-25:]) + f"\n(full log: {target / 'run.log'})\n")
+        last = [line for line in tail if line.strip()][-1:] or ["papermill failed"]
         return False, last[0][:300]
     return executed_ok(out_nb)

@@ -1,5 +1,6 @@
 """GPIC shards: WebDataset tars of ``{key}.json`` + ``{key}.jpg|png`` pairs, read without ever extracting.
 
+- ``sources``: shard lists (brace ranges, globs, fsspec URLs) and worker slices (``select``).
 - ``reader``: ``list_shards``, ``iter_samples`` (raises ``ShardError``), ``iter_entries`` (samples and counted
   problems), ``ShardIndex`` (random access by key), ``read_range``; ``Sample``, ``Problem``.
 - ``tarscan``: the strict header scanner every reader uses; ``remote``: HTTP(S) streaming and byte ranges.

@@ -9,7 +9,6 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from gpic_lab.errors import ShardError, UsageError, printable
@@ -74,26 +73,14 @@ def is_url(path: str | os.PathLike[str]) -> bool:
 
 
 def list_shards(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Expand directories to their *.tar files (sorted, recursive); keep files and URLs as given.
+    """Shard paths from files, directories (their *.tar files, sorted, recursive), URLs, brace ranges and globs
+    (``gpic_lab.shards.sources.expand``).
 
-    Raises UsageError for a path that does not exist or a directory without tars.
+    Raises UsageError for a path that does not exist, a directory without tars or a pattern that matches nothing.
     """
-    out: list[str] = []
-    for raw in paths:
-        if is_url(raw):
-            out.append(str(raw))
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*.tar") if p.is_file())
-            if not found:
-                raise UsageError(f"{path}: directory holds no .tar shards")
-            out.extend(found)
-        elif path.is_file():
-            out.append(str(path))
-        else:
-            raise UsageError(f"{path}: no such file or directory")
-    return out
+    from gpic_lab.shards.sources import expand
+
+    return expand(paths)
 
 
 def _fsspec_open(url: str) -> Any:
