@@ -3,11 +3,16 @@
 Each failed rule is a reason in the stage contract (``qc_stage`` returns one Decision per sample). A caption can
 break several rules; the Decision's reason is the first by ``REASON_ORDER`` and ``extra["reasons"]`` lists all.
 
-Reasons: empty, bad-type, not-visible (NOT VISIBLE. on a usable image, or a malformed NOT VISIBLE), truncated
+Reasons: empty, bad-type, not-visible (NOT VISIBLE. on a usable or unchecked image, or malformed), not-visible-image
+(NOT VISIBLE. on an image that is indeed unusable), truncated
 (no terminal punctuation, or generation hit max tokens), repetition (repeated n-grams / loops / repeated tags),
 duplicate-caption (same caption as another image), meta-opening ("The image shows ..."), forbidden-word
 ("image", "photo", "picture"; "foreground" for long), tag-format (not lowercase comma-separated noun phrases:
 articles, connectives, punctuation), length (sentence/word/tag counts outside the level's bounds).
+
+OUR ASSUMPTIONS (GPIC's prompts give the rules, not the check): the widened bounds (``DEFAULT_PARAMS``), the duplicate
+policy (every image sharing a caption fails), and no ``NOT VISIBLE.`` passing QC (pack refuses it too): a visible or
+unchecked image is recaptioned by ``caption --redo``, an unusable one is dropped (GPIC does not say what became of them).
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from gpic_lab.engine.records import Decision
 from gpic_lab.errors import UsageError
 
 NOT_VISIBLE = "NOT VISIBLE."
-REASON_ORDER = ("empty", "bad-type", "not-visible", "truncated", "repetition", "duplicate-caption",
-                "meta-opening", "forbidden-word", "tag-format", "length")
+REASON_ORDER = ("empty", "bad-type", "not-visible", "not-visible-image", "truncated", "repetition",
+                "duplicate-caption", "meta-opening", "forbidden-word", "tag-format", "length")
 LEVELS = ("tag", "short", "medium", "long")
 
 # Bounds per level: GPIC's prompt numbers (short ~12-25 words, medium ~25-60, long 5-7 sentences, tags 3-8 of
@@ -177,9 +182,12 @@ def check_caption(caption: str, caption_type: str, params: Mapping[str, Any] | N
         if text != NOT_VISIBLE:
             reasons.append("not-visible")
             details.append(f"malformed {NOT_VISIBLE!r}: {text!r}")
-        elif usable:
+        elif usable is False:  # the prescribed answer, but an image with nothing to caption leaves the dataset
+            reasons.append("not-visible-image")
+            details.append("NOT VISIBLE. for an image that is not usable")
+        else:
             reasons.append("not-visible")
-            details.append("NOT VISIBLE. for a visible image")
+            details.append("NOT VISIBLE. for a visible image" if usable else "NOT VISIBLE. (image not checked)")
         return CaptionCheck(tuple(reasons), len(words), 1, 0, 0, tuple(details))
     if truncated:
         reasons.append("truncated")
@@ -363,8 +371,8 @@ def worst_examples(rows: Iterable[Mapping[str, Any]], n: int = 10) -> Any:
 def run_qc(paths: Sequence[str], out_dir: str, params: Mapping[str, Any] | None = None) -> tuple[Any, list[dict]]:
     """QC every shard under ``paths`` (duplicates across all of them); write the stage directory.
 
-    Writes ``decisions.parquet``, ``counts.csv`` and ``done/<shard-stem>.done`` under ``out_dir``.
-    Returns (decisions frame, QC rows).
+    Writes ``decisions.parquet``, ``counts.csv``, ``qc_params.json`` (the shards and parameters, read by
+    ``caption --redo``) and ``done/<shard-stem>.done`` under ``out_dir``. Returns (decisions frame, QC rows).
     """
     from pathlib import Path
 
@@ -392,6 +400,13 @@ def run_qc(paths: Sequence[str], out_dir: str, params: Mapping[str, Any] | None 
 
     write_parquet_atomic(out / "decisions.parquet", pa.Table.from_pandas(frame, preserve_index=False))
     write_bytes_atomic(out / "counts.csv", reason_counts(frame).to_csv(index=False).encode())
+    import json
+
+    from gpic_lab.fsio import write_json_atomic
+
+    kept = {k: v for k, v in params.items() if k != "_dups"}
+    write_json_atomic(out / "qc_params.json", {"shards": [str(s) for s in shards],
+                                               "params": json.loads(json.dumps(kept, default=str))})
     for shard in shards:
         write_bytes_atomic(out / "done" / f"{Path(shard).stem}.done", b"")
     return frame, all_rows

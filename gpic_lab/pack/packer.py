@@ -169,6 +169,10 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
             dropped.append({"key": s.key, "stage": "pack", "reason": "missing-caption"})
             location[s.key] = None
             continue
+        if str(record["caption"]).strip() == "NOT VISIBLE.":  # never packed (caption QC: our NOT VISIBLE policy)
+            dropped.append({"key": s.key, "stage": "pack", "reason": "not-visible"})
+            location[s.key] = None
+            continue
         if check_meta({**record, "split": []}):  # never write what `validate` rejects; `split` is rewritten below
             dropped.append({"key": s.key, "stage": "pack", "reason": "schema"})
             location[s.key] = None
