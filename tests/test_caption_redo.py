@@ -127,3 +127,26 @@ def test_not_visible_never_reaches_a_pack(sample_dir: Path, tmp_path: Path) -> N
 def test_redo_needs_a_caption_qc_dir(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no decisions.parquet"):
         redo.failed(tmp_path)
+
+
+def test_cli_redo_with_the_tiny_model(first_pass, sample_dir: Path, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    qc_dir, first = first_pass
+    env = {**os.environ, "GPIC_LAB_STATE": str(tmp_path / "state")}
+    cmd = [sys.executable, "-m", "gpic_lab.commands.cli", "caption", str(sample_dir / "raw" / "gpic_raw_captions.tar"),
+           "--out", str(tmp_path / "out"), "--model", "tiny", "--redo", str(qc_dir), "--max-new-tokens", "3",
+           "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["redone"] == 10 and result["before_after"]["total"] == {"before": len(first), "after": len(first)}
+    assert "before" in proc.stderr and (tmp_path / "out" / "gpic_raw_captions.redo.captions.parquet").is_file()
+    frame = pd.read_parquet(tmp_path / "out" / "gpic_raw_captions.redo.captions.parquet")
+    assert (frame["max_new_tokens"] == 6).all()  # 2 x the first pass's budget
+    bad = subprocess.run([*cmd[:9], "--redo", str(tmp_path), "--no-progress"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert bad.returncode == 2 and "no decisions.parquet" in bad.stderr
