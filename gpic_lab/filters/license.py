@@ -13,6 +13,9 @@ def license_stage(samples: list[Any], params: Mapping[str, Any] | None = None) -
 
     Reasons: license-not-permissive, license-unknown, license-url-mismatch, attribution-missing,
     license-url-missing. params: require_attribution (default True), check_url (default True).
+    OUR ASSUMPTION: GPIC keeps license name, URL and attribution per record but does not say it dropped records
+    with an empty attribution or a license URL that disagrees with the license; we drop them by default (CC BY
+    requires attribution; a mismatched URL makes the license claim doubtful), each switchable by a parameter.
     Extras: license_spdx. No scores.
     """
     from gpic_lab.engine.records import Decision
