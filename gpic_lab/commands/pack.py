@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "directories / decisions.parquet files (a key dropped by any stage is excluded) "
                                    "and captions parquet files (caption + caption_type override the records). "
                                    "Writes OUT/{train,val,test}/gpic_*_NNNNN.tar, OUT/manifest.json, "
-                                   "OUT/datasheet.{json,md}. Same inputs + seed give byte-identical outputs. "
+                                   "OUT/datasheet.{json,md}, OUT/README.md (a dataset card: datasets.load_dataset(OUT) "
+                                   "loads every split). --preset gpic: GPIC's released layout; --dry-run shows a layout "
+                                   "without writing. Same inputs + seed give byte-identical outputs. "
                                    "Exit 0 ok, 1 failure (unreadable shard...), 2 usage error.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="shards/dirs/catalogs, stage dirs, decisions or captions parquet")
     p.add_argument("--out", default=None, help="output directory (required unless --dry-run)")
@@ -38,14 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from gpic_lab.pack.packer import pack
     from gpic_lab.pack.preset import resolve
 
-    v = resolve(args.preset, shards=args.shards, val=args.val, test=args.test, val_shards=args.val_shards,
-                test_shards=args.test_shards)
+    values = resolve(args.preset, shards=args.shards, val=args.val, test=args.test, val_shards=args.val_shards,
+                     test_shards=args.test_shards)
     if args.dry_run:
-        return _dry_run(args, v)
+        return _dry_run(args, values)
     if not args.inputs or not args.out:
         raise UsageError("INPUT... and --out DIR are required (or --dry-run to see the layout)")
-    manifest = pack(args.inputs, args.out, v["shards"], v["val"], v["test"], args.seed, v["val_shards"],
-                    v["test_shards"], args.captions, progress=sys.stderr.isatty())
+    manifest = pack(args.inputs, args.out, values["shards"], values["val"], values["test"], args.seed,
+                    values["val_shards"], values["test_shards"], args.captions, progress=sys.stderr.isatty())
     splits = ", ".join(f"{s} {v['samples']} in {v['shards']} shard(s)" for s, v in manifest["splits"].items())
     tiers = ", ".join(f"{t} {v['samples']} ({v['shards']} shard(s))" for t, v in manifest["tiers"].items())
     print(f"pack: {splits}; tiers: {tiers} -> {args.out}/manifest.json", file=sys.stderr)
