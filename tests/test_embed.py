@@ -75,7 +75,9 @@ def test_sscd_on_cuda_fp16_matches_cpu(sscd_file: Path) -> None:
 
 def test_sscd_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="needs --weights"):
-        embed.load_encoder("sscd")
+        embed.load_encoder("dinov2")
+    with pytest.raises(UsageError, match="takes no --weights"):
+        embed.load_encoder("sscd-distilled", weights=tmp_path / "x.pt")
     with pytest.raises(UsageError, match="not found"):
         embed.load_encoder("sscd", weights=tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
@@ -104,10 +106,10 @@ def test_efficientnet_from_wheel_separates_copies_from_distinct(sample_dir: Path
 
 
 def test_efficientnet_thumb_is_the_weighted_sum_of_both_cosines() -> None:
-    """The default CPU encoder: cosine = 0.7 * EfficientNet cosine + 0.3 * thumbnail correlation, and the thumbnail
+    """The torch CPU encoder: cosine = 0.7 * EfficientNet cosine + 0.3 * thumbnail correlation, and the thumbnail
     part ignores brightness/contrast shifts but sees a colour change of the same layout."""
     enc, net = embed.load_encoder("efficientnet-thumb"), embed.load_encoder("efficientnet")
-    assert embed.DEFAULT_ENCODER == "efficientnet-thumb" and enc.dim == 1280 + 3 * 16 * 16
+    assert embed.DEFAULT_ENCODER == "sscd" and enc.dim == 1280 + 3 * 16 * 16
     assert enc.cache_id() != net.cache_id() and enc.weights_sha256 == net.weights_sha256
     a, b = _img(30, (200, 150)), _img(31, (200, 150))
     vec, sem = enc.encode([a, b]), net.encode([a, b])

@@ -97,12 +97,12 @@ def test_validation_counts_problems(setup) -> None:
     (bad / ".ipynb_checkpoints").mkdir()
     with pytest.raises(GpicError, match="bad_name: 2, bad_size: 1, duplicate_key: 1, not_rgb: 1, undecodable: 1; "
                                         "first: bad_name: bogus_k9.png, bad_size: long_small.png") as err:
-        evaluate.evaluate(bad, ref, model=model)
+        evaluate.evaluate(bad, ref, model=model, strict=True)
     assert "not_rgb: medium_gray.png" in str(err.value) and "undecodable: long_k7.png" in str(err.value)
-    res = evaluate.evaluate(bad, ref, model=model, strict=False)
-    assert res["n_samples"] == 4
-    assert res["skipped"] == {"bad_name": 2, "bad_size": 1, "duplicate_key": 1, "not_rgb": 1, "undecodable": 1,
-                              "ignored_dir": 1, "ignored_hidden": 1}
+    res = evaluate.evaluate(bad, ref, model=model)  # any name, size and mode: GPIC-256, counted
+    assert res["n_samples"] == 8 and res["strict"] is False
+    assert res["skipped"] == {"duplicate_key": 1, "undecodable": 1, "ignored_dir": 1, "ignored_hidden": 1}
+    assert res["preprocessed"] == {"resized_to_256": 1, "converted_to_rgb": 1}
     with pytest.raises(UsageError, match="--model"):
         evaluate.evaluate(bad, ref)
     with pytest.raises(UsageError, match="--batch-size must be >= 1"):
@@ -113,9 +113,12 @@ def test_validation_counts_problems(setup) -> None:
     Image.new("RGB", (256, 256)).save(few / "bogus_k2.png")
     Image.new("RGB", (256, 256), (9, 9, 9)).save(few / "long_k3.png", format="JPEG")
     with pytest.raises(GpicError, match="not_png: 1; first: bad_name: bogus_k2.png, not_png: long_k3.png"):
+        evaluate.evaluate(few, ref, model=model, strict=True)
+    (few / "bogus_k2.png").unlink()
+    (few / "long_k3.png").unlink()
+    with pytest.raises(GpicError, match=r"1 valid sample\(s\), FD needs at least 2 \(skipped: undecodable: 1\)"):
+        (few / "medium_k4.jpg").write_bytes(b"not a jpeg")
         evaluate.evaluate(few, ref, model=model)
-    with pytest.raises(GpicError, match=r"1 valid sample\(s\), FD needs at least 2 \(skipped: bad_name: 1, not_png: 1\)"):
-        evaluate.evaluate(few, ref, model=model, strict=False)
     (root / "junk.npz").write_bytes(b"junk")
     np.save(root / "arr.npy", np.zeros((3, 256, 256, 3), np.uint8))
     (root / "arr.npy").rename(root / "arr.npz")
@@ -151,6 +154,9 @@ def test_cli_refstats_eval_fd(setup, capsys) -> None:
     assert out.returncode == 0, out.stderr
     res = json.loads(res_path.read_text())
     assert res["n_samples"] == 12 and "warning: only 12 samples" in out.stderr and res["fd"] > 0
+    (gen / "extra.jpg").write_bytes((gen / sorted(os.listdir(gen))[0]).read_bytes())
+    strict = _cli("eval", str(gen), "--ref", ref, "--model", str(model_dir), "--strict", env=env)
+    assert strict.returncode == 1 and "bad_name: 1" in strict.stderr and "Traceback" not in strict.stderr
     # gpic-lab fd between the reference and an embeddings file reproduces the library value
     st = refstats.read_stats(ref)
     np.savez(root / "half.npz", dino_embeddings=st["embeddings"][:4])
@@ -202,3 +208,46 @@ def test_precision_context_sets_and_restores() -> None:
     with precision_context("bf16-autocast", "cpu"):
         assert lin(torch.ones(1, 4)).dtype == torch.bfloat16
     assert lin(torch.ones(1, 4)).dtype == torch.float32
+
+
+def test_any_size_and_jpeg_get_the_protocol_crop_and_resize(setup) -> None:
+    """Non-strict: a 512x384 JPEG is center-cropped and bicubic-resized to 256 (GPIC-256) before DINOv2, so its
+    features equal those of the same GPIC-256 image saved as a 256x256 PNG; the resize is counted."""
+    import io
+
+    from PIL import Image
+
+    from gpic_lab.evaluation.preprocess import reference_256
+
+    root, _, model = setup
+    ref = refstats.build_refstats(_shards(root, 1, 6, "gpic_any"), model, root / "any.npz")["path"]
+    big, small = root / "any_big", root / "any_small"
+    big.mkdir()
+    small.mkdir()
+    for i in range(4):
+        rng = np.random.default_rng(i)
+        img = Image.fromarray(rng.integers(0, 255, (384, 512, 3), dtype=np.uint8))
+        img.save(big / f"sample{i}.jpg", quality=90)
+        decoded = Image.open(io.BytesIO((big / f"sample{i}.jpg").read_bytes()))
+        reference_256(decoded).save(small / f"short_k{i}.png")
+    res = evaluate.evaluate(big, ref, model=model)
+    assert res["preprocessed"] == {"resized_to_256": 4, "jpeg": 4} and res["n_samples"] == 4
+    assert any("center-cropped and bicubic-resized to 256" in w for w in res["warnings"])
+    strict = evaluate.evaluate(small, ref, model=model, strict=True)
+    assert res["fd"] == pytest.approx(strict["fd"], rel=1e-6) and strict["preprocessed"] == {}
+    with pytest.raises(GpicError, match="bad_name: 4"):
+        evaluate.evaluate(big, ref, model=model, strict=True)
+
+
+def test_published_tables_sit_beside_ours() -> None:
+    import pandas as pd
+
+    from gpic_lab.evaluation import published
+
+    t3 = published.table3()
+    assert t3["fd"].tolist() == [204.01, 87.80, 76.25] and t3.loc[2, "coverage"] == 0.908
+    assert published.table2().set_index("set").loc["Test-50K", "fd"] == 7.44
+    ours = pd.DataFrame([{"set": "x", "n_samples": 12, "fd": 3.5, "fd_mu": 1.0, "precision": None}])
+    both = published.beside(ours, t3, "ours")
+    assert both["source"].tolist() == ["ours"] + [t3["source"][0]] * 3
+    assert both.loc[0, "fd"] == 3.5 and pd.isna(both.loc[0, "precision"]) and "fd_mu" not in both.columns

@@ -89,11 +89,26 @@ def test_epochs_reshuffle_deterministically(tiny_shards) -> None:
     assert len(units) >= 10 and {u.stride for u in units} == {3}
 
 
-def test_tier_selection_by_shard_index() -> None:
-    shards = [f"/d/gpic_train_{i:05d}.tar" for i in (0, 79, 80, 799, 800, 7999)]
-    assert tier_shards(shards, "nano") == shards[:2]
-    assert tier_shards(shards, "lite") == shards[:4]
-    assert tier_shards(shards, "full") == shards
+def test_tier_selection_reads_the_records_not_the_shard_index(tmp_path: Path) -> None:
+    """Tiers come from the records' split lists (here: shard 0 in all tiers, 1-2 in lite+full, 3 only in full),
+    whatever the shard count; val shards (split []) are in no tier."""
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import write_shard
+
+    tiers = [["nano", "lite", "full"], ["lite", "full"], ["lite", "full"], ["full"]]
+    shards = []
+    for i, split in enumerate([*tiers, []]):
+        data = make_image(500 + i)
+        key = hashlib.sha256(data).hexdigest()
+        name = f"gpic_train_{i:05d}.tar" if i < 4 else "gpic_val_00000.tar"
+        meta = new_record(key, 320, 240, "CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/", "x",
+                          "2026-01-01T00:00:00Z", "short", "A gradient.", split)
+        write_shard(tmp_path / name, [(key, meta, data, "jpg")])
+        shards.append(str(tmp_path / name))
+    assert tier_shards(shards, "nano") == shards[:1]
+    assert tier_shards(shards, "lite") == shards[:3]
+    assert tier_shards(shards, "full") == shards[:4]
+    assert tier_shards(shards, None) == shards
     with pytest.raises(UsageError):
         tier_shards(shards, "mega")
 

@@ -110,7 +110,7 @@ def test_decisions_splits_tiers_and_records(tmp_path: Path) -> None:
 def test_tier_shards() -> None:
     assert pack.tier_shards(8000) == {"nano": 80, "lite": 800, "full": 8000}
     assert pack.tier_shards(3) == {"nano": 1, "lite": 1, "full": 3}
-    assert pack.tier_shards(25) == {"nano": 1, "lite": 2, "full": 25}
+    assert pack.tier_shards(25) == {"nano": 1, "lite": 3, "full": 25}  # rounded half up
 
 
 def test_captions_override_and_missing_caption_is_excluded(tmp_path: Path) -> None:

@@ -1,13 +1,20 @@
-"""`gpic-lab bench dedup [--quick] [--n N] [--scale-n N] [--nprobe K]`: k-NN + graph + rule on synthetic
-L2-normalised 512-d embeddings with planted near-duplicate clusters (`knn.planted_embeddings`).
+"""`gpic-lab bench dedup [--quick] [--source sscd|synthetic] [--copies K] [--n N] [--scale-n N] [--nprobe K]`:
+k-NN + graph + rule, ours against exact brute force.
 
-Same run, same vectors, each side in its own process (peak RSS per side from wait4):
+Vectors (``--source``):
+- ``sscd`` (default): real SSCD embeddings (the ``sscd`` encoder: sscd_disc_mixup int8 ONNX) of the real and
+  synthetic images of the sample corpus plus ``--copies`` generated copies of each (``dedup.copies``: resize, JPEG,
+  crop, brightness, contrast, PNG, blur), embedded once and cached under the state dir;
+- ``synthetic``: ``--n`` random unit vectors with planted near-duplicate clusters (``knn.planted_embeddings``).
+
+Same vectors, each side in its own process (peak RSS per side from wait4):
 - ours: `knn.similar_pairs` with --method join (IVF probing computed as BLAS products; default) or ivf (FAISS IVF
   range search), nprobe 16, + `dedup.apply_rule`;
 - baseline: exact blockwise brute force in numpy (`knn.exact_pairs_numpy`) + the same rule;
 reporting time, peak memory, recall of the > link pairs against the exact search and how many decisions differ.
-Then the fast path alone at --scale-n vectors (default 1M) with a projection to 110M (time ∝ N^1.5 with
-nlist ∝ √N; index bytes ∝ N). Defaults: 200K (--quick: 30K) and 1M (--quick: 100K).
+Then the fast path alone at --scale-n synthetic vectors (default 1M; a corpus that size cannot be embedded on a
+CPU here: the sample holds 55 images) with a projection to 110M (time ∝ N^1.5 with nlist ∝ √N; index bytes ∝ N).
+Defaults: --copies 12 (--quick 4), --n 200K (--quick 30K) for synthetic, --scale-n 1M (--quick 100K).
 """
 
 from __future__ import annotations
@@ -24,7 +31,14 @@ GPIC_N = 110_000_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=None, help="vectors for ours vs exact (default 200000; --quick 30000)")
+    parser.add_argument("--source", choices=("sscd", "synthetic"), default="sscd",
+                        help="sscd: SSCD embeddings of the sample corpus + generated copies (default); synthetic: "
+                             "planted random vectors")
+    parser.add_argument("--shards", nargs="+", default=None, help="shards/dirs embedded for --source sscd "
+                                                                   "(default: <data root>/sample)")
+    parser.add_argument("--copies", type=int, default=None, help="generated copies per image (default 12; --quick 4)")
+    parser.add_argument("--n", type=int, default=None, help="synthetic vectors for ours vs exact (default 200000; "
+                                                            "--quick 30000)")
     parser.add_argument("--scale-n", type=int, default=None, help="vectors for the fast path alone (default "
                                                                   "1000000; --quick 100000; 0 skips)")
     parser.add_argument("--dim", type=int, default=512, help="embedding dimension (default 512, SSCD)")
@@ -37,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str | None = None, method: str = "join",
-         seed: int = 7) -> dict[str, Any]:
-    """One side in this process: generate, search, apply the rule; returns timings, pairs and decisions.
+         seed: int = 7, vectors: str | None = None) -> dict[str, Any]:
+    """One side in this process: generate (or load ``vectors``, an .npy file), search, apply the rule; returns
+    timings, pairs and decisions.
 
     kind: ``exact`` (numpy), ``fast`` (``method`` on vectors in memory) or ``stream`` (``method`` over regenerated
     chunks: the input float32 matrix never exists, as when streaming per-shard embedding caches)."""
@@ -47,7 +62,11 @@ def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str | N
     from gpic_lab.dedup import knn
     from gpic_lab.dedup import rule as dedup
 
-    x = knn.planted_chunks(n, dim, seed=seed) if kind == "stream" else knn.planted_embeddings(n, dim, seed=seed)
+    if vectors:
+        x = np.load(vectors)
+        n = len(x)
+    else:
+        x = knn.planted_chunks(n, dim, seed=seed) if kind == "stream" else knn.planted_embeddings(n, dim, seed=seed)
     t0 = time.perf_counter()
     if kind == "exact":
         pairs = knn.exact_pairs_numpy(x, link)
@@ -65,10 +84,10 @@ def side(kind: str, n: int, dim: int, nprobe: int, link: float, storage: str | N
             "counts": res.counts(), "info": pairs.info}
 
 
-def _in_child(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def _in_child(kind: str, n: int, args: argparse.Namespace, vectors: str | None = None) -> dict[str, Any]:
     code = ("import json,sys; from gpic_lab.benches.dedup import side; "
             f"print(json.dumps(side({kind!r}, {n}, {args.dim}, {args.nprobe}, {args.link}, {args.storage!r}, "
-            f"{args.method!r})))")
+            f"{args.method!r}, 7, {vectors!r})))")
     print(f"bench dedup: {kind} on {n} vectors ...", file=sys.stderr, flush=True)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()  # type: ignore[union-attr]
@@ -84,15 +103,46 @@ def _in_child(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def sscd_vectors(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """SSCD embeddings of the sample corpus + generated copies, cached; returns (.npy path, description)."""
+    import numpy as np
+
+    from gpic_lab.dedup import copies, embed, embed_cache
+    from gpic_lab.paths import data_root, state_root
+    from gpic_lab.shards.reader import list_shards
+
+    k = args.copies if args.copies is not None else (4 if args.quick else 12)
+    shards = list_shards(args.shards or [str(data_root() / "sample")])
+    shards = [s for s in shards if "/broken/" not in s.replace("\\", "/")]  # planted tar faults, not images
+    root = state_root() / "bench_dedup"
+    tar = root / f"copies_k{k}_00000.tar"
+    if not tar.is_file():
+        print(f"bench dedup: writing {k} generated copies per image of {len(shards)} shard(s) ...", file=sys.stderr)
+        truth = copies.write_copies_shard(shards, tar, per_image=k, seed=0)
+        truth.to_csv(tar.with_suffix(".csv"), index=False)
+    enc = embed.load_encoder("sscd")
+    print(f"bench dedup: SSCD embeddings of {tar.name} (cached after the first run) ...", file=sys.stderr, flush=True)
+    emb, stats = embed_cache.embed_shards([str(tar)], enc, root / "embed_cache")
+    path = root / f"copies_k{k}.{enc.cache_id()}.npy"
+    np.save(path, emb.vectors)
+    return str(path), {"source": f"SSCD ({enc.info['model']}) of {len(shards)} sample shard(s) + {k} generated "
+                                 f"copies per image", "images": len(emb), "embed_cache": stats}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    n = args.n or (30_000 if args.quick else 200_000)
+    vectors, source = None, {"source": "synthetic planted unit vectors (knn.planted_embeddings)"}
+    if args.source == "sscd":
+        vectors, source = sscd_vectors(args)
+        args.dim = 512
+    n = source.get("images") or args.n or (30_000 if args.quick else 200_000)
     scale_n = args.scale_n if args.scale_n is not None else (100_000 if args.quick else 1_000_000)
-    ours, base = _in_child("fast", n, args), _in_child("exact", n, args)
+    ours, base = _in_child("fast", n, args, vectors), _in_child("exact", n, args, vectors)
     truth, found = set(base.pop("pair_codes")), set(ours.pop("pair_codes"))
     recall = len(truth & found) / max(len(truth), 1)
     differ = len(set(base.pop("dropped")) ^ set(ours.pop("dropped")))
     result: dict[str, Any] = {
         "name": "dedup", "unit": "vectors/s", "n": n, "dim": args.dim, "link": args.link, "nprobe": args.nprobe,
+        **source,
         "ours": round(n / ours["seconds"], 1), "baseline": round(n / base["seconds"], 1),
         "ratio": round(base["seconds"] / ours["seconds"], 2), "method": args.method,
         "storage": ours["info"].get("storage"), "recall_pairs_above_link": round(recall, 5),
@@ -104,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         big.pop("pair_codes"), big.pop("dropped")
         factor = GPIC_N / scale_n
         result["scale"] = {
-            "n": scale_n, "seconds": round(big["seconds"], 1), "peak_rss_mb": big["peak_rss_mb"],
+            "n": scale_n, "source": "synthetic planted unit vectors (speed and memory only)", "seconds": round(big["seconds"], 1), "peak_rss_mb": big["peak_rss_mb"],
             "index_mb": round(big["info"]["index_bytes"] / 2**20, 1), "counts": big["counts"],
             "embeddings_mb_per_1m_float32": round(1e6 * args.dim * 4 / 2**20, 1),
             "index_mb_per_1m": round(big["info"]["index_bytes"] / 2**20 / (scale_n / 1e6), 1),

@@ -4,7 +4,9 @@
   ``load_prompt`` (``prompts/caption_<level>.txt``).
 - ``captioner``: ``make_captioner`` (transformers or vLLM backend), ``caption_shards`` (``gpic-lab caption``).
 - ``feed``: the background image decode that keeps the GPU fed; ``store``: reading ``*.captions.parquet``.
-- ``qc``: stage ``caption-qc``; ``report``: notebook 05's tables and figures.
+- ``qc``: stage ``caption-qc``; ``redo``: the second pass over what QC failed (``caption --redo QC_DIR``);
+  ``report``: notebook 05's tables and figures.
 
-Reads shards; writes ``OUT/<shard>.captions.parquet`` and ``caption_config.json``.
+Reads shards; writes ``OUT/<shard>.captions.parquet`` (``.redo.captions.parquet`` for the second pass) and
+``caption_config.json``.
 """

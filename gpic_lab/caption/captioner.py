@@ -35,8 +35,9 @@ class Captioner(Protocol):
     model_warning: str
     sampling: dict[str, Any]
 
-    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
-        """One {text, n_tokens, truncated, max_new_tokens} per image."""
+    def caption(self, images: list[Any], levels: list[str], prompts: list[str] | None = None) -> list[dict[str, Any]]:
+        """One {text, n_tokens, truncated, max_new_tokens} per image; ``prompts`` replace the levels' own prompts
+        (``caption --redo``: the level's prompt plus a correction hint)."""
         ...
 
 
@@ -67,18 +68,18 @@ class TransformersCaptioner:
         self.fixed_tokens = fixed_tokens
         self.prep_workers = min(8, os.cpu_count() or 1) if str(self.model_obj.device).startswith("cuda") else 1
         self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
-        self.sampling = {"do_sample": False, **sampling}
+        self.sampling = {"do_sample": False, **sampling}  # OUR ASSUMPTION: greedy (GPIC gives no decoding settings)
         self.prompts = {lv: load_prompt(lv)[0] for lv in LEVELS}
 
-    def prepare(self, images: list[Any], levels: list[str]) -> Any:
+    def prepare(self, images: list[Any], levels: list[str], prompts: list[str] | None = None) -> Any:
         """CPU preprocessing of a batch (tokenize + image processor, chunked over threads)."""
         from gpic_lab.models import qwen_vl
 
-        return qwen_vl.prepare_inputs(self.processor, images, [self.prompts[lv] for lv in levels],
+        return qwen_vl.prepare_inputs(self.processor, images, prompts or [self.prompts[lv] for lv in levels],
                                    workers=self.prep_workers)
 
-    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
-        return self.caption_prepared(self.prepare(images, levels), levels)
+    def caption(self, images: list[Any], levels: list[str], prompts: list[str] | None = None) -> list[dict[str, Any]]:
+        return self.caption_prepared(self.prepare(images, levels, prompts), levels)
 
     def caption_prepared(self, inputs: Any, levels: list[str]) -> list[dict[str, Any]]:
         """Generate for a batch from ``prepare`` (each level's own token budget enforced)."""
@@ -130,8 +131,11 @@ class VllmCaptioner:
         self.texts = {lv: tok.apply_chat_template(qwen_messages(load_prompt(lv)[0]), tokenize=False,
                                                   add_generation_prompt=True) for lv in LEVELS}
 
-    def caption(self, images: list[Any], levels: list[str]) -> list[dict[str, Any]]:
-        requests = [{"prompt": self.texts[lv], "multi_modal_data": {"image": im}} for im, lv in zip(images, levels, strict=True)]
+    def caption(self, images: list[Any], levels: list[str], prompts: list[str] | None = None) -> list[dict[str, Any]]:
+        texts = [self.texts[lv] for lv in levels] if prompts is None else [
+            self.llm.get_tokenizer().apply_chat_template(qwen_messages(p), tokenize=False, add_generation_prompt=True)
+            for p in prompts]
+        requests = [{"prompt": t, "multi_modal_data": {"image": im}} for im, t in zip(images, texts, strict=True)]
         params = [self.vllm.SamplingParams(max_tokens=self.max_new_tokens[lv], **self.sampling) for lv in levels]
         outs = self.llm.generate(requests, params, use_tqdm=False)
         return [{"text": o.outputs[0].text.strip(), "n_tokens": len(o.outputs[0].token_ids),
@@ -178,12 +182,17 @@ def make_captioner(model: str, backend: str = "transformers", **kwargs: Any) -> 
 
 
 def run_batches(captioner: Captioner, items: Sequence[tuple[Any, str, Any]], batch_size: int,
-                on_done: Any = None, state: dict[str, int] | None = None) -> list[dict[str, Any]]:
+                on_done: Any = None, state: dict[str, int] | None = None,
+                prompt_of: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Caption (sample, level, image) items in batches; halve the batch on CUDA OOM instead of crashing.
 
     A captioner with ``prepare``/``caption_prepared`` gets the next batch preprocessed in a background thread
     while the current one generates. ``state["batch"]`` carries the (possibly halved) batch size onwards.
+    ``prompt_of``: key -> prompt replacing the level's own (``caption --redo``).
     """
+    def prompts(chunk: Sequence[tuple[Any, str, Any]]) -> list[str] | None:
+        return [prompt_of[c[0].key] for c in chunk] if prompt_of is not None else None
+
     state = state if state is not None else {}
     results: list[dict[str, Any]] = []
     i, size = 0, max(1, state.get("batch", batch_size))
@@ -193,7 +202,8 @@ def run_batches(captioner: Captioner, items: Sequence[tuple[Any, str, Any]], bat
 
     def submit(start: int, n: int) -> tuple[int, int, Any] | None:
         nxt = items[start:start + n]
-        return (start, n, pool.submit(prepare, [c[2] for c in nxt], [c[1] for c in nxt])) if nxt and pool else None
+        return (start, n, pool.submit(prepare, [c[2] for c in nxt], [c[1] for c in nxt], prompts(nxt))
+                ) if nxt and pool else None
 
     try:
         while i < len(items):
@@ -202,11 +212,11 @@ def run_batches(captioner: Captioner, items: Sequence[tuple[Any, str, Any]], bat
             try:
                 if prepare:
                     ready = ahead[2] if ahead and ahead[:2] == (i, size) else pool.submit(
-                        prepare, [c[2] for c in chunk], levels)
+                        prepare, [c[2] for c in chunk], levels, prompts(chunk))
                     ahead = submit(i + len(chunk), size)
                     out = captioner.caption_prepared(ready.result(), levels)
                 else:
-                    out = captioner.caption([c[2] for c in chunk], levels)
+                    out = captioner.caption([c[2] for c in chunk], levels, *([prompts(chunk)] if prompt_of else []))
             except Exception as exc:
                 if not _is_oom(exc):
                     raise

@@ -13,11 +13,13 @@ LEVELS = ("tag", "short", "medium", "long")
 MIX = {"tag": 0.01, "short": 0.45, "medium": 0.45, "long": 0.09}  # GPIC §2.4
 
 
-MAX_NEW_TOKENS = {"tag": 48, "short": 80, "medium": 160, "long": 512}
+MAX_NEW_TOKENS = {"tag": 48, "short": 80, "medium": 160, "long": 512}  # OUR ASSUMPTION: GPIC gives no budgets
 
 
 def caption_type_for(key: str, seed: int = 0) -> str:
-    """The caption level of an image, from a seeded hash of its key (1% tag / 45% short / 45% medium / 9% long)."""
+    """The caption level of an image, from a seeded hash of its key (1% tag / 45% short / 45% medium / 9% long).
+
+    OUR ASSUMPTION: GPIC states the mix, not how each image's level was drawn; a per-key hash keeps it reproducible."""
     u = int.from_bytes(hashlib.sha256(f"gpic-caption-type:{seed}:{key}".encode()).digest()[:8], "big") / 2**64
     edge = 0.0
     for level in LEVELS:

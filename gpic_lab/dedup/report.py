@@ -157,8 +157,13 @@ def suggest_thresholds(calib: Any, margin: float = 0.05) -> dict[str, float]:
             "link": round(near - margin, 3), "separable": bool(near - margin > distinct)}
 
 
-def score_against_truth(decisions: Any, ground_truth: str | Path) -> dict[str, Any]:
-    """Precision/recall of drops vs planted near-duplicates, and whether each survivor is the planted original."""
+def score_against_truth(decisions: Any, ground_truth: str | Path, calib: Any = None,
+                        near_dup: float | None = None) -> dict[str, Any]:
+    """Precision/recall of drops vs planted near-duplicates, and whether each survivor is the planted original.
+
+    With ``calib`` (from ``calibration``) and ``near_dup``: how many planted copies score above the pair threshold
+    against their original (``above_near_dup``) and how many of those were dropped (``above_near_dup_dropped``):
+    GPIC's rule must drop each of them; a copy below it (e.g. a crop) is dropped only inside a component ≥ 5."""
     import pandas as pd
 
     gt = pd.read_csv(ground_truth)
@@ -167,7 +172,28 @@ def score_against_truth(decisions: Any, ground_truth: str | Path) -> dict[str, A
     dropped = decisions[~decisions["keep"]].set_index("key")
     hit = dropped.index.isin(planted.index)
     right = [dropped.loc[k, "kept_key"] == planted[k] for k in planted.index if k in dropped.index]
-    return {"planted": int(len(planted)), "dropped": int(len(dropped)), "true_drops": int(hit.sum()),
-            "precision": float(hit.mean()) if len(dropped) else 1.0,
-            "recall": float(hit.sum() / len(planted)) if len(planted) else 1.0,
-            "right_survivor": int(sum(right)), "distinct_dropped": int((~hit).sum())}
+    out = {"planted": int(len(planted)), "dropped": int(len(dropped)), "true_drops": int(hit.sum()),
+           "precision": float(hit.mean()) if len(dropped) else 1.0,
+           "recall": float(hit.sum() / len(planted)) if len(planted) else 1.0,
+           "right_survivor": int(sum(right)), "distinct_dropped": int((~hit).sum())}
+    if calib is not None and near_dup is not None:
+        above = set(calib.loc[(calib["copy"] != "") & (calib["similarity"] > near_dup), "copy"]) & set(planted.index)
+        out["above_near_dup"] = len(above)
+        out["above_near_dup_dropped"] = len(above & set(dropped.index))
+    return out
+
+
+def agreement(a: Any, b: Any, name_a: str, name_b: str) -> dict[str, Any]:
+    """How two encoders' dedup runs on the same images agree: decisions (keep and reason) per key, the correlation
+    of their pair similarities, and the keys they decide differently. ``a``/``b``: (decisions, embeddings)."""
+    (da, ea), (db, eb) = a, b
+    merged = da[["key", "keep", "reason"]].merge(db[["key", "keep", "reason"]], on="key", suffixes=("_a", "_b"))
+    same_keep = merged["keep_a"] == merged["keep_b"]
+    pos = {k: i for i, k in enumerate(eb.keys.tolist())}
+    order = np.array([pos[k] for k in ea.keys.tolist()])
+    sa, sb = ea.vectors @ ea.vectors.T, eb.vectors[order] @ eb.vectors[order].T
+    i, j = np.triu_indices(len(order), 1)
+    return {"encoders": f"{name_a} vs {name_b}", "images": int(len(merged)), "same_keep": int(same_keep.sum()),
+            "differ": merged.loc[~same_keep, "key"].tolist(),
+            "pair_similarity_pearson": float(np.corrcoef(sa[i, j], sb[i, j])[0, 1]) if len(i) > 1 else float("nan"),
+            "max_abs_similarity_difference": float(np.abs(sa[i, j] - sb[i, j]).max()) if len(i) else 0.0}

@@ -10,6 +10,16 @@ Order of the rule (every threshold a parameter, defaults per encoder in ``DEFAUL
 "Best-ranked" = most pixels (GPIC keeps the higher resolution), then the smaller key (deterministic). With
 ``license_aware`` the ranking first prefers a permissive license (``licenses.normalize(...).permissive``).
 Every dropped image names its representative (``kept_key``) and ``similarity`` (cosine to it).
+
+What GPIC states (paper §2.3, App. D): SSCD cosine; a graph of pairs > 0.90; for pairs > 0.9625 the lower-resolution
+image goes; components of ≥ 5 images keep only the highest-resolution one; afterwards no SHA-256 duplicates remain.
+OUR ASSUMPTIONS where it is silent:
+- the order: byte duplicates first, then components ≥ 5 (on the graph of > ``link`` pairs), then pairs > ``near_dup``
+  inside the smaller components (GPIC lists the pair rule first; both orders keep the same survivor of a
+  component ≥ 5, they differ only in which reason a drop is given);
+- strict ``>`` for both thresholds (§2.3 says "> 0.9625", App. D "≥ 0.9625"; ties at exactly 0.9625 are
+  vanishingly rare in float cosines) and ``≥`` for the component size, as both texts say;
+- "resolution" = pixel count width × height, ties broken by the smaller key.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ class Rule:
 # Calibrated per encoder (notebooks/04_dedup.ipynb derives the CPU ones from the planted copies; docs/dedup.md).
 DEFAULTS: dict[str, Rule] = {
     "sscd": Rule(0.90, 0.9625),  # GPIC's published thresholds
+    "sscd-distilled": Rule(0.90, 0.9625),  # GPIC's thresholds kept: the student rates flat look-alikes higher (docs)
     "efficientnet-thumb": Rule(0.80, 0.83),  # CPU default: copies ≥ 0.884 (near-dup = weakest − 0.05), distinct ≤ 0.778
     "efficientnet": Rule(0.75, 0.80),  # planted copies ≥ 0.85 to their original, distinct train images ≤ 0.33
     "dinov2": Rule(0.90, 0.95),  # not calibrated on copies here: a starting point, check the notebook grids
@@ -248,7 +259,7 @@ def rule_dict(rule: Rule) -> dict[str, Any]:
     return asdict(rule)
 
 
-def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "efficientnet-thumb", weights: str | None = None,
+def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "sscd", weights: str | None = None,
               rule: Rule | None = None, against: list[str] | None = None, cache_dir: str | None = None,
               knn_params: Mapping[str, Any] | None = None, leak_threshold: float | None = None,
               progress: bool | str = False, device: str | None = None, dtype: str | None = None) -> dict[str, Any]:
@@ -291,7 +302,8 @@ def run_dedup(paths: list[str], decisions_path: str | Any, encoder: str = "effic
     write_parquet_atomic(dest, frame)
     with atomic_path(dest.with_name(pre + "counts.csv")) as tmp:
         reason_counts(frame).to_csv(tmp, index=False)
-    summary: dict[str, Any] = {"stage": "dedup", "encoder": encoder, "cache_id": enc.cache_id(), "rule": rule_dict(rule),
+    summary: dict[str, Any] = {"stage": "dedup", "encoder": encoder, "model": enc.info.get("model", encoder),
+                               "cache_id": enc.cache_id(), "rule": rule_dict(rule),
                                "shards": len(shards), "images": len(emb), "pairs_above_link": len(pairs),
                                "knn": pairs.info, "counts": _frame_counts(frame), "unreadable": len(emb.skipped),
                                "duplicate_keys": frame.attrs.get("duplicate_keys", 0), **cache_stats}

@@ -5,7 +5,7 @@
   ``prdc``: precision/recall/density/coverage and MMD.
 - ``refstats``: reference statistics in GPIC's npz layout (``gpic-lab refstats``; partial + merge).
 - ``evaluate``: ``evaluate`` (``gpic-lab eval``), oracle and metric tables; ``eval_prompts``: the fixed eval
-  captions (``gpic-lab eval-prompts``).
+  captions (``gpic-lab eval-prompts``); ``published``: GPIC's Tables 2 and 3, to show beside ours.
 
 Reads generated images, shards and npz files; writes npz + provenance JSON and results JSON.
 """

@@ -2,6 +2,8 @@
 
 GPIC generates its 50K evaluation samples from the captions of the 50,000 test keys listed in the official
 `test_stats.npz` (`key`). We read only the JSON members of the test shards (no image bytes) and write JSONL.
+OUR ASSUMPTION: GPIC publishes the key list, not a caption file; one line per key, in the npz's key order, with the
+record's own caption and caption_type, is our reconstruction (as third-party tools rebuild it).
 """
 from __future__ import annotations
 

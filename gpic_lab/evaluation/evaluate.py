@@ -1,9 +1,19 @@
 """The GPIC evaluation protocol: streaming DINOv2 features of generated images -> FD, PRDC, MMD vs reference stats.
 
-Generated samples are a folder of 256x256 RGB PNGs named `{caption_type}_{key}.png` (validated: names, sizes,
-mode, duplicate keys, count; a warning below 50,000), an ADM-style npz (`arr_0`, uint8 [N, 256, 256, 3]), or an
-npz of precomputed `dino_embeddings`. Decoding + preprocessing run on a thread pool one batch ahead of batched
-inference (CUDA when present).
+Generated samples are a folder of images, an ADM-style npz (`arr_0`, uint8 [N, H, W, 3]), or an npz of precomputed
+`dino_embeddings`. Two input contracts:
+- default: images of any size and mode, PNG or JPEG (`.png`, `.jpg`, `.jpeg`), named `{caption_type}_{key}.ext`
+  or anything else (the stem is then the key). Each goes through the protocol's own GPIC-256 step (center crop to
+  a square, Pillow bicubic to 256x256; a 256x256 RGB image is left as it is) and then DINOv2's 224 resize; what was
+  resized, converted to RGB or decoded from JPEG is counted in ``preprocessed``. Undecodable files and repeated
+  keys are skipped and counted.
+- ``strict=True`` (`gpic-lab eval --strict`): exactly 256x256 RGB PNGs named `{caption_type}_{key}.png` (validated:
+  names, sizes, mode, format, duplicate keys), any violation an error: the contract of the official baseline's
+  outputs.
+OUR ASSUMPTION: GPIC's paper applies center crop + bicubic 256 to real images (App. B.1) and its generated images are
+256x256; whether the official toolkit crops submitted images of other sizes is not stated, so we apply the same
+GPIC-256 step to them and count it. A warning below 50,000 samples. Decoding + preprocessing run on a thread pool
+one batch ahead of batched inference (CUDA when present).
 """
 from __future__ import annotations
 
@@ -23,12 +33,15 @@ from gpic_lab.evaluation.features import GEN_SIZE, format_counts, stream_feature
 
 RECOMMENDED_N = 50_000
 NAME_RE = re.compile(r"^(?P<ctype>[a-z]+)_(?P<key>[0-9A-Za-z][0-9A-Za-z-]*)\.png$")
+ANY_NAME_RE = re.compile(r"^(?:(?P<ctype>tag|short|medium|long)_)?(?P<key>.+)\.(?:png|jpe?g)$", re.I)
 
 
 def iter_generated(samples: str | os.PathLike[str], problems: Counter[str],
-                   examples: dict[str, Any] | None = None) -> Iterator[tuple[Any, Any]]:
-    """((key, caption_type, file), bytes|array) for a folder of `{caption_type}_{key}.png` or an ADM npz `arr_0`;
-    name problems are counted (first file per code in `examples`); hidden files and subfolders count as `ignored_*`."""
+                   examples: dict[str, Any] | None = None, strict: bool = True) -> Iterator[tuple[Any, Any]]:
+    """((key, caption_type, file), bytes|array) for a folder of images or an ADM npz `arr_0`. Strict: only
+    `{caption_type}_{key}.png`; otherwise any `.png/.jpg/.jpeg` (key from `{caption_type}_{key}` or the stem, other
+    files counted as `ignored_other`). Name problems are counted (first file per code in `examples`); hidden files
+    and subfolders count as `ignored_*`."""
     examples = examples if examples is not None else {}
     from gpic_lab.core.npz import open_npz
     from gpic_lab.shards.schema import CAPTION_TYPES
@@ -40,9 +53,12 @@ def iter_generated(samples: str | os.PathLike[str], problems: Counter[str],
             if f.is_dir() or f.name.startswith("."):
                 problems["ignored_dir" if f.is_dir() else "ignored_hidden"] += 1
                 continue
-            m = NAME_RE.match(f.name)
+            m = NAME_RE.match(f.name) if strict else ANY_NAME_RE.match(f.name)
+            if not strict and not m:
+                problems["ignored_other"] += 1
+                continue
             code = None
-            if not m or m.group("ctype") not in CAPTION_TYPES:
+            if strict and (not m or m.group("ctype") not in CAPTION_TYPES):
                 code = "bad_name"
             elif m.group("key") in seen:
                 code = "duplicate_key"
@@ -51,14 +67,14 @@ def iter_generated(samples: str | os.PathLike[str], problems: Counter[str],
                 examples.setdefault(code, f.name)
                 continue
             seen.add(m.group("key"))
-            yield (m.group("key"), m.group("ctype"), f.name), f.read_bytes()
+            yield (m.group("key"), m.group("ctype") or "", f.name), f.read_bytes()
     elif p.suffix == ".npz":
         with open_npz(p) as data:
             if "arr_0" not in data.files:
                 raise UsageError(f"{p}: npz has no arr_0 image array (members: {data.files})")
             arr = data["arr_0"]
         if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-            raise UsageError(f"{p}: arr_0 must be uint8 [N, 256, 256, 3], got {arr.dtype} {arr.shape}")
+            raise UsageError(f"{p}: arr_0 must be uint8 [N, H, W, 3] (256x256 with --strict), got {arr.dtype} {arr.shape}")
         for i in range(len(arr)):
             yield (str(i), "", f"arr_0[{i}]"), arr[i]
     else:
@@ -82,12 +98,14 @@ def _ref_warnings(ref: dict[str, Any], keys: list[str], n: int) -> list[str]:
 
 def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
              model_path: str | os.PathLike[str] | None = None, model: Any = None, batch_size: int = 64,
-             device: str | None = None, dtype: str = "fp32", strict: bool = True, prdc_max: int = 10_000,
+             device: str | None = None, dtype: str = "fp32", strict: bool = False, prdc_max: int = 10_000,
              mmd_subsets: int = 100, mmd_subset_size: int = 1000, seed: int = 0,
              threads: int | None = None, save_features: str | os.PathLike[str] | None = None,
              progress: bool | str = False) -> dict[str, Any]:
     """Run the protocol; returns fd, fd_mu, fd_sigma, PRDC, MMD (when the reference has embeddings), counts.
 
+    ``strict``: the 256x256 `{caption_type}_{key}.png` contract, any violation an error; otherwise images of any size
+    and PNG/JPEG get the GPIC-256 step, counted in ``preprocessed`` (module docstring).
     `save_features` writes the sample features as an npz (`dino_embeddings`, `key`) usable with `gpic-lab fd`.
     `progress`: images done and rate on stderr (``auto``/``on``/``off`` or a bool, see ``gpic_lab.progress``).
     """
@@ -99,6 +117,7 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
 
     ref = read_stats(ref_npz)
     problems: Counter[str] = Counter()
+    noted: Counter[str] = Counter()
     examples: dict[str, Any] = {}
     sp = Path(samples)
     pre = None
@@ -117,18 +136,18 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
         chunks, keys = [], []
         t0 = time.perf_counter()
         with precision_context(dtype, str(next(model.parameters()).device)):
-            for ids, f in stream_features(iter_generated(samples, problems, examples), model, reference=False,
+            for ids, f in stream_features(iter_generated(samples, problems, examples, strict), model, reference=False,
                                           batch_size=batch_size, threads=threads, skipped=problems,
-                                          check_generated=True, examples=examples, progress=progress,
-                                          desc="eval features"):
+                                          check_generated=strict, examples=examples, any_generated=not strict,
+                                          noted=noted, progress=progress, desc="eval features"):
                 chunks.append(f.astype(np.float32))
                 keys += [i[0] for i in ids]
         feats = np.concatenate(chunks).astype(np.float64) if chunks else np.empty((0, 0))
     invalid = Counter({k: v for k, v in problems.items() if not k.startswith("ignored_")})
     if strict and invalid:
         first = ", ".join(f"{code}: {_name(ex)}" for code, ex in sorted(examples.items()))
-        raise GpicError(f"eval: {samples}: invalid samples ({format_counts(invalid)}; first: {first}); fix them or pass "
-                        "--no-strict")
+        raise GpicError(f"eval: {samples}: invalid samples ({format_counts(invalid)}; first: {first}); fix them or drop "
+                        "--strict (any size and PNG/JPEG are then center-cropped and resized to 256, and counted)")
     if len(feats) < 2:
         skipped = f" (skipped: {format_counts(problems)})" if problems else ""
         raise GpicError(f"eval: {samples}: {len(feats)} valid sample(s), FD needs at least 2{skipped}")
@@ -153,10 +172,25 @@ def evaluate(samples: str | os.PathLike[str], ref_npz: str | os.PathLike[str],
         result.update(mmd(ref["embeddings"], feats, subsets=mmd_subsets, subset_size=mmd_subset_size, seed=seed))
     result.update({"n_samples": len(feats), "n_ref": ref["n"], "dim": int(feats.shape[1]), "samples": str(samples),
                    "ref": str(ref_npz), "model": str(model_path) if model_path else None, "dtype": dtype,
-                   "skipped": dict(problems), "warnings": notes + _ref_warnings(ref, keys, len(feats)),
+                   "skipped": dict(problems), "strict": strict, "preprocessed": dict(noted),
+                   "warnings": notes + _preprocess_warnings(noted, problems) + _ref_warnings(ref, keys, len(feats)),
                    "extract_seconds": round(extract_s, 3),
                    "images_per_s": round(len(feats) / max(extract_s, 1e-9), 2) if pre is None else None})
     return result
+
+
+def _preprocess_warnings(noted: Counter[str], problems: Counter[str]) -> list[str]:
+    """What the non-strict contract did to the inputs, one line each."""
+    out = []
+    if noted.get("resized_to_256"):
+        out.append(f"{noted['resized_to_256']} image(s) were not 256x256: center-cropped and bicubic-resized to 256 "
+                   "(the protocol's GPIC-256 step) before DINOv2")
+    if noted.get("jpeg"):
+        out.append(f"{noted['jpeg']} JPEG image(s): lossy artefacts change the features; the baseline writes PNGs")
+    skipped = {k: v for k, v in problems.items() if not k.startswith("ignored_")}
+    if skipped:
+        out.append(f"skipped: {format_counts(Counter(skipped))}")
+    return out
 
 
 def _name(example: Any) -> str:

@@ -18,8 +18,13 @@ from gpic_lab.errors import GpicError, UsageError
 GEN_SIZE = (256, 256)
 
 
-def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generated: bool) -> tuple[Any, Any]:
-    """(id, uint8 224x224x3 array) or (id, 'problem-code')."""
+def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generated: bool,
+            any_generated: bool = False) -> tuple[Any, Any, tuple[str, ...]]:
+    """(id, uint8 224x224x3 array, notes) or (id, 'problem-code', ()).
+
+    ``any_generated``: a generated image of any size, mode or format (PNG, JPEG) goes through the protocol's own
+    GPIC-256 step (center crop + Pillow bicubic 256; a 256x256 RGB image is left as it is) before the 224 resize;
+    notes say what was done (``resized_to_256``, ``converted_to_rgb``, ``jpeg``)."""
     from PIL import Image, UnidentifiedImageError
 
     from gpic_lab.evaluation.preprocess import reference_256, resize_224
@@ -31,22 +36,30 @@ def _decode(item: tuple[Any, bytes | np.ndarray], reference: bool, check_generat
         else:
             img = Image.open(io.BytesIO(data))
         if check_generated and img.size != GEN_SIZE:
-            return ident, "bad_size"
+            return ident, "bad_size", ()
         if check_generated and img.mode != "RGB":
-            return ident, "not_rgb"
+            return ident, "not_rgb", ()
         if check_generated and not isinstance(data, np.ndarray) and img.format != "PNG":
-            return ident, "not_png"  # e.g. a JPEG named .png: lossy artefacts change the features
-        return ident, resize_224(reference_256(img) if reference else img)
+            return ident, "not_png", ()  # e.g. a JPEG named .png: lossy artefacts change the features
+        notes: tuple[str, ...] = ()
+        if any_generated:
+            notes = tuple(n for n, hit in (("resized_to_256", img.size != GEN_SIZE),
+                                           ("converted_to_rgb", img.mode != "RGB"),
+                                           ("jpeg", getattr(img, "format", None) == "JPEG")) if hit)
+        return ident, resize_224(reference_256(img) if reference or any_generated else img), notes
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return ident, "undecodable"
+        return ident, "undecodable", ()
 
 
 def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any, reference: bool,
                     batch_size: int = 64, threads: int | None = None, skipped: Counter[str] | None = None,
                     check_generated: bool = False, examples: dict[str, Any] | None = None,
-                    progress: bool | str = False, desc: str = "features") -> Iterator[tuple[list[Any], np.ndarray]]:
+                    progress: bool | str = False, desc: str = "features", any_generated: bool = False,
+                    noted: Counter[str] | None = None) -> Iterator[tuple[list[Any], np.ndarray]]:
     """Yield (ids, float64 features [B, D]) per batch; problems are counted in `skipped` by code (first id per code
-    in `examples`), never silent. `progress`: images done, rate on stderr (see ``gpic_lab.progress``)."""
+    in `examples`), never silent. `progress`: images done, rate on stderr (see ``gpic_lab.progress``).
+    ``any_generated``: generated images of any size/format get the GPIC-256 step, counted in ``noted`` (see
+    ``_decode``)."""
     import torch
 
     from gpic_lab.evaluation.preprocess import normalize_torch
@@ -63,9 +76,11 @@ def stream_features(items: Iterable[tuple[Any, bytes | np.ndarray]], model: Any,
         return list(itertools.islice(it, batch_size))
 
     def prepare(batch: list[Any]) -> tuple[list[Any], Any]:
-        done = list(pool.map(lambda x: _decode(x, reference, check_generated), batch))
-        good = [(i, a) for i, a in done if not isinstance(a, str)]
-        for i, a in done:
+        done = list(pool.map(lambda x: _decode(x, reference, check_generated, any_generated), batch))
+        good = [(i, a) for i, a, _ in done if not isinstance(a, str)]
+        for i, a, notes in done:
+            if noted is not None:
+                noted.update(notes)
             if isinstance(a, str):
                 skipped[a] += 1
                 if examples is not None:

@@ -5,6 +5,9 @@ PRDC: Euclidean distances; each point's radius is the distance to its k-th neare
 ball; density = mean over fakes of (number of real balls containing it) / k; coverage = fraction of reals whose
 nearest fake lies inside their own ball. GPIC/dgm-eval: k = 5 on at most 10,000 points per side.
 MMD: unbiased MMD² with k(x, y) = (γ<x, y> + 1)³, γ = 1/dim, averaged over 100 random subsets of 1,000 per side.
+OUR ASSUMPTION: the paper names PRDC and MMD but not their settings; k = 5, the 10,000-point cap and the MMD kernel and
+subsets are those of a third-party port of GPIC's toolkit (dgm-eval's defaults), and our subsets are drawn with a
+seed (the port draws without one).
 """
 from __future__ import annotations
 

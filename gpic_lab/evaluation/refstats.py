@@ -4,6 +4,9 @@ Files we write are named by their full configuration (split, count, backbone + w
 precision), are written once (refusing to overwrite) and get a sidecar `<name>.json` with provenance (shards,
 counts, skipped members by reason, package versions). `read_stats` also reads the official GPIC
 `test_stats.npz` / `val_stats.npz` and any npz holding only `dino_embeddings`.
+OUR ASSUMPTION: the paper says the reference statistics come from the 1M test images, while one third-party tool says
+the official file was computed from a 50K subset; we compute mu/sigma over every image given and store embeddings
+(for PRDC/MMD) for all of them or, with ``max_embeddings``, for a seeded subset.
 """
 from __future__ import annotations
 

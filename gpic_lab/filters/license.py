@@ -25,6 +25,9 @@ def license_stage(samples: list[Any], params: Mapping[str, Any] | None = None) -
     provenance (default True: for collected shards, also apply the Commons license flags stored in the collection's
     provenance table beside the shard, see ``check_flags``), allow_restrictions (default False). Extras:
     license_spdx. No scores.
+    OUR ASSUMPTION: GPIC keeps license name, URL and attribution per record but does not say it dropped records
+    with an empty attribution or a license URL that disagrees with the license; we drop them by default (CC BY
+    requires attribution; a mismatched URL makes the license claim doubtful), each switchable by a parameter.
     """
     from gpic_lab.engine.records import Decision
 

@@ -1,7 +1,8 @@
 """Headless Chromium against a local page (the FiftyOne App): rendered DOM and screenshots, 127.0.0.1 only.
 
-Flags follow ../shared/docs/offline-install.md §2: no sandbox (containers), no GPU, no background networking,
-a throwaway profile, and a virtual-time budget so the single-page app finishes rendering before the dump.
+Chromium runs headless with the flags an offline container needs: no sandbox (containers lack the user namespaces
+it wants), no GPU, no background networking, a throwaway profile, and a virtual-time budget so the single-page app
+finishes rendering before the dump.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Training and eval image transforms for the loader, on encoded bytes.
 
 `TrainTransform` is GPIC's training augmentation (random square crop of scale [0.8, 1.0] of the shorter side,
-resize to 256, optional horizontal flip) on a fast path: JPEGs are decoded by libjpeg-turbo at the smallest
-SIMD-accelerated DCT scale (1/8, 1/4, 1/2 or 1) that still leaves the crop at or above the target resolution,
-so no quality is lost to upsampling; the crop is resized in uint8 with an antialiased (pre-blurred) bilinear filter.
+resize to 256, optional horizontal flip) on a fast path. OUR ASSUMPTION: GPIC says "crop scale in [0.8, 1.0] of the
+original image" then a random square crop; we read the scale as the square's side over the shorter side (not an
+area fraction), uniform in [0.8, 1.0]; the flip is off by default (GPIC does not mention one).
+JPEGs are decoded by libjpeg-turbo at the smallest SIMD-accelerated DCT scale (1/8, 1/4, 1/2 or 1) that still
+leaves the crop at or above the target resolution, so no quality is lost to upsampling; the crop is resized in uint8 with an antialiased (pre-blurred) bilinear filter.
 `pil_train_transform` is the plain PIL reference (full decode, PIL bicubic, float tensor) used as a baseline.
 """
 

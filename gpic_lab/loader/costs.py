@@ -1,13 +1,15 @@
 """What feeding a GPIC training run costs: loader cores per GPU, storage/egress per tier, time to stream an
-epoch at a given bandwidth. Inputs are measured loader rates; GPIC figures come from the paper (gpic.md §1, §4.6)."""
+epoch at a given bandwidth. Inputs are measured loader rates; GPIC figures come from the paper (§1, §4; docs/gpic.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gpic_lab.shards.tiers import tier_shard_counts
+
 FULL_IMAGES = 100_000_000
 FULL_TB = 12.9  # the HF release: 8,000 train shards, 12.9 TB (train/val/test together; train dominates)
-TIERS = {"nano": 80, "lite": 800, "full": 8000}  # first N train shards
+TIERS = tier_shard_counts(8000)  # GPIC's 8,000 train shards: first 80 / 800 / 8,000 (the one tier rule)
 GPIC_IMAGES_PER_S = FULL_IMAGES / (40 * 3600)  # one epoch in ~40 h on one 8×H100 node
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -24,9 +23,6 @@ import numpy as np
 from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.loader.augment import TrainTransform
 from gpic_lab.shards.reader import Problem, iter_entries, list_shards
-
-TIER_SHARDS = {"nano": 80, "lite": 800, "full": None}  # GPIC: the first 80 / 800 / all train shards
-_INDEX_RE = re.compile(r"_(\d+)\.tar$")
 
 
 class CorruptSampleError(GpicError):
@@ -42,21 +38,12 @@ class Unit:
     stride: int
 
 
-def tier_shards(shards: Sequence[str], tier: str | None) -> list[str]:
-    """Keep the shards of a tier by their index in the file name (nano: <80, lite: <800, full: all)."""
-    if tier is None or tier == "full":
-        return list(shards)
-    if tier not in TIER_SHARDS:
-        raise UsageError(f"unknown tier {tier!r}; choose from {', '.join(TIER_SHARDS)}")
-    limit = TIER_SHARDS[tier]
-    out = []
-    for shard in shards:
-        match = _INDEX_RE.search(shard)
-        if not match:
-            raise UsageError(f"{shard}: cannot read a shard index from the name (expected ..._NNNNN.tar)")
-        if int(match.group(1)) < limit:
-            out.append(shard)
-    return out
+def tier_shards(shards: Sequence[str], tier: str | None, manifest: str | os.PathLike[str] | None = None) -> list[str]:
+    """The shards of a tier, from the pack manifest or the records' ``split`` field (``loader.tier_select``);
+    all shards for None."""
+    from gpic_lab.loader.tier_select import select
+
+    return select(shards, tier, manifest)
 
 
 def plan_units(shards: Sequence[str], slots: int, epoch: int, seed: int) -> list[Unit]:
@@ -184,9 +171,11 @@ def iter_slot(cfg: StreamConfig, epoch: int, slot: int, slots: int, skip: int = 
     yield {"__stats__": dict(stats), "slot": slot}
 
 
-def stream_config(paths: Sequence[str], tier: str | None = None, **kwargs: Any) -> StreamConfig:
-    """A StreamConfig over the shards of `paths` (directories expand), restricted to a tier."""
-    shards = tier_shards(list_shards(paths), tier)
+def stream_config(paths: Sequence[str], tier: str | None = None, manifest: str | os.PathLike[str] | None = None,
+                  **kwargs: Any) -> StreamConfig:
+    """A StreamConfig over the shards of `paths` (directories expand), restricted to a tier (taken from the pack
+    manifest or the records' ``split`` field)."""
+    shards = tier_shards(list_shards(paths), tier, manifest)
     if not shards:
         raise UsageError(f"no shards selected (tier={tier!r}) from {list(paths)}")
     return StreamConfig(tuple(shards), **kwargs)

@@ -22,7 +22,8 @@ class GpicIterableDataset(IterableDataset):
 
     Args:
         paths: shard files, directories or URLs.
-        tier: nano | lite | full (GPIC's first 80 / 800 / all shards), or None for all given shards.
+        tier: nano | lite | full (the first 1 % / 10 % / 100 % of the train shards, read from the pack manifest or
+            the records' split field: GPIC's 80 / 800 / 8,000), or None for all given shards.
         caption_types: keep only these caption types (the rest are counted as filtered).
         transform: bytes, rng -> uint8 HWC array (default: GPIC's training augmentation on the CPU), or
             `DeferredTrainTransform()` to leave JPEGs encoded for `batch_decode.BatchDecoder` (nvJPEG on the GPU).

@@ -3,8 +3,10 @@
 - ``packer``: ``pack`` (``gpic-lab pack``): plan (stratified train/val/test, balanced train shards, Nano/Lite/Full
   tiers) and deterministic shard writing; the only code that rewrites tars.
 - ``manifest``: ``manifest.json`` (sha256 per shard), the datasheet, ``verify`` (``gpic-lab verify``).
+- ``preset``: ``--preset gpic`` (GPIC's released layout) and the layout a pack writes (``--dry-run``, ``plan_layout``).
+- ``card``: the dataset card ``OUT/README.md`` (``datasets.load_dataset(OUT)``), licence and totals vs GPIC's.
 - ``report``: notebook 06's tables and figures.
 
 Reads decisions tables, catalogs, caption tables and the source shards; writes ``OUT/{train,val,test}/*.tar``,
-``manifest.json``, ``datasheet.{json,md}``.
+``manifest.json``, ``datasheet.{json,md}``, ``README.md``.
 """

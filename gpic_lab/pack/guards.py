@@ -18,7 +18,7 @@ from pathlib import Path
 from gpic_lab.errors import UsageError
 
 IN_PROGRESS = ".pack-in-progress.json"
-OUTPUTS = ("manifest.json", "datasheet.json", "datasheet.md")
+OUTPUTS = ("manifest.json", "datasheet.json", "datasheet.md", "README.md")  # README.md: the dataset card
 SPLIT_DIRS = ("train", "val", "test")
 _SHARD_NAME = re.compile(r"(train|val|test)/[^/.][^/]*\.tar")
 

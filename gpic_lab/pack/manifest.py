@@ -90,6 +90,10 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
     lines += [f"| {s} | {src} | {n} |" for s, c in sheet["sources"].items() for src, n in c.items()]
     lines += ["", "## Licenses", "", "| split | family | license | samples |", "|---|---|---|---|"]
     lines += [f"| {r['split']} | {r['family']} | {r['license']} | {r['count']} |" for r in sheet["licenses"]]
+    if "release" in sheet:
+        from gpic_lab.pack.card import release_markdown
+
+        lines += release_markdown(sheet["release"])
     return "\n".join(lines) + "\n"
 
 

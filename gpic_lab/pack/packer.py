@@ -6,8 +6,8 @@ time, so the same inputs and seed give byte-identical shards and manifest.
 Splits and tiers (GPIC §2.5): val/test are drawn per stratum (source × caption_type) with largest-remainder
 quotas, so each split keeps the pool's Flickr/Wikimedia ratio and caption-type mix. Train is dealt round-robin
 over N shards in (caption_type, source) order, so every shard gets each caption type and each stratum within ±1
-and shard sizes differ by at most one. Nano/Lite/Full are the first
-1%/10%/100% of train shards (at least one each). Records' ``split`` list names the tiers that contain the
+and shard sizes differ by at most one. Nano/Lite/Full are the first 1%/10%/100% of train shards
+(``gpic_lab.shards.tiers``, the one tier rule; at least one each). Records' ``split`` list names the tiers that contain the
 sample (train shard 0: ["nano", "lite", "full"]); val and test records carry ``split = []`` (the GPIC card does
 not document their value; the sample corpus uses the same convention).
 """
@@ -28,8 +28,8 @@ from gpic_lab.errors import GpicError, UsageError, exception_line
 from gpic_lab.fsio import read_parquet
 from gpic_lab.pack import guards
 from gpic_lab.pack.inputs import check_keys, load_drops
+from gpic_lab.shards.tiers import tier_shard_counts, tiers_of_shard
 
-TIER_FRACTIONS = {"nano": 0.01, "lite": 0.10, "full": 1.0}
 SPLIT_PREFIX = {"train": "gpic_train", "val": "gpic_val", "test": "gpic_test"}
 
 
@@ -120,8 +120,8 @@ def _count(n: float, pool: int, what: str) -> int:
 
 
 def tier_shards(n_train_shards: int) -> dict[str, int]:
-    """Number of leading train shards per tier: 1% / 10% / 100%, at least one each."""
-    return {t: max(1, round(n_train_shards * f)) if n_train_shards else 0 for t, f in TIER_FRACTIONS.items()}
+    """Number of leading train shards per tier (``gpic_lab.shards.tiers``: 1% / 10% / 100%, at least one each)."""
+    return tier_shard_counts(n_train_shards)
 
 
 def _chunks(keys: list[str], n: int) -> list[list[str]]:
@@ -157,6 +157,10 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
             record["caption"], record["caption_type"] = captions[s.key]["caption"], captions[s.key]["caption_type"]
         if not str(record.get("caption", "")).strip() or not record.get("caption_type"):
             dropped.append({"key": s.key, "stage": "pack", "reason": "missing-caption"})
+            location[s.key] = None
+            continue
+        if str(record["caption"]).strip() == "NOT VISIBLE.":  # never packed (caption QC: our NOT VISIBLE policy)
+            dropped.append({"key": s.key, "stage": "pack", "reason": "not-visible"})
             location[s.key] = None
             continue
         if check_meta({**record, "split": []}):  # never write what `validate` rejects; `split` is rewritten below
@@ -197,8 +201,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
 def record_for(plan: Plan, key: str, split: str, shard_index: int) -> dict[str, Any]:
     """The record as written: the source record with caption overrides and its tier list."""
     record = dict(plan.meta[key])
-    record["split"] = ([t for t in ("nano", "lite", "full") if shard_index < plan.tiers[t]]
-                       if split == "train" else [])
+    record["split"] = tiers_of_shard(shard_index, len(plan.shards["train"])) if split == "train" else []
     return record
 
 
@@ -272,13 +275,15 @@ def _progress(total: int, enabled: bool) -> Any:
 def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], n_shards: int, n_val: float,
          n_test: float, seed: int = 0, val_shards: int = 1, test_shards: int = 1, captions: Sequence[str] = (),
          progress: bool = False) -> dict[str, Any]:
-    """Pack GPIC shards; returns the manifest (also written to OUT/manifest.json with OUT/datasheet.{json,md}).
+    """Pack GPIC shards; returns the manifest (also written to OUT/manifest.json with OUT/datasheet.{json,md} and the
+    dataset card OUT/README.md).
 
     Args:
         paths: source shards/dirs/catalogs, stage dirs or decisions.parquet files, captions parquet files.
         n_val / n_test: samples in val/test (a value in (0, 1) is a fraction of the kept pool).
         captions: extra captions parquet files (caption + caption_type override the source records).
     """
+    from gpic_lab.pack.card import release_facts, write_card
     from gpic_lab.pack.manifest import build_datasheet, build_manifest, write_outputs
 
     inputs = classify_inputs(paths)
@@ -293,7 +298,12 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     entries = write_plan(plan, out, progress)
     guards.finish(out, owned, {e["file"] for e in entries})  # an earlier, larger pack's extra shards
     manifest = build_manifest(entries, plan, seed, n_shards)
-    write_outputs(out, manifest, build_datasheet(plan, entries, seed))
+    sheet = build_datasheet(plan, entries, seed)
+    facts = release_facts(plan, entries)  # dataset licence, totals vs GPIC's published ones
+    manifest.update(facts)
+    sheet["release"] = facts
+    write_outputs(out, manifest, sheet)
+    write_card(out, manifest)  # OUT/README.md: datasets.load_dataset(OUT) loads every split
     guards.done(out)
     return manifest
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from gpic_lab.fsio import atomic_path, write_json_atomic
 from gpic_lab.shards.schema import new_record
+from gpic_lab.shards.tiers import tiers_of_shard
 from gpic_lab.shards.writer import write_shard
 
 RETRIEVED_AT = "2026-11-22T12:00:00Z"
@@ -78,7 +79,10 @@ def build_clean(sources: list[dict[str, Any]]) -> tuple[dict[str, list], dict[st
         img = load_image(src["loader"])
         fmt = "png" if src["name"] == "horse" else "jpg"
         data = encode(img, fmt)
-        tiers = ["nano", "lite", "full"] if src["split"].startswith("train") else []
+        # the one tier rule (gpic_lab.shards.tiers) over the corpus's train shards: train0 is in every tier,
+        # train1 only in full
+        n_train = sum(k.startswith("train") for k in SPLIT_FILES)
+        tiers = tiers_of_shard(int(src["split"][5:]), n_train) if src["split"].startswith("train") else []
         entry = _entry(data, fmt, img, src["license"], src["license_url"], src["attribution"],
                        src["caption_type"], src["captions"][src["caption_type"]], tiers)
         by_split[src["split"]].append(entry)

@@ -5,6 +5,7 @@
   problems), ``ShardIndex`` (random access by key), ``read_range``; ``Sample``, ``Problem``.
 - ``tarscan``: the strict header scanner every reader uses; ``remote``: HTTP(S) streaming and byte ranges.
 - ``schema``: the JSON record (``new_record``, ``check_meta``, ``CAPTION_TYPES``, ``TIERS``).
+- ``tiers``: the one tier rule (Nano / Lite / Full = first 1 % / 10 % / 100 % of train shards).
 - ``writer``: ``write_shard`` (deterministic tars; only ``pack`` and the sample builders write tars).
 - ``validate`` (``gpic-lab validate``), ``catalog`` + ``fastscan`` (``gpic-lab catalog`` -> Parquet),
   ``interop`` (Hugging Face ``datasets``, polars), ``explore`` (notebook 01's tables and figures).

@@ -11,9 +11,9 @@ from typing import Any
 
 from gpic_lab.shards.schema import CAPTION_TYPES
 
-# GPIC's caption-type mix (gpic.md §1.6): 1% tag, 45% short, 45% medium, 9% long, in every split and shard.
+# GPIC's caption-type mix (paper §2.4; docs/gpic.md): 1% tag, 45% short, 45% medium, 9% long, in every split and shard.
 TARGET_MIX = {"tag": 0.01, "short": 0.45, "medium": 0.45, "long": 0.09}
-# Median caption length in words measured on 53,637 released images (gpic.md §1.6, third-party).
+# Median caption length in words measured on 53,637 released images (a third-party survey of five released shards).
 PAPER_MEDIAN_WORDS = {"tag": 7.0, "short": 17.0, "medium": 39.0, "long": 131.0}
 
 

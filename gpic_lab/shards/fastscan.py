@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from gpic_lab.shards.reader import HEAD_BYTES, MAGIC
 from gpic_lab.shards.schema import MAX_JSON_BYTES
+from gpic_lab.shards.tiers import NESTED
 
 BLOCK = 512
 READ = 4096  # header + typical JSON (~400-1500 B) + next header + image head, in one pread
@@ -144,7 +145,7 @@ def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
         except errors:
             return None
         split = meta.split
-        if meta.key != stem.decode() or len(set(split)) != len(split):
+        if meta.key != stem.decode() or tuple(split) not in NESTED:  # as schema.check_meta: nested tier lists
             return None
         seen.add(stem)
         rows.append((meta.key, meta.license, meta.license_url, meta.attribution, meta.img_width, meta.img_height,

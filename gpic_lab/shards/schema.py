@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gpic_lab.shards.tiers import TIERS, is_nested
+
 FIELDS: dict[str, type] = {
     "retrieved_at": str, "license": str, "license_url": str, "attribution": str, "key": str,
     "img_width": int, "img_height": int, "split": list, "caption_type": str, "caption": str,
 }
 CAPTION_TYPES = ("tag", "short", "medium", "long")
-TIERS = ("nano", "lite", "full")
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 TEXT_FIELDS = tuple(name for name, typ in FIELDS.items() if typ is str)
 # Limits on what a record may hold (OUR ASSUMPTION: GPIC states none; a long caption is a few KB). A record beyond
@@ -87,6 +88,9 @@ def check_meta(meta: dict[str, Any], require_caption: bool = True) -> list[str]:
     bad_split = [s for s in meta["split"] if s not in TIERS]
     if bad_split or len(set(meta["split"])) != len(meta["split"]):
         problems.append(f"split must be a list of distinct values from {list(TIERS)}, got {meta['split']!r}")
+    elif not is_nested(meta["split"]):  # tiers are nested shard prefixes (gpic_lab.shards.tiers)
+        problems.append(f"split {meta['split']!r} is not a nested tier list: [], ['full'], ['lite', 'full'] or "
+                        "['nano', 'lite', 'full']")
     captioned = meta["caption_type"] != "" or meta["caption"] != ""
     if require_caption or captioned:
         if meta["caption_type"] not in CAPTION_TYPES:
