@@ -95,11 +95,27 @@ def bar(total: int | None = None, desc: str = "", unit: str = "it", mode: str | 
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=not enabled(mode, stream), **options)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a record is emitted, not the stream of the moment
+    it was made (a notebook kernel, pytest's capture or a CLI run may swap stderr after logging is set up)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:  # the base class assigns it; the live sys.stderr always wins
+        pass
+
+
 def setup_logging(level: int | str = logging.INFO) -> logging.Logger:
     """Timestamped ``gpic_lab`` log lines on stderr (idempotent: one handler however often it is called)."""
     logger = logging.getLogger("gpic_lab")
     if not any(getattr(h, "_gpic_lab", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
         handler._gpic_lab = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

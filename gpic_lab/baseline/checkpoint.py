@@ -57,7 +57,7 @@ def load(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     import torch
 
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False, mmap=True)  # ranks share pages
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=True)  # ranks share pages; never unpickles
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a usage error here
         raise UsageError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0] if str(exc) else exc})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:

@@ -57,8 +57,9 @@ def rope_angles(head_dim: int, side: int, theta: float = 10000.0) -> torch.Tenso
     """2-D rotary angles [side*side, head_dim // 2]: rotation pair j turns by the column (j even) or row (j odd)
     coordinate times frequency j // 2. Coordinates are linspace(0, side, side), as the reference code.
     OUR ASSUMPTION: that stretch (16/15 per patch at side 16) is kept as written there."""
-    freqs = 1.0 / theta ** (torch.arange(0, head_dim, 4)[: head_dim // 4].float() / head_dim)
-    coords = torch.linspace(0, side, side)
+    cpu = torch.device("cpu")  # explicit: a torch.device("meta") context must not reach half of these factories
+    freqs = 1.0 / theta ** (torch.arange(0, head_dim, 4, device=cpu)[: head_dim // 4].float() / head_dim)
+    coords = torch.linspace(0, side, side, device=cpu)
     rows, cols = torch.meshgrid(coords, coords, indexing="ij")
     col_angles = cols.reshape(-1, 1) * freqs  # [N, head_dim/4]
     row_angles = rows.reshape(-1, 1) * freqs
@@ -74,9 +75,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 def sincos_table(dim: int, side: int) -> torch.Tensor:
     """Fixed 2-D sin-cos position table [side*side, dim]: first half encodes the column, second half the row."""
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
-    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64),
-                                indexing="ij")
+    cpu = torch.device("cpu")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64, device=cpu) / (dim / 4))
+    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float64, device=cpu),
+                                torch.arange(side, dtype=torch.float64, device=cpu), indexing="ij")
     parts = []
     for coord in (cols.reshape(-1), rows.reshape(-1)):
         angles = coord[:, None] * omega[None]
@@ -163,7 +165,7 @@ class JiTT2I(nn.Module):
         self.blocks = nn.ModuleList(Block(h, cfg.heads, cfg.mlp_ratio, True) for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(h, elementwise_affine=False, eps=1e-6)
         self.final = nn.Linear(h, pix)
-        self.register_buffer("rope", rope_angles(h // cfg.heads, side), persistent=False)
+        self.register_buffer("rope", rope_angles(h // cfg.heads, side).to(self.pos.device), persistent=False)
         if self.pos.device.type != "meta":
             self.reset_parameters()
 
