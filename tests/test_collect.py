@@ -9,14 +9,13 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from processes import kill_after_shard
 
 from gpic_lab.collect.collector import collect_commons, collect_flickr, make_client
 from gpic_lab.collect.http import BadApiKey, HttpClient, HttpError, retry_after
@@ -270,20 +269,7 @@ def test_sigkill_mid_collection_then_resume(server: ReplayServer, tmp_path: Path
     out = tmp_path / "killed"
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(out), server.flickr_url], cwd=ROOT)
     state = out / "state.json"
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if json.loads(state.read_text())["shard_index"] >= 1:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
-    assert not json.loads(state.read_text())["done"]
+    kill_after_shard(child, state, 1)
     result = _flickr(out, server, shard_size=3, per_page=4)
     assert result.status == "done"
     keys = _keys(out)

@@ -5,17 +5,15 @@ redaction, and a collection past the cap that survives a kill -9 and a resume.""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from processes import kill_after_shard
 
 from gpic_lab.collect import windows
 from gpic_lab.collect.collector import collect_flickr, make_client
@@ -198,20 +196,7 @@ def test_collection_past_4000_results_survives_kill_and_resume(tmp_path: Path) -
     with ReplayServer(items, api_key=KEY, cap_mode="error") as srv:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         child = subprocess.Popen([sys.executable, "-c", _CHILD, str(out), srv.flickr_url], cwd=ROOT, env=env)
-        deadline = time.monotonic() + 120
-        try:
-            while time.monotonic() < deadline and child.poll() is None:
-                try:
-                    if json.loads((out / "state.json").read_text())["shard_index"] >= 2:
-                        break
-                except (OSError, ValueError, KeyError):
-                    pass
-                time.sleep(0.02)
-            child.send_signal(signal.SIGKILL)
-        finally:
-            child.wait(timeout=30)
-        assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
-        assert not json.loads((out / "state.json").read_text())["done"]
+        kill_after_shard(child, out / "state.json", 2, timeout=120)
         result = collect_flickr(out, base_url=srv.flickr_url, api_key=KEY, shard_size=400,
                                 client=make_client(rate=None, backoff=0.01))
         assert result.status == "done"
