@@ -42,7 +42,7 @@ def _nulls(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.where(frame.notna(), None)
 
 
-@pytest.mark.parametrize("bucket_rows", [2_000_000, 3])
+@pytest.mark.parametrize("bucket_rows", [500_000, 3])
 def test_merge_matches_the_in_memory_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucket_rows: int) -> None:
     monkeypatch.setattr(engine_merge, "BUCKET_ROWS", bucket_rows)
     files = _shards(tmp_path)

@@ -6,8 +6,8 @@ is bounded by one shard's table plus one key bucket:
 1. schemas: the footers of every shard table are unified (a column missing from a shard, e.g. ``detail`` of
    unreadable rows, becomes nulls; a column that is null-typed in an empty shard takes the others' type);
 2. duplicate keys: ``key`` and ``keep`` of each shard are spilled into ``ceil(rows / BUCKET_ROWS)`` buckets by key
-   hash (Parquet files in a temp dir beside the output); each bucket is read alone and yields the rows to leave
-   out: for a key seen several times, every row but the first dropped one (or the first one when none was
+   hash (``gpic_lab.shards.buckets``; Parquet files in a temp dir beside the output); each bucket is read alone and
+   yields the rows to leave out: for a key seen several times, every row but the first dropped one (or the first one when none was
    dropped), the rule of ``stages.one_row_per_key``;
 3. the shard tables are streamed again, in shard order, into one Parquet writer (atomically renamed), leaving
    those rows out, while the counts per reason × license family × source are accumulated.
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-BUCKET_ROWS = 2_000_000
+BUCKET_ROWS = 500_000
 EMPTY_COLUMNS = ("key", "shard", "stage", "keep", "reason", "license", "license_family", "source")
 
 
@@ -48,30 +48,14 @@ def _conform(table: Any, schema: Any) -> Any:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _spill(files: Sequence[Path], n_buckets: int, tmp: Path) -> list[Path]:
-    """Write (file, row, key, keep) of every table into n_buckets Parquet files by key hash."""
+def _key_parts(files: Sequence[Path]) -> Any:
+    """(key, keep, file, row) of every table, one polars frame per table."""
     import polars as pl
     import pyarrow.parquet as pq
 
-    writers: dict[int, Any] = {}
-    paths = [tmp / f"bucket-{b:05d}.parquet" for b in range(n_buckets)]
-    try:
-        for i, f in enumerate(files):
-            part = pl.from_arrow(pq.read_table(f, columns=["key", "keep"]))
-            if not len(part):
-                continue
-            part = part.with_row_index("row").with_columns(
-                file=pl.lit(i, pl.UInt32), keep=pl.col("keep").cast(pl.Boolean),
-                bucket=(pl.col("key").hash(7) % n_buckets).cast(pl.UInt32))
-            for (b,), chunk in part.partition_by("bucket", as_dict=True).items():
-                table = chunk.select("file", "row", "key", "keep").to_arrow()
-                if b not in writers:
-                    writers[b] = pq.ParquetWriter(paths[b], table.schema)
-                writers[b].write_table(table)
-    finally:
-        for w in writers.values():
-            w.close()
-    return [p for b, p in enumerate(paths) if b in writers]
+    for i, f in enumerate(files):
+        part = pl.from_arrow(pq.read_table(f, columns=["key", "keep"]))
+        yield part.with_row_index("row").with_columns(file=pl.lit(i, pl.UInt32), keep=pl.col("keep").cast(pl.Boolean))
 
 
 def rows_to_skip(files: Sequence[Path], tmp: Path) -> tuple[dict[int, set[int]], int]:
@@ -79,10 +63,12 @@ def rows_to_skip(files: Sequence[Path], tmp: Path) -> tuple[dict[int, set[int]],
     import polars as pl
     import pyarrow.parquet as pq
 
+    from gpic_lab.shards import buckets
+
     total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     skip: dict[int, set[int]] = {}
     duplicate_keys = 0
-    for bucket in _spill(files, max(1, -(-total // BUCKET_ROWS)), tmp):
+    for bucket in buckets.spill(_key_parts(files), buckets.n_buckets(total, BUCKET_ROWS), tmp):
         rows = pl.read_parquet(bucket).filter(pl.col("key").is_duplicated())
         if not len(rows):
             continue
