@@ -25,7 +25,7 @@ from typing import Any
 
 from gpic_lab.caption.store import caption_files, captions_by_key
 from gpic_lab.errors import GpicError, UsageError, exception_line
-from gpic_lab.fsio import read_parquet
+from gpic_lab.pack import plan_io
 
 TIER_FRACTIONS = {"nano": 0.01, "lite": 0.10, "full": 1.0}
 SPLIT_PREFIX = {"train": "gpic_train", "val": "gpic_val", "test": "gpic_test"}
@@ -90,7 +90,7 @@ def _classify_parquet(p: Path, out: PackInputs) -> None:
     elif {"key", "caption", "caption_type", "prompt_version"} <= names:
         out.captions.append(str(p))
     elif {"key", "shard"} <= names:
-        shards = sorted(set(read_parquet(p, columns=["shard"])["shard"].astype(str)))
+        shards = plan_io.catalog_shards(p)  # batch by batch: a 100 M-row catalog lists few shards
         for s in shards:
             cand = Path(s) if Path(s).is_absolute() or Path(s).exists() else p.parent / s
             if not cand.exists():
@@ -101,15 +101,8 @@ def _classify_parquet(p: Path, out: PackInputs) -> None:
 
 
 def load_drops(decision_paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
-    """key -> [(stage, reason)] for every dropped key; and the stages applied."""
-    drops: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    stages: set[str] = set()
-    for path in decision_paths:
-        frame = read_parquet(path, columns=["key", "stage", "keep", "reason"])
-        stages.update(frame["stage"].astype(str).unique())
-        for key, stage, reason in frame.loc[~frame["keep"].astype(bool), ["key", "stage", "reason"]].itertuples(index=False):
-            drops[key].append((str(stage), str(reason or "dropped")))
-    return drops, sorted(stages)
+    """key -> [(stage, reason)] for every dropped key; and the stages applied (only dropped rows are read)."""
+    return plan_io.dropped_rows(decision_paths)
 
 
 def _quotas(strata: dict[tuple[str, str], list[str]], total: int, n: int) -> dict[tuple[str, str], int]:
