@@ -81,7 +81,7 @@ def test_dedup_rethreshold_from_stored_pairs(sample_dir: Path, tmp_path: Path) -
     dedup.run_dedup(shards, out / "decisions.parquet", "phash", cache_dir=str(cache))
     emb, _ = embed_cache.embed_shards(shards, embed.load_encoder("phash"), cache)
     pairs, floor = pair_table(emb)
-    write_pairs(pairs, out, floor)
+    write_pairs(out, pairs, floor)
     frame, stage, params = load_stage(out)
     same, info = recompute(frame, stage, {}, params, out)
     assert stage == "dedup" and info["changed"] == 0
@@ -98,7 +98,7 @@ def test_dedup_rethreshold_from_stored_pairs(sample_dir: Path, tmp_path: Path) -
         kept = truth.set_index("key").loc[new["key"], "kept_key"].fillna("")
         assert (new.set_index("key")["kept_key"].fillna("") == kept).all(), change
     assert moved > 0
-    write_pairs(pairs[pairs["similarity"] > 0.5], out, 0.5)  # pairs stored above 0.5 only
+    write_pairs(out, pairs[pairs["similarity"] > 0.5], 0.5)  # pairs stored above 0.5 only
     with pytest.raises(UsageError, match="below 0.5"):
         rethreshold(out, tmp_path / "low", {"link": 0.3})
 

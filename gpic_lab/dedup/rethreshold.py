@@ -22,6 +22,7 @@ from gpic_lab.errors import UsageError
 PARAMS = ("link", "near_dup", "cluster_min", "license_aware")
 PAIRS_FILE = "pairs.parquet"
 FLOOR_KEY = b"gpic_lab.pairs_floor"
+SLIDERS = {"link": (0.5, 1.0, 0.0025), "near_dup": (0.5, 1.0, 0.0025), "cluster_min": (2, 20, 1)}  # notebook 04
 
 
 def pair_table(emb: Any, max_images: int = 4000) -> tuple[Any, float]:
@@ -32,7 +33,7 @@ def pair_table(emb: Any, max_images: int = 4000) -> tuple[Any, float]:
     return pairs[["a", "b", "similarity"]], (-1.0 if len(emb.vectors) <= max_images else 0.5)
 
 
-def write_pairs(pairs: Any, stage_dir: str | Path, floor: float) -> Path:
+def write_pairs(stage_dir: str | Path, pairs: Any, floor: float) -> Path:
     """``stage_dir/pairs.parquet`` with the floor in its metadata."""
     import pyarrow as pa
 

@@ -26,6 +26,12 @@ from gpic_lab.errors import UsageError
 QUALITY_PARAMS = ("min_longest_side", "max_aspect", "max_megapixels", "exposure_share", "blank_std",
                   "blur_laplacian_var", "blur_edge_sharpness", "blur_anisotropy")
 SAFETY_PARAMS = ("threshold",)
+SLIDERS: dict[str, dict[str, tuple[float, float, float]]] = {  # (min, max, step) of notebook 03's sliders
+    "quality": {"min_longest_side": (64, 1024, 32), "max_aspect": (1.0, 10.0, 0.25), "exposure_share": (0.5, 1.0, 0.01),
+                "blank_std": (0.5, 20.0, 0.5), "blur_laplacian_var": (5.0, 200.0, 5.0),
+                "blur_edge_sharpness": (0.05, 1.0, 0.05), "blur_anisotropy": (0.05, 1.0, 0.05)},
+    "safety-cpu": {"threshold": (0.05, 0.95, 0.05)},
+}
 
 
 def _col(frame: Any, name: str) -> np.ndarray:
