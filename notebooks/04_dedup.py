@@ -127,7 +127,8 @@ from gpic_lab.runs import widgets
 dedup_rethreshold.write_pairs(out_dir, *dedup_rethreshold.pair_table(emb))
 stored, stored_stage, stored_rule = rethreshold.load_stage(out_dir)
 assert rethreshold.recompute(stored, stored_stage, {}, stored_rule, out_dir)[1]["changed"] == 0, "pairs do not reproduce"
-display(*([widgets.threshold_explorer(out_dir, dedup_rethreshold.SLIDERS)] if runs.interactive() else []))
+explorers = [widgets.threshold_explorer(out_dir, dedup_rethreshold.SLIDERS)] if runs.interactive() else []
+display(*explorers)
 
 # %% [markdown]
 # ## Before / after by license family and source

@@ -26,7 +26,7 @@ def test_slider_redecides_and_button_writes(tmp_path: Path) -> None:
 
     src = _safety_dir(tmp_path)
     box = threshold_explorer(src, {"threshold": (0.05, 0.95, 0.05)}, out_dir=tmp_path / "out")
-    (sliders, counts), grid, (button, status) = box.children[1].children, box.children[2], box.children[3].children
+    sliders, counts, grid, (button, status) = *box.children[1:4], box.children[4].children
     (slider,) = sliders.children
     assert slider.value == pytest.approx(0.55) and slider.continuous_update is False
     assert "<b>4</b> of 10 dropped" in counts.value and "+0 dropped" in counts.value

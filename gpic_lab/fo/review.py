@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 from gpic_lab.errors import UsageError
@@ -87,3 +88,34 @@ def view_url(dataset: Any, app_url: str, view_name: str) -> str:
     """The App URL that opens the saved view ``view_name`` (``?view=<slug>``)."""
     slug = dataset._get_saved_view_doc(view_name).slug  # FiftyOne's URL name of the saved view
     return f"{app_url}?view={slug}"
+
+
+def show_views(app: Any, dataset: Any, names: Sequence[str] | None = None, shots_dir: Path | None = None,
+               budget_ms: int = 15000) -> dict[str, str | None]:
+    """Open each saved view in the running App (``session.view``), one after the other; with ``shots_dir`` (and
+    chromium installed) a screenshot of the App on each. Returns {view: screenshot path or None}."""
+    from gpic_lab.fo import browser
+
+    out: dict[str, str | None] = {}
+    for name in names if names is not None else dataset.list_saved_views():
+        app.session.view = dataset.load_saved_view(name)
+        shot = None
+        if shots_dir is not None and browser.chromium():
+            shot = str(browser.screenshot(app.url, Path(shots_dir) / f"app_view_{name}.png", budget_ms=budget_ms)[0])
+        out[name] = shot
+    return out
+
+
+def view_picker(app: Any, dataset: Any) -> Any:
+    """An ipywidgets dropdown of the saved views; choosing one shows it in the running App (``session.view``)."""
+    import ipywidgets as w
+
+    names = dataset.list_saved_views()
+    pick = w.Dropdown(options=["(whole dataset)", *names], description="App view", style={"description_width": "80px"})
+    link = w.HTML(f"<a href='{app.url}' target='_blank'>{app.url}</a>")
+
+    def show(change: Any) -> None:
+        app.session.view = None if change["new"] not in names else dataset.load_saved_view(change["new"])
+
+    pick.observe(show, names="value")
+    return w.HBox([pick, link])

@@ -39,14 +39,15 @@ def counts_html(frame: Any, info: Mapping[str, Any]) -> str:
     before = frame["prev_reason"].fillna("kept").value_counts()
     after = frame["reason"].fillna("kept").value_counts()
     reasons = sorted(set(before.index) | set(after.index), key=lambda r: (r != "kept", r))
-    rows = "".join(f"<tr><td>{html.escape(r)}</td><td>{int(before.get(r, 0))}</td><td><b>{int(after.get(r, 0))}</b>"
-                   f"</td></tr>" for r in reasons)
+    cell = "<td style='padding:0 10px'>"
+    rows = "".join(f"<tr>{cell}{html.escape(r)}</td>{cell}{int(before.get(r, 0))}</td>{cell}<b>{int(after.get(r, 0))}"
+                   f"</b></td></tr>" for r in reasons)
     dropped = int((~frame["keep"]).sum())
     return (f"<div><b>{dropped}</b> of {len(frame)} dropped "
             f"(was {int((~frame['prev_keep']).sum())}): <span style='color:#b00'>+{info['newly_dropped']} dropped"
             f"</span>, <span style='color:#070'>+{info['newly_kept']} kept</span>, {info['undecided']} undecided by "
-            f"the stored scores</div><table style='border-collapse:collapse'><tr><th>reason</th><th>before</th>"
-            f"<th>now</th></tr>{rows}</table>")
+            f"the stored scores</div><table style='border-collapse:collapse'><tr>{cell}reason</td>{cell}before</td>"
+            f"{cell}now</td></tr>{rows}</table>")
 
 
 def _grid(w: Any, frame: Any, shard_index: dict[str, Any], limit: int) -> Any:
@@ -106,13 +107,21 @@ def threshold_explorer(stage_dir: str | Path, sliders: Mapping[str, tuple[float,
     button.on_click(write)
     update()
     title = w.HTML(f"<b>{html.escape(stage)}</b>: thresholds re-decided from the stored scores of "
-                   f"<code>{html.escape(str(stage_dir))}</code>")
-    return w.VBox([title, w.HBox([w.VBox(list(controls.values())), counts]), changes, w.HBox([button, status])])
+                   f"<code>{html.escape(_shown(stage_dir))}</code>")
+    return w.VBox([title, w.VBox(list(controls.values())), counts, changes, w.HBox([button, status])])
+
+
+def _shown(path: str | Path) -> str:
+    """A path relative to the project when it lies inside it."""
+    from gpic_lab.paths import project_root
+
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(project_root())) if resolved.is_relative_to(project_root()) else str(path)
 
 
 def _slider(w: Any, name: str, lo: float, hi: float, step: float, source: Mapping[str, Any]) -> Any:
     value = source.get(name, lo)
     kind = w.IntSlider if all(float(v).is_integer() for v in (lo, hi, step)) and isinstance(value, int) \
         else w.FloatSlider
-    return kind(value=value, min=lo, max=hi, step=step, description=name, continuous_update=False,
-                style={"description_width": "160px"}, layout=w.Layout(width="460px"))
+    return kind(value=value, min=lo, max=hi, step=step, description=name, continuous_update=False, readout=True,
+                style={"description_width": "150px"}, layout=w.Layout(width="560px"))
