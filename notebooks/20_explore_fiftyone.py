@@ -124,9 +124,9 @@ near.groupby("near_dup_of").agg(size=("key", "size"), dirs=("split_dir", "unique
 
 # %%
 app = fo_bridge.launch_app(dataset_name, port=app_port) if launch_app or runs.interactive() else None
-app_views = (fo_review.show_views(app, dataset, shots_dir=paths.figures_root() / stage if launch_app else None)
-             if app is not None else {})
-display(*([fo_review.view_picker(app, dataset)] if app is not None and runs.interactive() else []))
+app_views = fo_review.show_views(app, dataset, shots_dir=paths.figures_root() / stage) if launch_app else {}
+pickers = [fo_review.view_picker(app, dataset)] if app is not None and runs.interactive() else []
+display(*pickers)
 print(f"open it with:  .venv/bin/gpic-lab app {dataset_name} --port {app_port}"
       + (f"\nrunning now at {app.url} (call app.close() to stop it)" if app else ""))
 

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     app = kinds.add_parser("app", help="the FiftyOne App on a saved view (session.view)")
     app.add_argument("name", help="dataset name")
     app.add_argument("--view", required=True, help="saved view name")
+    app.add_argument("--show", default="", metavar="FIELD,...", help="tick these fields in the sidebar: the App "
+                                                                      "writes their values on every tile")
     lab = kinds.add_parser("lab", help="run a notebook in JupyterLab and capture one cell's output")
     lab.add_argument("notebook", help="notebook path inside the project")
     lab.add_argument("--match", required=True, metavar="TEXT", help="capture the first cell whose source has TEXT")
@@ -98,31 +100,40 @@ def shot_page(file: Path, out: Path, size: tuple[int, int], hover_trace: str = "
         return page.screenshot(out)
 
 
-def shot_app(name: str, view: str, out: Path, size: tuple[int, int]) -> Path:
+def shot_app(name: str, view: str, out: Path, size: tuple[int, int], show: str = "") -> Path:
     """The App on saved view ``view`` (set through ``session.view``), the promotional popup dismissed."""
     from gpic_lab.fo import bridge
     from gpic_lab.fo.cdp import Page
-    from gpic_lab.fo.review import open_existing
+    from gpic_lab.fo.review import open_existing, set_view
     from gpic_lab.fo.services import free_port
 
     dataset = open_existing(name)
     handle = bridge.launch_app(name, port=free_port())
     try:
-        handle.session.view = dataset.load_saved_view(view)
+        set_view(handle, dataset.load_saved_view(view))
         with Page(*size) as page:
             page.goto(handle.url, settle=3)
             page.wait_for(f"document.body.innerText.includes({json.dumps(view)})", 60)
             page.eval("[...document.querySelectorAll('button, div')].filter(b => b.innerText === 'Dismiss')"
                       ".forEach(b => b.click()); true")
             time.sleep(2)
+            for field in filter(None, show.split(",")):
+                x, y = page.wait_for(f"(() => {{ const e = [...document.querySelectorAll('*')].filter(n => "
+                                     f"!n.childElementCount && n.textContent === {json.dumps(field)}).pop(); if (!e) return null;"
+                                     " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+                                     " return [r.x - 16, r.y + r.height / 2]; })()", 30)
+                page.mouse(x, y, click=True)  # the field's checkbox, left of its name in the sidebar (its last mention)
+                time.sleep(3)
             return page.screenshot(out)
     finally:
         handle.close()
 
 
 def _lab_settings(root: Path) -> None:
-    """JupyterLab user settings: every cell in the DOM (no windowing), no news popup."""
+    """JupyterLab user settings: every cell in the DOM (no windowing), no news popup, and no autosave (the run's
+    outputs must never be written into the project's notebook)."""
     for plugin, values in (("notebook-extension/tracker", {"windowingMode": "none"}),
+                           ("docmanager-extension/plugin", {"autosave": False}),
                            ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False})):
         path = root / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "page":
         shot = shot_page(Path(args.file).resolve(), out, size, args.hover_trace)
     elif args.kind == "app":
-        shot = shot_app(args.name, args.view, out, size)
+        shot = shot_app(args.name, args.view, out, size, args.show)
     else:
         shot = shot_lab(args.notebook, args.match, out, size, args.ready, args.then, args.timeout)
     print(f"screenshot: {shot} ({shot.stat().st_size} bytes)", file=sys.stderr)

@@ -90,6 +90,22 @@ def view_url(dataset: Any, app_url: str, view_name: str) -> str:
     return f"{app_url}?view={slug}"
 
 
+def set_view(app: Any, view: Any, timeout: float = 60.0) -> None:
+    """``app.session.view = view``, waiting for the session's connection to its App server (just after the launch
+    it raises "Client is not connected")."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            app.session.view = view
+            return
+        except RuntimeError as exc:
+            if "not connected" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def show_views(app: Any, dataset: Any, names: Sequence[str] | None = None, shots_dir: Path | None = None,
                budget_ms: int = 15000) -> dict[str, str | None]:
     """Open each saved view in the running App (``session.view``), one after the other; with ``shots_dir`` (and
@@ -98,7 +114,7 @@ def show_views(app: Any, dataset: Any, names: Sequence[str] | None = None, shots
 
     out: dict[str, str | None] = {}
     for name in names if names is not None else dataset.list_saved_views():
-        app.session.view = dataset.load_saved_view(name)
+        set_view(app, dataset.load_saved_view(name))
         shot = None
         if shots_dir is not None and browser.chromium():
             shot = str(browser.screenshot(app.url, Path(shots_dir) / f"app_view_{name}.png", budget_ms=budget_ms)[0])
@@ -106,16 +122,22 @@ def show_views(app: Any, dataset: Any, names: Sequence[str] | None = None, shots
     return out
 
 
-def view_picker(app: Any, dataset: Any) -> Any:
-    """An ipywidgets dropdown of the saved views; choosing one shows it in the running App (``session.view``)."""
+def view_picker(app: Any, dataset: Any, inline: bool = True, height: int = 640) -> Any:
+    """An ipywidgets dropdown of the saved views; choosing one shows it in the running App (``session.view``).
+
+    With ``inline`` the App is embedded below the dropdown (``session.show()`` in an output widget)."""
     import ipywidgets as w
 
     names = dataset.list_saved_views()
     pick = w.Dropdown(options=["(whole dataset)", *names], description="App view", style={"description_width": "80px"})
     link = w.HTML(f"<a href='{app.url}' target='_blank'>{app.url}</a>")
+    shown = w.Output()
 
     def show(change: Any) -> None:
-        app.session.view = None if change["new"] not in names else dataset.load_saved_view(change["new"])
+        set_view(app, None if change["new"] not in names else dataset.load_saved_view(change["new"]))
 
     pick.observe(show, names="value")
-    return w.HBox([pick, link])
+    if inline:
+        with shown:
+            app.session.show(height=height)
+    return w.VBox([w.HBox([pick, link]), shown])
