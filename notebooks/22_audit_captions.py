@@ -171,7 +171,8 @@ fo_dataset = fo_review.open_existing(fiftyone_dataset) if exported.get("updated"
 worst_fields = fo_bridge.attach_audit(fo_dataset, "caption", cap.worst_scores(worst)) if fo_dataset else 0
 worst_view = fo_review.save_keys_view(fo_dataset, "worst_captions", list(worst["key"])) if fo_dataset else 0
 review = ReviewTable(cap.review_items(items, worst), review_path)
-display(review.widget(columns=("hallucinated_objects",)))
+review_box = review.widget(columns=("hallucinated_objects",))
+display(review_box)
 pd.Series(review.counts(), name="items").to_frame().T
 
 # %% [markdown]
