@@ -161,3 +161,31 @@ def test_review_table_notes_commit_once(tmp_path: Path) -> None:
     pick.value = "wrong-count"
     (mark,) = verdict_marks(path)
     assert (mark.key, mark.tag, mark.caption_type, mark.reviewed_by) == ("k1", "recaption", "tag", "carol")
+
+
+@pytest.mark.fiftyone
+@pytest.mark.browser
+def test_app_shows_each_saved_view_and_keys_view(fo_env: Path, sample_dir: Path, tmp_path: Path) -> None:
+    from gpic_lab.fo import bridge as fo_bridge
+    from gpic_lab.fo import browser as fo_browser
+    from gpic_lab.fo import review as fo_review
+    from gpic_lab.fo.services import free_port
+
+    if fo_browser.chromium() is None:
+        pytest.skip("chromium not installed")
+    dataset = fo_bridge.load_dataset([sample_dir / "val", sample_dir / "test"], "t_review_app")
+    keys = sorted(dataset.values("key"))
+    assert fo_review.save_keys_view(dataset, "picked", [keys[2], keys[0], "not-a-key"]) == 2
+    assert dataset.load_saved_view("picked").values("key") == [keys[2], keys[0]]  # in the order given
+    with pytest.raises(UsageError):
+        fo_review.save_keys_view(dataset, "empty", [])
+    app = fo_bridge.launch_app("t_review_app", port=free_port())
+    try:
+        shots = fo_review.show_views(app, dataset, names=["picked"], shots_dir=tmp_path)
+        assert app.session.view is not None and app.session.view.values("key") == [keys[2], keys[0]]
+        assert Path(shots["picked"]).stat().st_size > 20_000
+        text = fo_browser.visible_text(fo_browser.dump_dom(app.url))
+        assert "picked" in text and "2 samples" in text  # the App shows the saved view set by session.view
+        assert fo_review.view_url(dataset, app.url, "picked").endswith("?view=picked")
+    finally:
+        app.close()
