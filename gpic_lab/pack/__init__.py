@@ -4,6 +4,7 @@
   tiers) and deterministic shard writing; the only code that rewrites tars.
 - ``manifest``: ``manifest.json`` (sha256 per shard), the datasheet, ``verify`` (``gpic-lab verify``).
 - ``report``: notebook 06's tables and figures.
+- ``plan_io``: the plan's table reads through pyarrow datasets (dropped rows only, a catalog's distinct shards).
 
 Reads decisions tables, catalogs, caption tables and the source shards; writes ``OUT/{train,val,test}/*.tar``,
 ``manifest.json``, ``datasheet.{json,md}``.
