@@ -1,12 +1,16 @@
 """The review loop: FiftyOne sample tags and review-table verdicts -> `review export` -> `pack` drops exactly them.
 
-The round trip uses the real FiftyOne against its bundled mongod (private, in a temp dir, stopped afterwards).
+FiftyOne runs for real against its bundled mongod (private, in a temp dir, stopped afterwards), in `gpic-lab` and
+`python` subprocesses: a process configures FiftyOne's database once, so this module never imports fiftyone itself
+(tests/test_fo_bridge.py does, in the same pytest process).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,36 +18,42 @@ import pytest
 from gpic_lab.errors import UsageError
 
 CLEAN = ("train", "val", "test")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def fo_env(tmp_path_factory: pytest.TempPathFactory):
-    """A private mongod for this module; FiftyOne is pointed at it before its first import."""
+    """Environment for subprocesses that use a private mongod of this module."""
     from gpic_lab.fo import services as fo_services
 
     root = tmp_path_factory.mktemp("fo_review")
-    names = ("FIFTYONE_DATABASE_URI", "FIFTYONE_CONFIG_DIR", "GPIC_LAB_STATE", "FIFTYONE_DO_NOT_TRACK",
-             "FIFTYONE_SHOW_PROGRESS_BARS")
-    saved = {k: os.environ.get(k) for k in names}
-    try:
-        with fo_services.private_mongod(root / "db") as uri:
-            os.environ.update(FIFTYONE_DATABASE_URI=uri, FIFTYONE_CONFIG_DIR=str(root / "config"),
-                              GPIC_LAB_STATE=str(root / "state"), FIFTYONE_DO_NOT_TRACK="true",
-                              FIFTYONE_SHOW_PROGRESS_BARS="false")
-            import fiftyone as fo
+    with fo_services.private_mongod(root / "db") as uri:
+        yield {**os.environ, "FIFTYONE_DATABASE_URI": uri, "FIFTYONE_CONFIG_DIR": str(root / "config"),
+               "GPIC_LAB_STATE": str(root / "state"), "FIFTYONE_DO_NOT_TRACK": "true",
+               "FIFTYONE_SHOW_PROGRESS_BARS": "false", "PYTHONPATH": str(ROOT)}
 
-            if fo.config.database_uri != uri:
-                pytest.skip(f"fiftyone was imported earlier with database_uri={fo.config.database_uri!r}")
-            yield root
-            import fiftyone.core.odm.database as fodb
 
-            fodb._disconnect() if hasattr(fodb, "_disconnect") else None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpic_lab.commands.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _python(env: dict, code: str) -> object:
+    """Run ``code`` in a fresh interpreter; it prints one JSON value last."""
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+TAG = """
+import json
+from gpic_lab.fo import bridge, review
+ds = bridge.open_dataset({name!r})
+keys = sorted(ds.values("key"))
+for tag, picked in {plan!r}.items():
+    review.tag_keys(ds, [keys[i] for i in picked], tag)  # what selecting samples and tagging them in the App does
+print(json.dumps(keys))
+"""
 
 
 def _packed_keys(out: Path) -> set[str]:
@@ -53,29 +63,24 @@ def _packed_keys(out: Path) -> set[str]:
 
 
 @pytest.mark.fiftyone
-def test_tags_export_and_pack_drop_exactly_the_tagged_keys(fo_env: Path, sample_dir: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from gpic_lab.commands.cli import main
-    from gpic_lab.fo import bridge as fo_bridge
-    from gpic_lab.fo import review as fo_review
+def test_tags_export_and_pack_drop_exactly_the_tagged_keys(fo_env: dict, sample_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
     from gpic_lab.pack.packer import pack
 
     sources = [sample_dir / d for d in CLEAN]
-    dataset = fo_bridge.load_dataset(sources, "t_review")
-    keys = sorted(dataset.values("key"))
-    rejected, recaption, kept, other = keys[:2], keys[2:4], keys[4:5], keys[5:6]
-    assert fo_review.tag_keys(dataset, rejected, "reject") == 2
-    assert fo_review.tag_keys(dataset, recaption, "recaption") == 2
-    fo_review.tag_keys(dataset, kept, "keep")
-    fo_review.tag_keys(dataset, other, "interesting")  # not a review tag: no decision
-    fo_review.tag_keys(dataset, rejected[:1], "keep")  # a key tagged twice: the most severe tag wins
+    load = _cli(fo_env, "fiftyone", "load", *map(str, sources), "--name", "t_review")
+    assert load.returncode == 0, load.stderr[-2000:]
+    # a key tagged twice (keep + reject): the most severe tag wins; "interesting" is not a review tag
+    plan = {"reject": [0, 1], "recaption": [2, 3], "keep": [4, 0], "interesting": [5]}
+    keys = _python(fo_env, TAG.format(name="t_review", plan=plan))
+    rejected, recaption, kept = keys[:2], keys[2:4], keys[4:5]
 
     out = tmp_path / "review"
-    assert main(["review", "export", "t_review", "--out", str(out), "--reviewer", "alice"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    done = _cli(fo_env, "review", "export", "t_review", "--out", str(out), "--reviewer", "alice")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["samples"] == 5 and summary["dropped"] == 4 and summary["recaption"] == 2
-
-    import pandas as pd
 
     table = pd.read_parquet(out / "decisions.parquet").set_index("key")
     assert sorted(table.index) == sorted(rejected + recaption + kept)
@@ -102,28 +107,32 @@ def test_tags_export_and_pack_drop_exactly_the_tagged_keys(fo_env: Path, sample_
 
 
 @pytest.mark.fiftyone
-def test_export_adds_verdicts_and_refuses_nothing_to_export(fo_env: Path, sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab.audits.review import ReviewTable
-    from gpic_lab.commands.cli import main
-    from gpic_lab.fo import bridge as fo_bridge
+def test_export_adds_verdicts_and_refuses_nothing_to_export(fo_env: dict, sample_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
 
-    dataset = fo_bridge.load_dataset([sample_dir / "val"], "t_review_v")
-    keys = sorted(dataset.values("key"))
-    assert main(["review", "export", "t_review_v", "--out", str(tmp_path / "none")]) == 2  # nothing tagged yet
-    assert main(["review", "export", "no_such_dataset", "--out", str(tmp_path / "none")]) == 2
+    from gpic_lab.audits.review import ReviewTable
+
+    assert _cli(fo_env, "fiftyone", "load", str(sample_dir / "val"), "--name", "t_review_v").returncode == 0
+    keys = _python(fo_env, TAG.format(name="t_review_v", plan={}))
+    nothing = _cli(fo_env, "review", "export", "t_review_v", "--out", str(tmp_path / "none"))
+    assert nothing.returncode == 2 and "no sample carries a review tag" in nothing.stderr  # nothing tagged yet
+    unknown = _cli(fo_env, "review", "export", "no_such_dataset", "--out", str(tmp_path / "none"))
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     table = ReviewTable([{"id": f"{keys[0]}:short"}, {"id": f"{keys[1]}:long"}], tmp_path / "verdicts.json",
                         reviewer="bob")
     table.set_verdict(f"{keys[0]}:short", "hallucinated", "no dog")
     table.set_verdict(f"{keys[1]}:long", "other-problem")
-    assert main(["review", "export", "t_review_v", "--out", str(tmp_path / "v"),
-                 "--verdicts", str(tmp_path / "verdicts.json")]) == 0
-    import pandas as pd
-
+    done = _cli(fo_env, "review", "export", "t_review_v", "--out", str(tmp_path / "v"), "--verdicts",
+                str(tmp_path / "verdicts.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
     frame = pd.read_parquet(tmp_path / "v" / "decisions.parquet").set_index("key")
     assert frame.loc[keys[0], "reason"] == "review:recaption" and frame.loc[keys[0], "caption_type"] == "short"
     assert frame.loc[keys[0], "reviewed_by"] == "bob" and frame.loc[keys[0], "detail"] == "no dog"
     assert frame.loc[keys[1], "reason"] == "review:reject"
     assert set(frame["review_source"]) == {"review-table:verdicts.json"}
+    only = _cli(fo_env, "review", "export", "-", "--out", str(tmp_path / "v2"), "--verdicts",
+                str(tmp_path / "verdicts.json"))
+    assert only.returncode == 0 and json.loads(only.stdout.strip().splitlines()[-1])["samples"] == 2
 
 
 def test_review_frame_rules_and_tag_parsing() -> None:
@@ -163,29 +172,42 @@ def test_review_table_notes_commit_once(tmp_path: Path) -> None:
     assert (mark.key, mark.tag, mark.caption_type, mark.reviewed_by) == ("k1", "recaption", "tag", "carol")
 
 
+APP = """
+import json, sys
+from pathlib import Path
+from gpic_lab.errors import UsageError
+from gpic_lab.fo import bridge, browser, review
+from gpic_lab.fo.services import free_port
+ds = bridge.load_dataset([Path({val!r}), Path({test!r})], "t_review_app")
+keys = sorted(ds.values("key"))
+out = {{"saved": review.save_keys_view(ds, "picked", [keys[2], keys[0], "not-a-key"]),
+       "order": ds.load_saved_view("picked").values("key") == [keys[2], keys[0]]}}
+try:
+    review.save_keys_view(ds, "empty", [])
+except UsageError:
+    out["empty_refused"] = True
+app = bridge.launch_app("t_review_app", port=free_port())
+try:
+    shots = review.show_views(app, ds, names=["picked"], shots_dir=Path({shots!r}))
+    out["session_view"] = app.session.view.values("key") == [keys[2], keys[0]]
+    out["shot_bytes"] = Path(shots["picked"]).stat().st_size
+    out["text"] = browser.visible_text(browser.dump_dom(app.url))
+    out["url"] = review.view_url(ds, app.url, "picked")
+finally:
+    app.close()
+print(json.dumps(out))
+"""
+
+
 @pytest.mark.fiftyone
 @pytest.mark.browser
-def test_app_shows_each_saved_view_and_keys_view(fo_env: Path, sample_dir: Path, tmp_path: Path) -> None:
-    from gpic_lab.fo import bridge as fo_bridge
-    from gpic_lab.fo import browser as fo_browser
-    from gpic_lab.fo import review as fo_review
-    from gpic_lab.fo.services import free_port
+def test_app_shows_each_saved_view_and_keys_view(fo_env: dict, sample_dir: Path, tmp_path: Path) -> None:
+    from gpic_lab.fo.browser import chromium
 
-    if fo_browser.chromium() is None:
+    if chromium() is None:
         pytest.skip("chromium not installed")
-    dataset = fo_bridge.load_dataset([sample_dir / "val", sample_dir / "test"], "t_review_app")
-    keys = sorted(dataset.values("key"))
-    assert fo_review.save_keys_view(dataset, "picked", [keys[2], keys[0], "not-a-key"]) == 2
-    assert dataset.load_saved_view("picked").values("key") == [keys[2], keys[0]]  # in the order given
-    with pytest.raises(UsageError):
-        fo_review.save_keys_view(dataset, "empty", [])
-    app = fo_bridge.launch_app("t_review_app", port=free_port())
-    try:
-        shots = fo_review.show_views(app, dataset, names=["picked"], shots_dir=tmp_path)
-        assert app.session.view is not None and app.session.view.values("key") == [keys[2], keys[0]]
-        assert Path(shots["picked"]).stat().st_size > 20_000
-        text = fo_browser.visible_text(fo_browser.dump_dom(app.url))
-        assert "picked" in text and "2 samples" in text  # the App shows the saved view set by session.view
-        assert fo_review.view_url(dataset, app.url, "picked").endswith("?view=picked")
-    finally:
-        app.close()
+    got = _python(fo_env, APP.format(val=str(sample_dir / "val"), test=str(sample_dir / "test"), shots=str(tmp_path)))
+    assert got["saved"] == 2 and got["order"] and got["empty_refused"]  # keys in the order given, unknown skipped
+    assert got["session_view"] and got["shot_bytes"] > 20_000
+    assert "picked" in got["text"] and "2 samples" in got["text"]  # the App shows the view set by session.view
+    assert got["url"].endswith("?view=picked")
