@@ -115,6 +115,30 @@ filter_report.planted_outcomes(decisions, truth)
 plots.save(filter_report.plot_quality_scores(decisions, thresholds), "03_quality_safety_filter", "quality_scores")
 
 # %% [markdown]
+# ## 4b · Other thresholds, without rerunning the stages
+# Run interactively (JupyterLab), this cell shows one slider per threshold of `quality` and `safety-cpu`. Moving one
+# re-decides the stage's stored scores (no image is read again) and shows how many images each setting drops, per
+# reason, and which images change; **Write decisions** saves the table for the current sliders
+# (`interim/<stage>-rethreshold/`, with its parameters in `summary.json`) for `gpic-lab pack`. Under `gpic-lab run`
+# the sliders are skipped and the parameters cell decides. From a terminal: `gpic-lab rethreshold
+# data/interim/quality --out DIR -p max_aspect=3`. Rows the stored scores cannot decide (an image once dropped for
+# its size has no pixel statistics) keep their decision and are counted as undecided.
+
+# %%
+from IPython.display import display
+
+from gpic_lab.engine import rethreshold
+from gpic_lab.filters.rethreshold import SLIDERS
+from gpic_lab.runs import widgets
+
+for name in ("quality", "safety-cpu"):  # the stored scores give back every decision at the stage's own thresholds
+    stored, stored_stage, stored_params = rethreshold.load_stage(out_root / name)
+    assert rethreshold.recompute(stored, stored_stage, {}, stored_params)[1]["changed"] == 0, name
+explorers = ([widgets.threshold_explorer(out_root / name, SLIDERS[name]) for name in ("quality", "safety-cpu")]
+             if runs.interactive() else [])
+display(*explorers)
+
+# %% [markdown]
 # ## 5 · Drop counts by reason, license family and source
 
 # %%

@@ -127,6 +127,28 @@ plots.save(dedup_report.plot_cluster_sizes(groups, rule.cluster_min), STAGE, "gr
 groups
 
 # %% [markdown]
+# ## Other thresholds, without embedding again
+# The pair similarities are stored beside the decisions (`interim/dedup/pairs.parquet`), so the rule can be rerun for
+# other thresholds from them alone. Run interactively (JupyterLab), this cell shows a slider for `link`, `near_dup` and
+# `cluster_min`: moving one reruns the rule on the stored pairs and shows how many images it drops, per reason, and
+# which images change; **Write decisions** saves that table (`interim/dedup-rethreshold/`, parameters in
+# `summary.json`) for `gpic-lab pack`. Under `gpic-lab run` the sliders are skipped and the parameters cell decides.
+# From a terminal: `gpic-lab rethreshold data/interim/dedup --out DIR -p near_dup=0.97`.
+
+# %%
+from IPython.display import display
+
+from gpic_lab.dedup import rethreshold as dedup_rethreshold
+from gpic_lab.engine import rethreshold
+from gpic_lab.runs import widgets
+
+dedup_rethreshold.write_pairs(decisions_dir, *dedup_rethreshold.pair_table(emb))
+stored, stored_stage, stored_rule = rethreshold.load_stage(decisions_dir)
+assert rethreshold.recompute(stored, stored_stage, {}, stored_rule, decisions_dir)[1]["changed"] == 0, "pairs differ"
+explorers = [widgets.threshold_explorer(decisions_dir, dedup_rethreshold.SLIDERS)] if runs.interactive() else []
+display(*explorers)
+
+# %% [markdown]
 # ## Before / after by license family and source
 
 # %%

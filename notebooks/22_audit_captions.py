@@ -29,16 +29,19 @@
 # 3. **LLM-as-judge** on GPIC's five axes (summary, counting, spatial, attribute binding, OCR; 0/1/2 or N/A), with
 #    robust JSON parsing. `judge_path="tiny"` runs the tiny *random* Qwen3-VL: plumbing only, its scores mean nothing.
 #
-# The worst captions are shown with their images, written to FiftyOne (fields `caption_*`, saved view
-# `worst_hallucination_captions`) when the dataset of notebook 20 exists, and offered in a review table whose
-# verdicts are saved to a file.
+# The worst captions are shown with their images, written to FiftyOne when the dataset of notebook 20 exists (audit
+# fields `caption_*` on every sample, the saved view `worst_captions` holding exactly the worst ones in order, with
+# `caption_worst_rank` and `caption_worst_level`), and offered in a review table whose verdicts are saved to a file.
+# Verdicts (and `reject` / `recaption` / `keep` tags set on the samples in the App) become a decisions table
+# (`interim/review/`) that `gpic-lab pack` applies and `gpic-lab caption --redo` reads for the recaptions.
 #
 # - **Inputs:** shards (default: clean sample splits + the planted `raw/gpic_raw_captions.tar`),
 #   `sample/captions.json` (all four honest levels per key), `sample/ground_truth.csv` (planted hallucinations).
 # - **Outputs:** `interim/22_audit_captions/{hallucination_captions,hallucination_mentions,consistency,judge}.parquet`,
-#   `review.json`, figures `figures/22_audit_captions/{chair_rates,worst_captions,level_similarity}.png`, metrics.
+#   `review.json`, `interim/review/decisions.parquet` (once something is reviewed), figures
+#   `figures/22_audit_captions/{chair_rates,worst_captions,level_similarity}.png`, metrics.
 # - **Package:** `gpic_lab.audits.hallucination`, `.captions`, `.consistency`, `.judge`, `gpic_lab.audits.review`,
-#   `gpic_lab.fo.bridge.export_audit`.
+#   `gpic_lab.fo.bridge.export_audit`, `gpic_lab.fo.review` (saved view, App tags), `gpic_lab.engine.review`.
 
 # %% tags=["parameters"]
 shards: str = "sample/train,sample/val,sample/test,sample/raw/gpic_raw_captions.tar"  # comma-separated shard files/dirs, relative to the data root
@@ -65,8 +68,10 @@ from gpic_lab.audits import captions as cap
 from gpic_lab.audits import consistency, judge
 from gpic_lab.audits import hallucination as halluc
 from gpic_lab.audits.objects import vocabulary
-from gpic_lab.audits.review import ReviewTable
+from gpic_lab.audits.review import ReviewTable, verdict_marks
+from gpic_lab.engine import review as engine_review
 from gpic_lab.fo import bridge as fo_bridge
+from gpic_lab.fo import review as fo_review
 from gpic_lab.fsio import write_parquet_atomic
 
 stage = "22_audit_captions"
@@ -154,13 +159,37 @@ judged.assign(caption=[t[:60] for t in texts[:len(judged)]], raw=judged["raw"].s
 
 # %% [markdown]
 # ## FiftyOne and review
-# Scores go to the notebook-20 dataset when it exists (`worst_hallucination_captions` view). Verdicts typed in the table below are saved to `review_path` at once and reloaded on the next run.
+# Scores go to the notebook-20 dataset when it exists: audit fields on every sample, and the saved view `worst_captions`
+# with exactly the worst captions above, in order (`caption_worst_rank`, `caption_worst_level`, `caption_hallucination_rate`,
+# `caption_hallucinated_objects`); open it with `gpic-lab app DATASET` and the view selector. A verdict chosen in the table
+# below is saved to `review_path` at once, a note when it is committed (Enter, or leaving the box); both are reloaded
+# on the next run.
 
 # %%
 exported = fo_bridge.export_audit(fiftyone_dataset, "caption", cap.scores_by_key(scored)) if fiftyone_dataset else {}
+fo_dataset = fo_review.open_existing(fiftyone_dataset) if exported.get("updated") else None
+worst_fields = fo_bridge.attach_audit(fo_dataset, "caption", cap.worst_scores(worst)) if fo_dataset else 0
+worst_view = fo_review.save_keys_view(fo_dataset, "worst_captions", list(worst["key"])) if fo_dataset else 0
 review = ReviewTable(cap.review_items(items, worst), review_path)
-display(review.widget(columns=("hallucinated_objects",)))
+review_box = review.widget(columns=("hallucinated_objects",))
+display(review_box)
 pd.Series(review.counts(), name="items").to_frame().T
+
+# %% [markdown]
+# ## Verdicts and App tags become decisions
+# `hallucinated`, `wrong-count` and `wrong-attribute` ask for a recaption (reason `review:recaption`), `other-problem`
+# rejects the image (`review:reject`), `ok` keeps it; samples tagged `reject` / `recaption` / `keep` in the App count
+# too. Rerun this cell after reviewing: it writes `interim/review/decisions.parquet` (who and when in
+# `reviewed_by` / `reviewed_at`) for `gpic-lab pack`, and `gpic-lab caption ... --redo` recaptions the
+# `review:recaption` rows. The same from a terminal: `gpic-lab review export DATASET --out DIR --verdicts FILE`.
+
+# %%
+review_marks = verdict_marks(review_path) + (fo_review.tag_marks(fo_dataset, engine_review.DEFAULT_TAGS)
+                                             if fo_dataset else [])
+review_summary = (engine_review.export_marks(review_marks, paths.interim_dir("review"),
+                                             params={"dataset": fiftyone_dataset, "verdicts": str(review_path)})
+                  if review_marks else {"samples": 0})
+pd.Series({k: v for k, v in review_summary.items() if k in ("samples", "kept", "dropped", "recaption")}, dtype=object)
 
 # %%
 assert len(scored) == len(items)
@@ -169,10 +198,12 @@ random_vlm = "vlm" in answerer and vlm_path == "tiny"  # the tiny model answers 
 assert planted["all_found"].all() or random_vlm, f"planted hallucinations missed: {planted[~planted['all_found']]}"
 assert (pairs["similarity"].dropna() <= 1.0001).all()
 assert judge_summary["judged"] == len(judged)
+assert not fo_dataset or worst_view == worst_fields == len(worst), "the worst_captions view must hold every worst caption"
 
 # %%
 runs.record({"answerer": asker.name, "captions": len(scored), "chair": rates,
              "planted": len(planted), "planted_found": int(planted["all_found"].sum()),
              "consistency_pairs": len(pairs), "consistency_flagged": len(flagged),
              "contradictions": int(pairs["contradictions"].sum()), "judge": judge_summary,
-             "fiftyone": {k: v for k, v in exported.items() if k != "views"}, "review": review.counts()}, stage)
+             "fiftyone": {**{k: v for k, v in exported.items() if k != "views"}, "worst_captions_view": worst_view},
+             "review": review.counts(), "review_decisions": review_summary.get("samples", 0)}, stage)

@@ -150,3 +150,36 @@ def test_cli_redo_with_the_tiny_model(first_pass, sample_dir: Path, tmp_path: Pa
     bad = subprocess.run([*cmd[:9], "--redo", str(tmp_path), "--no-progress"], capture_output=True, text=True,
                          env=env, timeout=300)
     assert bad.returncode == 2 and "no decisions.parquet" in bad.stderr
+
+
+def test_redo_takes_a_review_export_and_pack_keeps_the_recaptioned_keys(sample_dir: Path, tmp_path: Path) -> None:
+    """Keys a reviewer tagged `recaption` are recaptioned with the reviewer's note as the hint; the review table's
+    second pass keeps those whose new caption passes its level's rules, and pack packs them with the new caption,
+    while `reject` keys stay out."""
+    from gpic_lab.engine.review import Mark, export_marks
+    from gpic_lab.pack.packer import pack
+    from gpic_lab.shards.reader import iter_samples
+
+    shard = sample_dir / "train" / "gpic_train_00000.tar"
+    samples = list(iter_samples([shard], images=False))
+    recap, reject = samples[0], samples[1]
+    marks = [Mark(recap.key, "recaption", "test", "alice", note="the caption names a dog; there is a cat",
+                  caption_type=recap.meta["caption_type"], meta={**recap.meta, "shard": str(shard)}),
+             Mark(reject.key, "reject", "test", "alice", meta={**reject.meta, "shard": str(shard)})]
+    review_dir = tmp_path / "review"
+    export_marks(marks, review_dir)
+    cap = _Scripted()
+    out = tmp_path / "captions"
+    stats = redo.redo([str(shard)], out, cap, review_dir)
+    assert stats["redone"] == 1 and len(cap.prompts) == 1 and "there is a cat" in cap.prompts[0]
+    assert "review:recaption" in cap.prompts[0]
+    second = pd.read_parquet(review_dir / "decisions.parquet").set_index("key")
+    assert bool(second.loc[recap.key, "keep"]) and second.loc[recap.key, "review_action"] == "recaptioned"
+    assert not bool(second.loc[reject.key, "keep"]) and second.loc[reject.key, "reason"] == "review:reject"
+    assert (review_dir / "first_pass" / "decisions.parquet").is_file()
+    packed_dir = tmp_path / "pack"
+    pack([str(shard), str(review_dir)], packed_dir, 1, 0, 0, captions=[str(out)])
+    packed = {s.key: s.meta for s in iter_samples([packed_dir], images=False)}
+    assert recap.key in packed and reject.key not in packed
+    new_caption = pd.read_parquet(next(out.glob("*.redo.captions.parquet")))["caption"].iloc[0]
+    assert packed[recap.key]["caption"] == new_caption != recap.meta["caption"]

@@ -90,6 +90,14 @@ def scores_by_key(captions: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def worst_scores(table: Any) -> dict[str, dict[str, Any]]:
+    """Per key of ``worst(...)``: its rank (1 = worst), level, hallucination rate and objects (FiftyOne fields)."""
+    return {str(r.key): {"worst_rank": i, "worst_level": str(r.caption_type),
+                         "hallucination_rate": float(r.hallucination_rate),
+                         "hallucinated_objects": str(r.hallucinated_objects or "") or None}
+            for i, r in enumerate(table.itertuples(), start=1)}
+
+
 def worst(captions: Any, n: int = 8) -> Any:
     """The n images whose worst caption has the highest hallucination rate (then most hallucinated objects);
     one row per key (its worst level)."""

@@ -1,7 +1,12 @@
 """Human review of audit findings: an ipywidgets table where a researcher marks a verdict (and a note) per item.
 
-Every change is written at once, atomically, to a JSON file (`{item_id: {verdict, note, updated_at}}`), and the
-file is read back when a `ReviewTable` is created, so verdicts survive kernel restarts and re-runs.
+Every verdict is written at once, atomically, to a JSON file (`{item_id: {verdict, note, updated_at, reviewer}}`);
+a note is written when it is committed (Enter or leaving the box), not on every keystroke. The file is read back
+when a `ReviewTable` is created, so verdicts survive kernel restarts and re-runs.
+
+`verdict_marks` turns a verdict file into review marks (`gpic_lab.engine.review`): with `VERDICT_TAGS`, `ok` keeps
+the key, the caption problems ask for a recaption and `other-problem` rejects the image (OUR ASSUMPTION: the
+mapping is ours; pass another one). Item ids are `key` or `key:level` (notebook 22), the level naming the caption.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 from gpic_lab.errors import GpicError, UsageError
 
 VERDICTS = ("unreviewed", "ok", "hallucinated", "wrong-count", "wrong-attribute", "other-problem")
+VERDICT_TAGS = {"ok": "keep", "hallucinated": "recaption", "wrong-count": "recaption", "wrong-attribute": "recaption",
+                "other-problem": "reject"}
 
 
 class ReviewTable:
@@ -25,16 +32,18 @@ class ReviewTable:
         items: the rows to review (e.g. the worst captions of an audit), in display order.
         path: the verdict file (JSON); created on the first verdict, reloaded when it exists.
         verdicts: the choices offered (the first one means "not reviewed yet").
+        reviewer: recorded with every verdict (default: the login name).
     """
 
     def __init__(self, items: Sequence[dict[str, Any]], path: str | os.PathLike[str],
-                 verdicts: Sequence[str] = VERDICTS) -> None:
+                 verdicts: Sequence[str] = VERDICTS, reviewer: str | None = None) -> None:
         self.items = list(items)
         ids = [str(it.get("id", "")) for it in self.items]
         if any(not i for i in ids) or len(set(ids)) != len(ids):
             raise UsageError("review: every item needs a unique non-empty 'id'")
         self.path = Path(path)
         self.choices = tuple(verdicts)
+        self.reviewer = reviewer or _login()
         self.verdicts: dict[str, dict[str, str]] = self.load(self.path)
 
     @staticmethod
@@ -59,7 +68,8 @@ class ReviewTable:
             raise UsageError(f"review: no item {item_id!r}")
         old = self.verdicts.get(item_id, {})
         self.verdicts[item_id] = {"verdict": verdict, "note": old.get("note", "") if note is None else note,
-                                  "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+                                  "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                  "reviewer": self.reviewer}
         self.save()
 
     def save(self) -> Path:
@@ -104,7 +114,37 @@ class ReviewTable:
         text = w.HTML(f"<b>{item_id[:16]}</b><br>{item.get('caption', '')}{extra}",
                       layout=w.Layout(width="480px"))
         pick = w.Dropdown(options=list(self.choices), value=self.verdict(item_id), description="verdict")
-        note = w.Text(value=self.verdicts.get(item_id, {}).get("note", ""), placeholder="note")
+        # continuous_update=False: the browser sends the note on Enter or when the box loses focus (a commit)
+        note = w.Text(value=self.verdicts.get(item_id, {}).get("note", ""), placeholder="note (Enter saves)",
+                      continuous_update=False)
         pick.observe(lambda change: self.set_verdict(item_id, change["new"]), names="value")
         note.observe(lambda change: self.set_verdict(item_id, self.verdict(item_id), change["new"]), names="value")
         return w.HBox([image, text, w.VBox([pick, note])])
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser() or "unknown"
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def verdict_marks(path: str | os.PathLike[str], verdict_tags: dict[str, str] | None = None) -> list[Any]:
+    """Review marks (``gpic_lab.engine.review.Mark``) of a verdict file; verdicts without a tag are left out."""
+    from gpic_lab.engine.review import Mark
+    from gpic_lab.shards.schema import CAPTION_TYPES
+
+    tags = VERDICT_TAGS if verdict_tags is None else verdict_tags
+    marks = []
+    for item_id, entry in sorted(ReviewTable.load(path).items()):
+        tag = tags.get(str(entry.get("verdict", "")))
+        if not tag:
+            continue
+        key, _, level = str(item_id).partition(":")
+        marks.append(Mark(key=key, tag=tag, source=f"review-table:{Path(path).name}",
+                          reviewed_by=str(entry.get("reviewer") or "unknown"),
+                          reviewed_at=str(entry.get("updated_at") or ""), note=str(entry.get("note") or ""),
+                          caption_type=level if level in CAPTION_TYPES else ""))
+    return marks

@@ -12,6 +12,11 @@ captions". Here:
 4. the first-pass table is kept as ``QC_DIR/first_pass/`` and ``QC_DIR/decisions.parquet`` becomes the second pass,
    so ``pack ... QC_DIR`` drops only what still fails and takes the corrected captions from ``--captions DIR``;
    ``QC_DIR/redo_counts.csv`` holds the failures per reason before and after.
+
+``QC_DIR`` may also be a review export (``gpic-lab review export``, stage ``review``): then the keys a reviewer
+tagged for recaptioning (``review_action == "recaption"``) are recaptioned with the reviewer's note as the hint,
+each new caption is checked against its level's rules (``caption.checks``), and the review table's second pass
+keeps the keys whose new caption passes (``review_action`` ``recaptioned``); the others stay dropped.
 OUR ASSUMPTIONS: GPIC does not describe its second pass; the hint wording, the 2× budget, one retry, and greedy
 decoding as in the first pass are ours.
 """
@@ -37,7 +42,14 @@ ADVICE = {
     "meta-opening": "start directly with the subject, never with 'The image shows' or similar",
     "forbidden-word": "do not use the words image, photo, picture (nor foreground in a long caption)",
     "tag-format": "write lowercase comma-separated tags: no articles, no connecting words, no other punctuation",
+    "review:recaption": "a reviewer found the earlier caption wrong: describe only what is clearly visible",
 }
+
+
+def _is_review(stage_dir: Path) -> bool:
+    from gpic_lab.fsio import read_parquet
+
+    return _stages(read_parquet(stage_dir / "decisions.parquet", columns=["stage"])) == {"review"}
 
 
 def budgets(base: dict[str, int] | None = None, factor: float = 2.0) -> dict[str, int]:
@@ -49,21 +61,32 @@ def budgets(base: dict[str, int] | None = None, factor: float = 2.0) -> dict[str
     return {lv: max(1, int(round((base or MAX_NEW_TOKENS)[lv] * factor))) for lv in MAX_NEW_TOKENS}
 
 
+def _stages(frame: Any) -> set[str]:
+    return set(frame["stage"].astype(str)) if "stage" in frame.columns else {"caption-qc"}
+
+
 def failed(qc_dir: str | Path) -> Any:
-    """The failed rows of a caption-qc stage directory (key, shard, caption_type, reason, reasons, detail)."""
+    """The rows to recaption (key, shard, caption_type, reason, reasons, detail): the failed rows of a caption-qc
+    stage directory, or the ``recaption`` verdicts of a review export."""
     from gpic_lab.fsio import read_parquet
 
     path = Path(qc_dir) / "decisions.parquet"
     if not path.is_file():
-        raise UsageError(f"--redo {qc_dir}: no decisions.parquet (a `stage caption-qc` / run_qc output directory)")
+        raise UsageError(f"--redo {qc_dir}: no decisions.parquet (a `stage caption-qc` / run_qc output directory, "
+                         "or a `review export` directory)")
     frame = read_parquet(path)
-    if "stage" in frame.columns and set(frame["stage"].astype(str)) - {"caption-qc"}:
-        raise UsageError(f"--redo {qc_dir}: decisions of stage(s) {sorted(set(frame['stage']) - {'caption-qc'})}, "
-                         "not caption-qc")
+    stages = _stages(frame)
+    if stages not in ({"caption-qc"}, {"review"}):
+        raise UsageError(f"--redo {qc_dir}: decisions of stage(s) {sorted(stages)}, not caption-qc or review")
     for col in ("caption_type", "reasons", "detail"):
         if col not in frame.columns:
             frame[col] = ""
-    return frame.loc[~frame["keep"].astype(bool), ["key", "shard", "caption_type", "reason", "reasons", "detail"]]
+    if stages == {"review"}:
+        chosen = frame.get("review_action", "").astype(str) == "recaption"
+        frame["reasons"] = "review:recaption"
+    else:
+        chosen = ~frame["keep"].astype(bool)
+    return frame.loc[chosen, ["key", "shard", "caption_type", "reason", "reasons", "detail"]]
 
 
 def correction_hint(level: str, reasons: str, detail: str) -> str:
@@ -159,6 +182,32 @@ def requalify(qc_dir: str | Path, redo_files: Sequence[str]) -> tuple[Any, Any]:
     return read_parquet(first_dir / "decisions.parquet"), second
 
 
+def requalify_review(review_dir: str | Path, redo_files: Sequence[str]) -> tuple[Any, Any]:
+    """The review table's second pass: a recaptioned key whose new caption passes its level's rules is kept
+    (``review_action`` ``recaptioned``); the first pass is kept under
+    ``first_pass/``. Returns (first-pass frame, second-pass frame)."""
+    import pandas as pd
+
+    from gpic_lab.caption.checks import check_caption
+    from gpic_lab.fsio import read_parquet, write_parquet_atomic
+
+    review_dir = Path(review_dir)
+    first_dir = review_dir / "first_pass"
+    if not (first_dir / "decisions.parquet").is_file():
+        first_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(review_dir / "decisions.parquet", first_dir / "decisions.parquet")
+    first = read_parquet(first_dir / "decisions.parquet")
+    new = pd.concat([read_parquet(f) for f in redo_files], ignore_index=True) if redo_files else pd.DataFrame()
+    fixed = {r["key"] for r in new.to_dict("records")
+             if not check_caption(str(r.get("caption") or ""), str(r.get("caption_type") or ""),
+                                  truncated=bool(r.get("truncated"))).reasons}
+    second = first.copy()
+    hit = second["key"].isin(sorted(fixed)) & (second["review_action"].astype(str) == "recaption")
+    second.loc[hit, ["keep", "reason", "review_action"]] = [True, None, "recaptioned"]
+    write_parquet_atomic(review_dir / "decisions.parquet", second)
+    return first, second
+
+
 def before_after(first: Any, second: Any) -> Any:
     """Failures per reason in the first and second pass (rows ``kept`` and ``total`` included)."""
     import pandas as pd
@@ -183,7 +232,8 @@ def redo(paths: Sequence[str], out_dir: str | Path, captioner: Any, qc_dir: str 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     stats = recaption(paths, out_dir, captioner, rows, seed, batch_size, workers, max_pixels, on_corrupt)
     redo_files = sorted(str(p) for p in Path(out_dir).glob("*.redo.captions.parquet"))
-    first, second = requalify(qc_dir, redo_files)
+    review = _stages(rows) == {"review"} if "stage" in rows.columns else _is_review(source)
+    first, second = requalify_review(qc_dir, redo_files) if review else requalify(qc_dir, redo_files)
     table = before_after(first, second)
     write_bytes_atomic(Path(qc_dir) / "redo_counts.csv", table.to_csv(index=False).encode())
     fixed = set(rows["key"]) & set(second.loc[second["keep"].astype(bool), "key"])

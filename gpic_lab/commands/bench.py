@@ -37,6 +37,7 @@ def peak_rss_mb() -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.name = args.name.replace("-", "_")  # `bench catalog-explore` is the module catalog_explore
     if args.name not in available():
         raise UsageError(f"unknown benchmark {args.name!r}; choose from {', '.join(available())}")
     module = importlib.import_module(f"gpic_lab.benches.{args.name}")

@@ -254,39 +254,38 @@ def _bar(total: int, initial: int, name: str, mode: bool | str) -> Any:
 
 def merge(name: str, shards: list[str], out: Path, params: Mapping[str, Any], digest: str,
           run: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge the per-shard decisions into decisions.parquet, counts.csv, reasons.csv and summary.json."""
-    import pandas as pd
+    """Merge the per-shard decisions into decisions.parquet, counts.csv, reasons.csv and summary.json, out of core
+    (``gpic_lab.engine.merge``: memory bounded by one shard table and one key bucket)."""
+    from gpic_lab.engine.merge import counts_frame, merge_files, reasons_frame
+    from gpic_lab.fsio import atomic_path, write_json_atomic
 
-    from gpic_lab.engine.records import reason_counts
-    from gpic_lab.fsio import atomic_path, write_json_atomic, write_parquet_atomic
-
-    frames = [_shard_frame(out, s) for s in shards]
-    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
-        else pd.DataFrame(columns=["key", "shard", "stage", "keep", "reason", "license", "license_family", "source"])
-    frame, duplicate_keys = one_row_per_key(frame)
-    write_parquet_atomic(out / "decisions.parquet", frame)
+    files = [_shard_table(out, s) for s in shards]
+    merged = merge_files(files, out / "decisions.parquet")
     with atomic_path(out / "counts.csv") as tmp:
-        reason_counts(frame).to_csv(tmp, index=False)
-    reasons = reasons_table(frame)
+        counts_frame(merged["counts"]).to_csv(tmp, index=False)
+    reasons = reasons_frame(merged["counts"], merged["samples"])
     with atomic_path(out / "reasons.csv") as tmp:
         reasons.to_csv(tmp, index=False)
     summary = {"stage": name, "params": dict(params), "params_digest": digest, "shards": len(shards), **run,
-               "samples": len(frame), "duplicate_keys": duplicate_keys, "kept": int(frame["keep"].sum()), "dropped": int((~frame["keep"]).sum()),
+               "samples": merged["samples"], "duplicate_keys": merged["duplicate_keys"], "kept": merged["kept"],
+               "dropped": merged["samples"] - merged["kept"],
                "reasons": dict(zip(reasons["reason"], reasons["count"].astype(int), strict=True))}
     write_json_atomic(out / "summary.json", summary)
     return summary
 
 
-def _shard_frame(out: Path, shard: str) -> Any:
-    """One finished shard's decisions; GpicError (one line) when the file behind its marker is gone or damaged."""
-    import pandas as pd
+def _shard_table(out: Path, shard: str) -> Path:
+    """One finished shard's decisions file, its footer checked; GpicError (one line) when the file behind its marker
+    is gone or damaged."""
+    import pyarrow.parquet as pq
 
     path = out / "shards" / f"{shard_stem(shard)}.parquet"
     try:
-        return pd.read_parquet(path)
+        pq.ParquetFile(path).close()
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a missing or damaged file
         raise GpicError(f"{path}: unreadable decisions of a finished shard ({type(exc).__name__}); remove "
                         f"done/{shard_stem(shard)}.done to recompute it, or rerun with --force") from None
+    return path
 
 
 def one_row_per_key(frame: Any, prefer_kept: bool = False) -> tuple[Any, int]:

@@ -376,7 +376,11 @@ def launch_app(name: str, port: int = 5151, address: str = "127.0.0.1", timeout:
     dataset = fo.load_dataset(name)
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
-    session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1", auto=False)
+    import fiftyone.core.context as focx
+
+    # remote sessions are refused inside a Jupyter kernel; there a local one with auto=False shows nothing by itself
+    session = fo.launch_app(dataset, remote=not focx.is_notebook_context(), port=port, address="127.0.0.1",
+                            auto=False)
     pids = [p.pid for p in me.children(recursive=False) if p.pid not in before]
     handle = AppHandle(session, f"http://127.0.0.1:{port}/datasets/{name}", pids)
     try:

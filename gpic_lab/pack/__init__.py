@@ -6,6 +6,7 @@
 - ``preset``: ``--preset gpic`` (GPIC's released layout) and the layout a pack writes (``--dry-run``, ``plan_layout``).
 - ``card``: the dataset card ``OUT/README.md`` (``datasets.load_dataset(OUT)``), licence and totals vs GPIC's.
 - ``report``: notebook 06's tables and figures.
+- ``plan_io``: the plan's table reads through pyarrow datasets (dropped rows only, a catalog's distinct shards).
 
 Reads decisions tables, catalogs, caption tables and the source shards; writes ``OUT/{train,val,test}/*.tar``,
 ``manifest.json``, ``datasheet.{json,md}``, ``README.md``.

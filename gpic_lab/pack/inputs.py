@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from gpic_lab.errors import UsageError
-from gpic_lab.fsio import read_parquet
 
 COLUMNS = ("key", "stage", "keep", "reason")
 
@@ -42,46 +41,75 @@ def _check_types(path: str) -> None:
                              "(a decisions table as `gpic-lab stage` writes it)")
 
 
-def read_decisions(path: str) -> Any:
-    """The key, stage, keep and reason columns of one decisions table, checked (UsageError naming the file)."""
-    _check_types(path)
-    frame = read_parquet(path, columns=list(COLUMNS))
+def _batches(path: str, columns: Sequence[str]) -> Iterator[Any]:
+    """Record batches of `columns` (a missing column or an unreadable file is one error naming the file)."""
+    from gpic_lab.errors import GpicError, exception_line
+    from gpic_lab.pack.plan_io import open_dataset
+
+    dataset = open_dataset(path)
+    missing = [c for c in columns if c not in dataset.schema.names]
+    if missing:
+        raise GpicError(f"{path}: unreadable parquet input (no column(s) {missing}; a decisions table as "
+                        "`gpic-lab stage` writes it)")
+    try:
+        yield from dataset.to_batches(columns=list(columns))
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise GpicError(f"{path}: unreadable parquet input ({exception_line(exc, with_type=True)})") from exc
+
+
+def _check_batch(path: str, batch: Any) -> None:
+    """No nulls in key, stage, keep; no empty stage."""
+    import pyarrow.compute as pc
+
     for name in ("key", "stage", "keep"):
-        nulls = int(frame[name].isna().sum())
+        nulls = batch.column(name).null_count
         if nulls:
             raise UsageError(f"{path}: column {name!r} has {nulls} null value(s)")
-    if (frame["stage"].str.strip() == "").any():
+    if pc.any(pc.equal(pc.utf8_trim_whitespace(batch.column("stage")), "")).as_py():
         raise UsageError(f"{path}: column 'stage' has empty values")
-    return frame
 
 
-def load_drops(paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], list[str], list[tuple[str, Any]]]:
-    """key -> [(stage, reason)] for every dropped key; the stages applied; and (path, key column) per table for
-    `check_keys`."""
+def load_drops(paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], list[str], list[str]]:
+    """key -> [(stage, reason)] for every dropped key; the stages applied; the tables (for `check_keys`).
+
+    Streams each table batch by batch (memory: the dropped rows, not the table), checking types and nulls on the
+    way: a UsageError names the file before any shard is written."""
+    import pyarrow.compute as pc
+
     drops: dict[str, list[tuple[str, str]]] = defaultdict(list)
     stages: set[str] = set()
-    tables = []
     for path in paths:
-        frame = read_decisions(path)
-        stages.update(frame["stage"].unique())
-        dropped = frame.loc[~frame["keep"].astype(bool), ["key", "stage", "reason"]]
-        for key, stage, reason in dropped.itertuples(index=False):
-            drops[key].append((stage, reason if isinstance(reason, str) and reason else "dropped"))
-        tables.append((path, frame["key"]))
-    return drops, sorted(stages), tables
+        _check_types(path)
+        for batch in _batches(path, COLUMNS):
+            _check_batch(path, batch)
+            stages.update(pc.unique(batch.column("stage")).to_pylist())
+            dropped = batch.filter(pc.invert(batch.column("keep")))
+            for key, stage, reason in zip(*(dropped.column(c).to_pylist() for c in ("key", "stage", "reason")),
+                                          strict=True):
+                drops[key].append((stage, reason if isinstance(reason, str) and reason else "dropped"))
+    return drops, sorted(stages), list(paths)
 
 
-def check_keys(tables: Sequence[tuple[str, Any]], pool: Collection[str]) -> None:
-    """UsageError when a table's keys match no sample of the pool; a DecisionsWarning when only some do."""
-    for path, keys in tables:
-        if not len(keys):
+def check_keys(tables: Sequence[str], pool: Collection[str]) -> None:
+    """UsageError when a table's keys match no sample of the pool; a DecisionsWarning when only some do (the key
+    column is streamed again, batch by batch)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    value_set = pa.array(list(pool), pa.string())
+    for path in tables:
+        total = found = lowered = 0
+        for batch in _batches(path, ["key"]):
+            keys = batch.column(0).cast(pa.string())
+            total += len(keys)
+            found += int(pc.sum(pc.is_in(keys, value_set=value_set)).as_py() or 0)
+            lowered += int(pc.sum(pc.is_in(pc.utf8_lower(keys), value_set=value_set)).as_py() or 0)
+        if total == 0:
             continue
-        found = int(keys.isin(pool).sum()) if hasattr(keys, "isin") else sum(k in pool for k in keys)
         if found == 0:
-            lowered = int(keys.str.lower().isin(pool).sum())
             hint = f" ({lowered} match in lower case: keys are 64 lowercase hex characters)" if lowered else ""
-            raise UsageError(f"{path}: its {len(keys)} key(s) match none of the {len(pool)} pooled samples{hint}; "
+            raise UsageError(f"{path}: its {total} key(s) match none of the {len(pool)} pooled samples{hint}; "
                              "wrong table, or keys in another case or encoding?")
-        if found < len(keys):
-            warnings.warn(DecisionsWarning(f"{path}: {len(keys) - found} of {len(keys)} key(s) match no pooled "
+        if found < total:
+            warnings.warn(DecisionsWarning(f"{path}: {total - found} of {total} key(s) match no pooled "
                                            "sample; their decisions apply to nothing"), stacklevel=2)

@@ -25,8 +25,7 @@ from typing import Any
 
 from gpic_lab.caption.store import caption_files, captions_by_key
 from gpic_lab.errors import GpicError, UsageError, exception_line
-from gpic_lab.fsio import read_parquet
-from gpic_lab.pack import guards
+from gpic_lab.pack import guards, plan_io
 from gpic_lab.pack.inputs import check_keys, load_drops
 from gpic_lab.shards.tiers import tier_shard_counts, tiers_of_shard
 
@@ -92,7 +91,7 @@ def _classify_parquet(p: Path, out: PackInputs) -> None:
     elif {"key", "caption", "caption_type", "prompt_version"} <= names:
         out.captions.append(str(p))
     elif {"key", "shard"} <= names:
-        shards = sorted(set(read_parquet(p, columns=["shard"])["shard"].astype(str)))
+        shards = plan_io.catalog_shards(p)  # batch by batch: a 100 M-row catalog lists few shards
         for s in shards:
             cand = Path(s) if Path(s).is_absolute() or Path(s).exists() else p.parent / s
             if not cand.exists():
