@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="tiny | random-4b | model dir (default: random-4b on CUDA, "
                                                       "tiny on CPU)")
     parser.add_argument("--levels", default=None, help="comma-separated levels (default short,medium; --quick: short)")
-    parser.add_argument("--images", type=int, default=None, help="images per level (default 256 GPU / 16 CPU)")
+    parser.add_argument("--images", type=int, default=None, help="images per level (default 256 GPU / 16 CPU; "
+                                                                 "--quick: two batches)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 64 GPU / 8 CPU)")
     parser.add_argument("--baseline-images", type=int, default=None, help="images for the one-at-a-time figure")
     parser.add_argument("--image-size", default="590x480", help="resize every image to WxH (GPIC-typical)")
@@ -223,8 +224,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cuda = torch.cuda.is_available() and (args.device or "cuda").startswith("cuda")
     model = args.model or ("random-4b" if cuda else "tiny")
     levels = (args.levels or ("short" if args.quick else "short,medium")).split(",")
-    n = args.images or (8 if args.quick else (256 if cuda else 16))
     batch = args.batch_size or (64 if cuda else 8)
+    n = args.images or (2 * batch if args.quick else (256 if cuda else 16))  # quick: two batches (one overlap)
     n_base = args.baseline_images or min(n, 16 if cuda else 4)
     fixed = _budgets(args.fixed_tokens, model)
     w, h = (int(x) for x in args.image_size.lower().split("x"))
