@@ -170,9 +170,12 @@ def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int,
     per_pass = sum(1 for _ in iter_samples(shards, images=False))
     reps = max(1, -(-(images + 2 * batch * max(1, workers)) // per_pass))
     seen, start, kids0, own0, wall, kids, own = 0, None, 0.0, 0.0, 0.0, 0.0, 0.0
+    shape = None
     for item in make(shards * reps, workers, batch):
         n = len(item[0]) if isinstance(item, (list, tuple)) else len(item["key"])
         if start is None:
+            image = item[0] if isinstance(item, (list, tuple)) else item["image"]
+            shape = f"{str(image.dtype).removeprefix('torch.')}{list(image.shape[1:])}"
             start, kids0, own0 = time.perf_counter(), _children_cpu(), time.process_time()
             continue
         seen += n
@@ -180,7 +183,8 @@ def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int,
             wall, kids, own = time.perf_counter() - start, _children_cpu() - kids0, time.process_time() - own0
             break
     cpu = kids + (own if consumer else 0.0)
-    return {"wall": seen / wall, "per_cpu_s": seen / max(cpu, 1e-9), "workers_per_cpu_s": seen / max(kids, 1e-9)}
+    return {"wall": seen / wall, "per_cpu_s": seen / max(cpu, 1e-9), "workers_per_cpu_s": seen / max(kids, 1e-9),
+            "batch_shape": shape}
 
 
 def _cpu_rate(blobs: list[bytes], fn: Any) -> float:
@@ -276,7 +280,8 @@ def sweep(shards: list[str], workers: list[int], batch: int = 32, images: int = 
         rows.append({"workers": w, "ours": ours["wall"], "baseline": base["wall"],
                      "ours_per_cpu_s": ours["per_cpu_s"], "baseline_per_cpu_s": base["per_cpu_s"],
                      "ours_workers_only_per_cpu_s": ours["workers_per_cpu_s"],
-                     "naive_float32_per_cpu_s": naive["per_cpu_s"]})
+                     "naive_float32_per_cpu_s": naive["per_cpu_s"],
+                     "images": {"ours": ours["batch_shape"], "baseline": base["batch_shape"]}})
     return rows
 
 
@@ -295,7 +300,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     vs_base = sorted(r["ours"] / r["baseline"] for r in paired)
     vs_plain = sorted(r["ours"] / r["plain"] for r in paired)
     floors = {k: round(statistics.median(r["floor"][k] for r in paired), 1) for k in paired[0]["floor"]}
-    return {
+    from gpic_lab.benches.record import gate
+
+    shapes = {r["workers"]: r["images"] for r in rows}
+    return gate({
         "name": "loader", "unit": "images per CPU-second of the loader workers (256 training crop)"
         + (" and of the decoding consumer" if args.decode == "batch" else ""), "decode": args.decode,
         "decode_device": _decode_device(args.decode),
@@ -314,4 +322,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cores_for_gpic_8xh100": round(GPIC_IMAGES_PER_S / med["ours"], 1),
         "cores_for_5x_gpic": round(5 * GPIC_IMAGES_PER_S / med["ours"], 1),
         "gpic_images_per_s": round(GPIC_IMAGES_PER_S, 1), "images_per_measurement": images,
-    }
+    }, [f"{w} worker(s): ours hands over {s['ours']} images, the baseline {s['baseline']}"
+        for w, s in shapes.items() if s["ours"] != s["baseline"]])
