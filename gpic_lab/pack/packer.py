@@ -235,12 +235,13 @@ def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str]) -> list[Any]:
 
 
 def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = False, workers: int = 1,
-               engine: str = "local", scheduler: str | None = None) -> list[dict[str, Any]]:
+               engine: str = "local", scheduler: str | None = None, pool: Any = None) -> list[dict[str, Any]]:
     """Write every shard of the plan, one task per shard on `workers` processes of `engine` (1 local worker: in
-    this process); returns the per-shard manifest entries (sha256, sizes, mixes) in plan order."""
+    this process; `pool`: local workers started earlier); returns the per-shard manifest entries (sha256, sizes,
+    mixes) in plan order."""
     from gpic_lab.pack.writing import run_jobs
 
-    return run_jobs(shard_jobs(plan, out_dir), workers, engine, scheduler, progress)
+    return run_jobs(shard_jobs(plan, out_dir), workers, engine, scheduler, progress, pool)
 
 
 def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], n_shards: int, n_val: float,
@@ -266,10 +267,17 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     guards.check_sizes(val=n_val, test=n_test)
     guards.check_sources(out, inputs.shards)  # neither reads its own output nor overwrites its sources
     owned = guards.owned_files(out)  # only shards an earlier pack there wrote may be replaced or removed
-    plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
-    guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
-                              for i in range(len(shards))))
-    entries = write_plan(plan, out, progress, workers, engine, scheduler)
+    from gpic_lab.pack.writing import start_pool
+
+    pool = start_pool(workers, engine)  # local workers start while the plan is made
+    try:
+        plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
+        guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
+                                  for i in range(len(shards))))
+        entries = write_plan(plan, out, progress, workers, engine, scheduler, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     guards.finish(out, owned, {e["file"] for e in entries})  # an earlier, larger pack's extra shards
     manifest = build_manifest(entries, plan, seed, n_shards)
     sheet = build_datasheet(plan, entries, seed)

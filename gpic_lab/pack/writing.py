@@ -76,10 +76,31 @@ def write_job(job: ShardJob) -> dict[str, Any]:
             "sources": dict(sorted(Counter(source_of(r) for r in job.records).items()))}
 
 
+def warm_up(_: int = 0) -> int:
+    """A worker task that only imports what `write_job` needs, so a pool started early is ready when the plan is."""
+    from gpic_lab.core import licenses  # noqa: F401
+    from gpic_lab.shards import writer  # noqa: F401
+
+    return os.getpid()
+
+
+def start_pool(workers: int, engine: str) -> Any:
+    """A local pool whose workers start (and import) while the caller plans; None when there is nothing to start
+    early (one worker, or Dask, whose workers are already running)."""
+    if engine != "local" or workers <= 1:
+        return None
+    from gpic_lab.engine.backends import local_pool
+
+    pool = local_pool(workers)
+    for i in range(workers):
+        pool.submit(warm_up, i)
+    return pool
+
+
 def run_jobs(jobs: Sequence[ShardJob], workers: int = 1, engine: str = "local", scheduler: str | None = None,
-             progress: bool = False) -> list[dict[str, Any]]:
-    """Write every shard (``workers`` processes of ``engine``; 1 local worker writes in this process); the manifest
-    entries come back in the order of ``jobs``."""
+             progress: bool = False, pool: Any = None) -> list[dict[str, Any]]:
+    """Write every shard (``workers`` processes of ``engine``; 1 local worker writes in this process; ``pool``: one
+    from `start_pool`); the manifest entries come back in the order of ``jobs``."""
     import sys
 
     from tqdm import tqdm
@@ -88,7 +109,8 @@ def run_jobs(jobs: Sequence[ShardJob], workers: int = 1, engine: str = "local", 
 
     entries: dict[str, dict[str, Any]] = {}
     with tqdm(total=len(jobs), unit="shard", desc="pack", file=sys.stderr, disable=not progress) as bar:
-        for job, entry in map_tasks(write_job, list(jobs), engine, scheduler, workers, label=lambda j: j.name):
+        for job, entry in map_tasks(write_job, list(jobs), engine, scheduler, workers, label=lambda j: j.name,
+                                    pool=pool):
             entries[job.name] = entry  # in completion order: put back in plan order below
             bar.update(1)
     return [entries[job.name] for job in jobs]
