@@ -40,7 +40,7 @@ SAMPLES_100M = 100_000_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", help="source shards (default: generated GPIC-sized shards)")
-    parser.add_argument("--samples", type=int, default=None, help="generated samples (default 6000; --quick 1600)")
+    parser.add_argument("--samples", type=int, default=None, help="generated samples (default 12000; --quick 4000)")
     parser.add_argument("--image-kb", type=int, default=96, help="generated image member size in KB (default 96)")
     parser.add_argument("--shards", type=int, default=8, help="train shards to write (default 8)")
     parser.add_argument("--repeat", type=int, default=None, help="best of N timings per side (default 3; --quick 2)")
@@ -121,7 +121,7 @@ def _sources(args: argparse.Namespace, root: Path) -> list[str]:
 
     if args.paths:
         return list_shards(args.paths)
-    n = args.samples or (1600 if args.quick else 6000)
+    n = args.samples or (4000 if args.quick else 12000)
     (root / "src").mkdir()
     return generate(root / "src", 4, max(1, n // 4), args.image_kb)
 
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gpic_lab.pack.packer import classify_inputs, make_plan, pack
 
     repeat = args.repeat or (2 if args.quick else 3)
-    n_guess = (args.samples or (1600 if args.quick else 6000)) * (args.image_kb + 2) * 1024
+    n_guess = (args.samples or (4000 if args.quick else 12000)) * (args.image_kb + 2) * 1024
     where, storage = bench_dir(args.dir, 4 * n_guess)
     with tempfile.TemporaryDirectory(prefix="gpic-bench-pack-", dir=where) as tmp:
         root = Path(tmp)

@@ -143,7 +143,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
     location: dict[str, Any] = {}
     dropped: list[dict[str, str]] = []
     pool = 0
-    for s in _pool(list_shards(inputs.shards)):
+    for s, checked in _pool(list_shards(inputs.shards)):
         pool += 1
         if s.key in location:
             dropped.append({"key": s.key, "stage": "pack", "reason": "duplicate-key"})
@@ -163,7 +163,9 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
             dropped.append({"key": s.key, "stage": "pack", "reason": "not-visible"})
             location[s.key] = None
             continue
-        if check_meta({**record, "split": []}):  # never write what `validate` rejects; `split` is rewritten below
+        overridden = s.key in captions  # the fast scan checked the source record against check_meta's rules
+        if (overridden or not checked) and check_meta({**record, "split": []}):  # never write what `validate`
+            # rejects; `split` is rewritten below
             dropped.append({"key": s.key, "stage": "pack", "reason": "schema"})
             location[s.key] = None
             continue
@@ -198,15 +200,19 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
     return Plan(shards, tiers, meta, location, dropped, pool, stages)
 
 
-def _pool(shards: list[str]) -> Iterable[Any]:
-    """Every sample of the source shards, metadata only: local shards in the canonical layout through the fast scan
-    (`shards.fastscan.samples_local`, the same samples), any other through `reader.iter_samples`."""
+def _pool(shards: list[str]) -> Iterable[tuple[Any, bool]]:
+    """(sample, checked) for every sample of the source shards, metadata only: local shards in the canonical layout
+    through the fast scan (`shards.fastscan.samples_local`: the same samples, every record already checked against
+    `schema.check_meta`'s rules, so ``checked``), any other through `reader.iter_samples`."""
     from gpic_lab.shards.fastscan import samples_local
     from gpic_lab.shards.reader import is_url, iter_samples
 
     for shard in shards:
         fast = None if is_url(shard) else samples_local(shard)
-        yield from iter_samples(shard, images=False) if fast is None else fast
+        if fast is None:
+            yield from ((s, False) for s in iter_samples(shard, images=False))
+        else:
+            yield from ((s, True) for s in fast)
 
 
 def record_for(plan: Plan, key: str, split: str, shard_index: int) -> dict[str, Any]:
