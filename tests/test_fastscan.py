@@ -59,3 +59,31 @@ def test_headers_ok_checks_what_the_scan_loop_does_not(tiny_shards) -> None:
         bad = bytearray(heads)
         bad[512 + offset] = byte
         assert not headers_ok(bytes(bad)), offset
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_the_loader_reads_clean_local_shards_as_the_general_reader(sample_dir: Path, stride: int) -> None:
+    from gpic_lab.loader.stream import Unit, _entries
+    from gpic_lab.shards.reader import iter_entries, list_shards
+
+    for shard in list_shards([sample_dir / "train", sample_dir / "raw"]):
+        for part in range(stride):
+            fast = list(_entries(Unit(shard, part, stride)))
+            general = list(iter_entries(shard, images=True))
+            assert [s.key for s in fast] == [s.key for s in general]
+            mine = [(s.key, s.image, s.meta) for i, s in enumerate(fast) if i % stride == part]
+            assert mine == [(s.key, s.image, s.meta) for i, s in enumerate(general) if i % stride == part]
+
+
+def test_the_loader_reports_a_shard_cut_after_its_scan(tmp_path: Path, tiny_shards) -> None:
+    from gpic_lab.loader.stream import Unit, _entries
+    from gpic_lab.shards.reader import Problem
+
+    shard = tiny_shards(1, 3)[0]
+    entries = _entries(Unit(str(shard), 0, 1))
+    first = next(entries)
+    assert first.image is not None
+    data = Path(shard).read_bytes()
+    Path(shard).write_bytes(data[: len(data) // 2])  # cut while the unit is being read
+    rest = list(entries)
+    assert rest and isinstance(rest[-1], Problem) and rest[-1].code == "truncated-tar"
