@@ -134,16 +134,29 @@ def burn(n: int) -> int:
     return total
 
 
-def machine_speedup(workers: int) -> float:
-    """Wall-clock speedup of `workers` local pool processes over one on pure CPU work (start-up included, as for
-    pack): the ceiling the other tenants of a shared machine leave; 1.0 for one worker."""
+def fresh_write(mib: int) -> int:
+    """Write ``mib`` MiB of freshly mapped memory, 64 MiB at a time (what writing new output files costs: the page
+    cache takes fresh pages too)."""
+    import mmap
+
+    chunk = 64 << 20
+    for _ in range(max(1, mib // 64)):
+        with mmap.mmap(-1, chunk) as m:
+            m.write(b"\1" * chunk)
+    return mib
+
+
+def machine_speedup(workers: int, fn: Any = burn, arg: int = 2_000_000) -> float:
+    """Wall-clock speedup of `workers` local pool processes over one on ``fn(arg)`` tasks (start-up included, as for
+    pack): with `burn`, the CPU the other tenants of a shared machine leave; with `fresh_write`, how far writing
+    new memory scales here (a VM that hands out fresh pages slowly may serialise it); 1.0 for one worker."""
     from gpic_lab.engine.backends import map_tasks
 
     if workers <= 1:
         return 1.0
-    items = [2_000_000] * (2 * workers)
-    one = _timed(lambda: list(map_tasks(burn, items, workers=1)))[0]
-    many = _timed(lambda: list(map_tasks(burn, items, workers=workers)))[0]
+    items = [arg] * (2 * workers)
+    one = _timed(lambda: list(map_tasks(fn, items, workers=1)))[0]
+    many = _timed(lambda: list(map_tasks(fn, items, workers=workers)))[0]
     return one / many
 
 
@@ -175,7 +188,8 @@ def _parallel(shards: list[str], root: Path, args: argparse.Namespace, repeat: i
                 speedup = t_one / wall
                 rows.append({"engine": engine, "workers": n, "wall_s": round(wall, 3), "speedup": round(speedup, 3),
                              "efficiency": round(speedup / n, 3), "byte_identical": same,
-                             "cpu_burn_speedup": round(machine_speedup(n), 3)})
+                             "cpu_burn_speedup": round(machine_speedup(n), 3),
+                             "fresh_write_speedup": round(machine_speedup(n, fresh_write, 128), 3)})
                 print(f"  {engine} x{n}: {wall:.3f} s, speedup {speedup:.2f} (efficiency {speedup / n:.2f})",
                       file=sys.stderr)
                 shutil.rmtree(out, ignore_errors=True)
