@@ -89,6 +89,9 @@ def test_table_groups_runs_newest_first_and_marks_failures() -> None:
     assert "ratio >= 5: met in 1/2" in catalog and "2 × AMD EPYC" in catalog and "`0123456789`" in catalog
     assert "1,234" in catalog and "247" in catalog and "2026-12-01" in catalog
     assert "`bench pack`" in table[3] and "1.20×" in table[3]
+    older = {**rows[0], "ratio": 9.9, "recorded": {**rows[0]["recorded"], "commit": "f" * 40,
+                                                   "date": "2026-11-30T10:00:00Z"}}
+    assert "9.90" not in record.render_table([*rows, older])  # only the newest run's commit is summarised
 
 
 def test_readme_update_and_check(tmp_path: Path) -> None:

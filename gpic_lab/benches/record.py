@@ -187,15 +187,18 @@ def _goal(runs: list[dict[str, Any]]) -> str:
 
 
 def render_table(rows: list[dict[str, Any]], last: int = 3) -> str:
-    """The README benchmark table: one line per (bench, arguments, machine), newest first within it, with the
-    newest run's figures and the ratios of its last `last` runs; failed runs (a correctness mismatch) say so."""
+    """The README benchmark table: one line per (bench, arguments, machine) with the newest run's figures and the
+    ratios of the last `last` runs on that run's commit (newest first; older commits' runs stay in the file but not
+    in the table); failed runs (a correctness mismatch) say so."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for rec in rows:
         groups.setdefault((str(rec.get("name")), _command(rec), machine_label(rec)), []).append(rec)
     lines = ["| bench | command | ours | baseline | unit | ratio, newest first | goal | machine | date | commit |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (name, command, label), runs in sorted(groups.items()):
-        runs = sorted(runs, key=lambda r: r.get("recorded", {}).get("date", ""), reverse=True)[:last]
+        runs = sorted(runs, key=lambda r: r.get("recorded", {}).get("date", ""), reverse=True)
+        commit_of = [r.get("recorded", {}).get("commit") for r in runs]
+        runs = [r for r, c in zip(runs, commit_of, strict=True) if c == commit_of[0]][:last]
         new = runs[0]
         rec = new.get("recorded", {})
         commit = (rec.get("commit") or "?")[:10] + ("+" if rec.get("dirty") else "")
