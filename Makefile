@@ -20,7 +20,7 @@ export JUPYTER_RUNTIME_DIR ?= $(STATE)/jupyter/runtime
 export HF_HUB_OFFLINE ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup browser demo test test-fast lint lab clean sample gpu-box
+.PHONY: help setup browser demo test test-fast lint lab clean sample gpu-box bench-table
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -55,6 +55,9 @@ test-fast: setup  ## unit tests only (no slow/notebook/fiftyone/browser)
 lint: setup  ## ruff (package, tests, notebook sources) and the import contracts (.importlinter)
 	$(PY) -m ruff check gpic_lab tests notebooks
 	.venv/bin/lint-imports
+
+bench-table: setup  ## rewrite README's benchmark table from benchmarks/results.jsonl
+	$(PY) scripts/bench_table.py
 
 lab: setup  ## JupyterLab on 127.0.0.1 with the project kernel
 	.venv/bin/gpic-lab lab

@@ -64,7 +64,7 @@ rates.round(2)
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(rates["workers"], rates["ours"], "o-", label="gpic_lab loader (DCT-scaled decode, uint8)")
-ax.plot(rates["workers"], rates["baseline"], "s--", label="webdataset + PIL (float tensors)")
+ax.plot(rates["workers"], rates["baseline"], "s--", label="webdataset + PIL (uint8, same DataLoader settings)")
 ax.set_xlabel("DataLoader workers (cores)")
 ax.set_ylabel("images/s (256x256 training crops)")
 ax.set_xticks(rates["workers"])

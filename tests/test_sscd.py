@@ -130,7 +130,7 @@ def test_bench_dedup_runs_on_real_sscd_embeddings(sample_dir: Path, tmp_path: Pa
     from gpic_lab.commands.cli import main
 
     monkeypatch.setenv("GPIC_LAB_STATE", str(tmp_path / "state"))
-    code = main(["bench", "dedup", "--quick", "--shards", str(sample_dir / "val"), str(sample_dir / "test"),
+    code = main(["bench", "dedup", "--quick", "--source", "sscd", "--shards", str(sample_dir / "val"), str(sample_dir / "test"),
                  "--copies", "2", "--scale-n", "0"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and result["source"].startswith("SSCD (SSCD sscd_disc_mixup") and result["n"] == 4 * 3

@@ -6,7 +6,7 @@ Ours: `collect_flickr` end to end (API listing at 1 call/s, downloads with their
 decode, sha256, spool, shards + provenance). Baseline: a `requests.Session` (keep-alive) fetching the URLs ours
 collected, one after the other, each checked (PIL header read + sha256) and written to a file. Both sides get the
 same images behind the same latency; the baseline gets its URL list for free. Correctness: both sides must hold the
-same set of sha256 keys (a mismatch prints ratio null and exits 1).
+same set of sha256 keys (a mismatch prints ratio null with the reason in ``mismatch`` and exits 1).
 
 Images: distinct JPEGs of GPIC's mean size (587 x 479, ~100 KB). OUR ASSUMPTION for the CDN: 50 ms per answer.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import sys
 import tempfile
 import time
@@ -122,12 +121,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     chosen = FLICKR_CDN_CONCURRENCY if FLICKR_CDN_CONCURRENCY in levels else levels[-1]
     best = rates[str(chosen)]
     out = {"name": "collect", "unit": "images/s (Flickr replay, end to end)", "ours": best,
-           "baseline": round(n / base_s, 1), "ratio": round(best / (n / base_s), 2) if same else None,
+           "baseline": round(n / base_s, 1), "ratio": round(best / (n / base_s), 2),
            "images": n, "image_kb": image_kb, "latency_s": args.latency, "ours_concurrency": chosen,
            "images_per_s_by_concurrency": rates, "same_keys": same,
            "hours_per_million_by_concurrency": {c: round(1e6 / r / 3600, 1) for c, r in rates.items()},
            "previous_design_images_per_s": 1.0}
-    if not same:
-        print(json.dumps(out, sort_keys=True))
-        raise GpicError("bench collect: ours and the baseline collected different images")
-    return out
+    from gpic_lab.benches.record import gate
+
+    return gate(out, [None if same else "ours and the baseline collected different images"])

@@ -1,28 +1,31 @@
-"""`gpic-lab bench NAME [--quick]`: run a benchmark; its last stdout line is one JSON object."""
+"""`gpic-lab bench NAME [--quick]`: run a benchmark; its last stdout line is one JSON object, also appended with date,
+machine, commit and arguments to benchmarks/results.jsonl; a correctness mismatch exits 1 with ratio null."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import pkgutil
 import resource
-import sys
 
+from gpic_lab.benches import record
 from gpic_lab.errors import UsageError
 
-REQUIRED = ("name", "unit", "ours", "baseline", "ratio")
+REQUIRED = record.REQUIRED
+NOT_BENCHES = {"record"}  # shared machinery in gpic_lab/benches/, not a benchmark
 
 
 def available() -> list[str]:
     """Names of the benchmarks in gpic_lab/benches/."""
     import gpic_lab.benches as pkg
 
-    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)
+                  if not m.name.startswith("_") and m.name not in NOT_BENCHES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run a benchmark against its baseline (last stdout line: JSON)")
+    p = sub.add_parser("bench", help="run a benchmark against its baseline (last stdout line: JSON; appended to "
+                                     "benchmarks/results.jsonl or $GPIC_LAB_BENCH_RESULTS)")
     p.add_argument("name", help="benchmark name: " + ", ".join(available()))
     p.add_argument("--quick", action="store_true", help="small sizes; finishes within about a minute")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark-specific options")
@@ -50,11 +53,6 @@ def run(args: argparse.Namespace) -> int:
     bench_args = parser.parse_args(rest)
     args.quick = bench_args.quick = args.quick or len(rest) != len(args.rest)
     result = dict(module.run(bench_args))
-    missing = [k for k in REQUIRED if k not in result]
-    if missing:
-        raise RuntimeError(f"benchmark {args.name} did not report {missing}")
     result.setdefault("peak_rss_mb", peak_rss_mb())
     result.setdefault("quick", bool(args.quick))
-    sys.stdout.flush()
-    print(json.dumps(result, sort_keys=True, default=float))
-    return 0
+    return record.finish(result, [args.name, *(["--quick"] if args.quick else []), *rest])

@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--captions", nargs="*", default=[], help="captions parquet files (from `gpic-lab caption`)")
     p.add_argument("--seed", type=int, default=0, help="split/shuffle seed (default 0)")
     p.add_argument("--no-validate", action="store_true", help="skip the final `validate` of the written shards")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes writing output shards in parallel, one task per shard (default 1: this process); "
+                        "the output is byte-identical for any value")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: a process pool on this machine; dask: a Dask cluster (see --scheduler)")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address tcp://HOST:PORT (default with --engine dask: a local cluster)")
     add_progress(p)
     p.set_defaults(func=run)
 
@@ -55,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         manifest = pack(args.inputs, args.out, values["shards"], values["val"], values["test"], args.seed,
-                        values["val_shards"], values["test_shards"], args.captions, progress=enabled(args.progress))
+                        values["val_shards"], values["test_shards"], args.captions, progress=enabled(args.progress),
+                        workers=args.workers, engine=args.engine, scheduler=args.scheduler)
     for w in caught:  # e.g. decisions whose keys partly match no sample
         print(f"gpic-lab pack: warning: {printable(w.message)}", file=sys.stderr)
     splits = ", ".join(f"{s} {v['samples']} in {v['shards']} shard(s)" for s, v in manifest["splits"].items())

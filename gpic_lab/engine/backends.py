@@ -32,8 +32,21 @@ def default_workers(n_items: int) -> int:
     return max(1, min(os.cpu_count() or 1, n_items))
 
 
+def local_pool(workers: int) -> Any:
+    """A local process pool as ``map_tasks`` makes one (forkserver; workers die with this process). Pass it to
+    ``map_tasks(..., pool=...)`` to start the workers early (e.g. while the parent plans) or reuse them; the caller
+    shuts it down."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+
+
 def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], engine: str = "local", scheduler: str | None = None,
-              workers: int | None = None, gpu: bool = False, label: Callable[[Any], str] = str) -> Iterator[tuple[Any, Any]]:
+              workers: int | None = None, gpu: bool = False, label: Callable[[Any], str] = str,
+              pool: Any = None) -> Iterator[tuple[Any, Any]]:
     """Yield ``(item, fn(item))`` for every item, in completion order.
 
     Args:
@@ -44,6 +57,7 @@ def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], engine: str = "loc
         workers: processes (local) or LocalCluster workers (dask); default one per core.
         gpu: submit with ``resources={"GPU": 1}`` on Dask (a LocalCluster then gives each worker one GPU slot).
         label: names an item in error messages (e.g. the shard path).
+        pool: a pool from ``local_pool`` to run on (local engine, more than one worker); kept open afterwards.
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -55,22 +69,20 @@ def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], engine: str = "loc
     if n < 1:
         raise UsageError(f"workers must be >= 1, got {n}")
     if engine == "local":
-        return _local(fn, items, n, label)
+        return _local(fn, items, n, label, pool)
     return _dask(fn, items, scheduler, n, gpu, label)
 
 
-def _local(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, label: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+def _local(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, label: Callable[[Any], str],
+           given: Any = None) -> Iterator[tuple[Any, Any]]:
     if workers == 1:
         for item in items:
             yield item, fn(item)
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("forkserver")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
-                               initargs=(os.getpid(),))
+    pool = given if given is not None else local_pool(workers)
     pending = {pool.submit(fn, item): item for item in items}
     completed = False
     try:
@@ -87,7 +99,8 @@ def _local(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, label: 
     finally:
         if not completed:  # an error, Ctrl-C or SIGTERM: stop the workers now instead of letting them finish
             _terminate(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        if given is None or not completed:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def die_with_parent(main_pid: int) -> None:

@@ -2,7 +2,8 @@
 [Decision]`` run by ``gpic_lab.engine.stages.run_stage`` (``gpic-lab stage NAME``).
 
 - ``license``: stage ``license`` (permissive license, attribution, matching URL).
-- ``quality``: stage ``quality`` (decode, size, aspect, exposure, blur; ``check_image``, ``QualityThresholds``).
+- ``quality``: stage ``quality`` (decode, size, aspect, exposure, blur; ``check_image``, ``QualityThresholds``);
+  ``pixels``: its decoding at the analysis size (DCT-scaled JPEG luma, libspng for common PNGs, PIL otherwise).
 - ``safety``: stage ``safety-cpu`` (NudeNet ONNX stand-in on CPU).
 - ``vlm_judge``: stage ``vlm-judge`` (Qwen3-VL-4B quality and safety prompts in ``prompts/``).
 - ``report``: notebook 03's tables and figures.

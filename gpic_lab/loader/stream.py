@@ -99,12 +99,39 @@ def _transient(problem: Problem) -> bool:
     return problem.code == "truncated-tar" and problem.message.startswith("cannot read shard") and "://" in problem.shard
 
 
+def _entries(unit: Unit) -> Iterator[Any]:
+    """`iter_entries(unit.shard, images=True)`, but a clean local shard's metadata comes from the fast scan
+    (`shards.fastscan.samples_local`: the same samples) and only this unit's images are read, by offset."""
+    import dataclasses
+
+    from gpic_lab.shards.fastscan import samples_local
+    from gpic_lab.shards.reader import is_url
+
+    fast = None if is_url(unit.shard) else samples_local(unit.shard)
+    if fast is None:
+        yield from iter_entries(unit.shard, images=True)
+        return
+    fd = os.open(unit.shard, os.O_RDONLY)
+    try:
+        for i, sample in enumerate(fast):
+            if i % unit.stride == unit.part:
+                data = os.pread(fd, sample.image_size, sample.image_offset)
+                if len(data) != sample.image_size:  # the shard shrank since the scan
+                    yield Problem(unit.shard, f"{sample.key}.{sample.image_ext}", "truncated-tar",
+                                  f"image member cut short ({len(data)} of {sample.image_size} bytes)", sample.key)
+                    return
+                sample = dataclasses.replace(sample, image=data)
+            yield sample
+    finally:
+        os.close(fd)
+
+
 def _iter_unit(unit: Unit, cfg: StreamConfig, stats: Counter) -> Iterator[Any]:
     """The samples of one unit, retrying transient read errors from the shard start (skipping what was done)."""
     done = 0
     for attempt in range(cfg.retries + 1):
         ordinal, mine, failed = 0, 0, False
-        for entry in iter_entries(unit.shard, images=True):
+        for entry in _entries(unit):
             if isinstance(entry, Problem):
                 if _transient(entry) and attempt < cfg.retries:
                     failed = True

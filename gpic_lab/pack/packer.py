@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +131,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
               val_shards: int = 1, test_shards: int = 1) -> Plan:
     """Decide membership, split, shard and order of every kept sample (no image bytes are read)."""
     from gpic_lab.core.licenses import source_of
-    from gpic_lab.shards.reader import iter_samples, list_shards
+    from gpic_lab.shards.reader import list_shards
     from gpic_lab.shards.schema import check_meta
 
     if n_shards < 1 or val_shards < 1 or test_shards < 1:
@@ -142,7 +142,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
     location: dict[str, Any] = {}
     dropped: list[dict[str, str]] = []
     pool = 0
-    for s in iter_samples(list_shards(inputs.shards), images=False):
+    for s, checked in _pool(list_shards(inputs.shards)):
         pool += 1
         if s.key in location:
             dropped.append({"key": s.key, "stage": "pack", "reason": "duplicate-key"})
@@ -162,7 +162,9 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
             dropped.append({"key": s.key, "stage": "pack", "reason": "not-visible"})
             location[s.key] = None
             continue
-        if check_meta({**record, "split": []}):  # never write what `validate` rejects; `split` is rewritten below
+        overridden = s.key in captions  # the fast scan checked the source record against check_meta's rules
+        if (overridden or not checked) and check_meta({**record, "split": []}):  # never write what `validate`
+            # rejects; `split` is rewritten below
             dropped.append({"key": s.key, "stage": "pack", "reason": "schema"})
             location[s.key] = None
             continue
@@ -197,6 +199,21 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
     return Plan(shards, tiers, meta, location, dropped, pool, stages)
 
 
+def _pool(shards: list[str]) -> Iterable[tuple[Any, bool]]:
+    """(sample, checked) for every sample of the source shards, metadata only: local shards in the canonical layout
+    through the fast scan (`shards.fastscan.samples_local`: the same samples, every record already checked against
+    `schema.check_meta`'s rules, so ``checked``), any other through `reader.iter_samples`."""
+    from gpic_lab.shards.fastscan import samples_local
+    from gpic_lab.shards.reader import is_url, iter_samples
+
+    for shard in shards:
+        fast = None if is_url(shard) else samples_local(shard)
+        if fast is None:
+            yield from ((s, False) for s in iter_samples(shard, images=False))
+        else:
+            yield from ((s, True) for s in fast)
+
+
 def record_for(plan: Plan, key: str, split: str, shard_index: int) -> dict[str, Any]:
     """The record as written: the source record with caption overrides and its tier list."""
     record = dict(plan.meta[key])
@@ -204,76 +221,37 @@ def record_for(plan: Plan, key: str, split: str, shard_index: int) -> dict[str, 
     return record
 
 
-class _Reader:
-    """Image bytes by offset with one open handle per local shard (URLs go through read_range)."""
-
-    def __init__(self) -> None:
-        self._fds: dict[str, int] = {}
-
-    def read(self, sample: Any) -> bytes:
-        from gpic_lab.shards.reader import is_url, read_range
-
-        if is_url(sample.shard):
-            return read_range(sample.shard, sample.image_offset, sample.image_size)
-        fd = self._fds.get(sample.shard)
-        if fd is None:
-            fd = self._fds[sample.shard] = os.open(sample.shard, os.O_RDONLY)
-        data = os.pread(fd, sample.image_size, sample.image_offset)
-        if len(data) != sample.image_size:
-            raise UsageError(f"{sample.shard}:{sample.key}.{sample.image_ext}: short read (shard changed?)")
-        return data
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-
 def shard_name(split: str, index: int) -> str:
     return f"{split}/{SPLIT_PREFIX[split]}_{index:05d}.tar"
 
 
-def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = False) -> list[dict[str, Any]]:
-    """Write every shard of the plan; returns per-shard manifest entries (sha256, sizes, mixes)."""
-    from gpic_lab.core.licenses import source_of
-    from gpic_lab.pack.manifest import sha256_file
-    from gpic_lab.shards.writer import encode_meta, write_shard
+def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str]) -> list[Any]:
+    """One `writing.ShardJob` per output shard of the plan (train, then val, then test; by index)."""
+    from gpic_lab.pack.writing import ShardJob
 
-    out = Path(out_dir)
-    reader = _Reader()
-    entries = []
-    jobs = [(split, i, keys) for split in ("train", "val", "test") for i, keys in enumerate(plan.shards[split])]
-    bar = _progress(len(jobs), progress)
-    try:
-        for split, i, keys in jobs:
-            records = [record_for(plan, k, split, i) for k in keys]
-            samples = ((k, encode_meta(r), reader.read(plan.location[k]), plan.location[k].image_ext)
-                       for k, r in zip(keys, records, strict=True))
-            name = shard_name(split, i)
-            info = write_shard(out / name, samples)
-            entries.append({"file": name, "split": split, "index": i, "samples": info["samples"],
-                            "bytes": info["bytes"], "sha256": sha256_file(out / name),
-                            "tiers": records[0]["split"] if records else [],
-                            "caption_types": dict(sorted(Counter(r["caption_type"] for r in records).items())),
-                            "sources": dict(sorted(Counter(source_of(r) for r in records).items()))})
-            bar.update(1)
-    finally:
-        reader.close()
-        bar.close()
-    return entries
+    jobs = []
+    for split in ("train", "val", "test"):
+        for i, keys in enumerate(plan.shards[split]):
+            tiers = record_for(plan, keys[0], split, i)["split"] if keys else []  # as record_for, once per shard
+            images = [(s.shard, s.image_offset, s.image_size, s.image_ext) for s in map(plan.location.get, keys)]
+            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i),
+                                 [{**plan.meta[k], "split": list(tiers)} for k in keys], images))
+    return jobs
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    import sys
+def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = False, workers: int = 1,
+               engine: str = "local", scheduler: str | None = None, pool: Any = None) -> list[dict[str, Any]]:
+    """Write every shard of the plan, one task per shard on `workers` processes of `engine` (1 local worker: in
+    this process; `pool`: local workers started earlier); returns the per-shard manifest entries (sha256, sizes,
+    mixes) in plan order."""
+    from gpic_lab.pack.writing import run_jobs
 
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="shard", desc="pack", file=sys.stderr, disable=not enabled)
+    return run_jobs(shard_jobs(plan, out_dir), workers, engine, scheduler, progress, pool)
 
 
 def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], n_shards: int, n_val: float,
          n_test: float, seed: int = 0, val_shards: int = 1, test_shards: int = 1, captions: Sequence[str] = (),
-         progress: bool = False) -> dict[str, Any]:
+         progress: bool = False, workers: int = 1, engine: str = "local", scheduler: str | None = None) -> dict[str, Any]:
     """Pack GPIC shards; returns the manifest (also written to OUT/manifest.json with OUT/datasheet.{json,md} and the
     dataset card OUT/README.md).
 
@@ -281,6 +259,9 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
         paths: source shards/dirs/catalogs, stage dirs or decisions.parquet files, captions parquet files.
         n_val / n_test: samples in val/test (a value in (0, 1) is a fraction of the kept pool).
         captions: extra captions parquet files (caption + caption_type override the source records).
+        workers / engine / scheduler: shards are written in parallel, one task per output shard, on `workers`
+            processes of a local pool or a Dask cluster (`gpic_lab.engine.backends`); the output is byte-identical
+            whatever the choice.
     """
     from gpic_lab.pack.card import release_facts, write_card
     from gpic_lab.pack.manifest import build_datasheet, build_manifest, write_outputs
@@ -291,10 +272,17 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     guards.check_sizes(val=n_val, test=n_test)
     guards.check_sources(out, inputs.shards)  # neither reads its own output nor overwrites its sources
     owned = guards.owned_files(out)  # only shards an earlier pack there wrote may be replaced or removed
-    plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
-    guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
-                              for i in range(len(shards))))
-    entries = write_plan(plan, out, progress)
+    from gpic_lab.pack.writing import start_pool
+
+    pool = start_pool(workers, engine)  # local workers start while the plan is made
+    try:
+        plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards)
+        guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
+                                  for i in range(len(shards))))
+        entries = write_plan(plan, out, progress, workers, engine, scheduler, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     guards.finish(out, owned, {e["file"] for e in entries})  # an earlier, larger pack's extra shards
     manifest = build_manifest(entries, plan, seed, n_shards)
     sheet = build_datasheet(plan, entries, seed)

@@ -7,7 +7,8 @@
 - ``schema``: the JSON record (``new_record``, ``check_meta``, ``CAPTION_TYPES``, ``TIERS``).
 - ``tiers``: the one tier rule (Nano / Lite / Full = first 1 % / 10 % / 100 % of train shards).
 - ``writer``: ``write_shard`` (deterministic tars; only ``pack`` and the sample builders write tars).
-- ``validate`` (``gpic-lab validate``), ``catalog`` + ``fastscan`` (``gpic-lab catalog`` -> Parquet),
+- ``validate`` (``gpic-lab validate``), ``catalog`` + ``fastscan`` (``gpic-lab catalog`` -> Parquet; ``fastscan`` also
+  gives pack its metadata-only samples) + ``ustar`` (the fast scan's batched header checks),
   ``interop`` (Hugging Face ``datasets``, polars), ``explore`` (notebook 01's tables and figures, pandas).
 - ``explore_lazy`` + ``explore_figures``: the same tables through polars lazy scans of a catalog (flat memory) and
   their figures; ``buckets``: repeated keys counted per key-hash bucket (tables larger than memory).

@@ -118,11 +118,15 @@ def scan_shard(shard: str, check_images: bool = False, max_pixels: int | None = 
 def _fast_table(shard: str, cols: dict[str, list[Any]]) -> Any:
     import pyarrow as pa
 
-    urls, n = cols["license_url"], len(cols["key"])
-    family = [_family(lic, url) for lic, url in zip(cols["license"], urls, strict=True)]
+    from gpic_lab.shards.tiers import NESTED
+
+    n = len(cols["key"])
+    family = [_family(lic, url) for lic, url in zip(cols["license"], cols["license_url"], strict=True)]
     text = pa.string()  # an empty shard gives empty lists: their inferred type would be null
-    cols.update(shard=[str(shard)] * n, source=sources(pa.array(cols["attribution"], text), pa.array(urls, text)),
-                license_family=family)
+    tiers = pa.array([list(t) for t in NESTED], pa.list_(text))
+    attribution, urls = pa.array(cols["attribution"], text), pa.array(cols["license_url"], text)
+    cols.update(shard=[str(shard)] * n, source=sources(attribution, urls), license_family=family,
+                split=tiers.take(pa.array(cols["split"], pa.int64())), attribution=attribution, license_url=urls)
     sch = schema()
     return pa.table({name: cols[name] for name in sch.names}, schema=sch)
 
@@ -133,9 +137,12 @@ def sources(attribution: Any, license_url: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pc.utf8_lower(pc.binary_join_element_wise(attribution, license_url, " "))
-    wiki = pc.or_(pc.match_substring(text, "wikimedia"), pc.match_substring(text, "wikipedia"))
-    flickr = pc.match_substring(text, "flickr")
+    def has(word: str) -> Any:  # in either column, any case (one match per column: no joined, lowered copy)
+        return pc.or_(pc.match_substring(attribution, word, ignore_case=True),
+                      pc.match_substring(license_url, word, ignore_case=True))
+
+    wiki = pc.or_(has("wikimedia"), has("wikipedia"))
+    flickr = has("flickr")
     other = pa.scalar("other")
     return pc.if_else(wiki, pa.scalar("wikimedia"), pc.if_else(flickr, pa.scalar("flickr"), other))
 

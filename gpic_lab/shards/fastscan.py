@@ -11,147 +11,190 @@ with the general scanner, which locates and names every problem. So results are 
 from __future__ import annotations
 
 import functools
+import json
 import os
-import re
 from typing import Any, Literal
 
-from gpic_lab.shards.reader import HEAD_BYTES, MAGIC
+from gpic_lab.shards.reader import HEAD_BYTES, MAGIC, Sample, _reject_constant
 from gpic_lab.shards.schema import MAX_JSON_BYTES
 from gpic_lab.shards.tiers import NESTED
+from gpic_lab.shards.ustar import headers_ok
 
 BLOCK = 512
 READ = 4096  # header + typical JSON (~400-1500 B) + next header + image head, in one pread
-_NAME = re.compile(rb"([0-9a-f]{64})\.(json|jpg|png)")
 _ZERO = b"\0" * BLOCK
-_EXT = {b"jpg": "jpg", b"png": "png"}
+_JPEG, _PNG = MAGIC["jpg"], MAGIC["png"]
+_SPLIT_INDEX = {tiers: i for i, tiers in enumerate(NESTED)}
 COLUMNS = ("key", "license", "license_url", "attribution", "img_width", "img_height", "caption_type", "caption",
            "split", "retrieved_at", "image_format", "image_bytes", "json_offset", "json_size", "image_offset",
            "image_size")
+_PARSED = ("key", "license", "license_url", "attribution", "img_width", "img_height", "caption_type", "caption",
+           "split", "retrieved_at", "image_format", "start", "json_size", "image_size")  # what the loop collects
 
 
 @functools.cache
 def _decoder() -> Any:
-    """A msgspec decoder enforcing the same rules as `schema.check_meta` (strict types, key pattern, positive
-    sizes, caption type, non-blank caption, tiers); any violation makes the fast path give up."""
+    """A msgspec decoder enforcing the same rules as `schema.check_meta` (strict types, positive sizes, caption
+    type, tiers); any violation makes the fast path give up. Two rules are checked by the scan loop instead, where
+    they cost less than msgspec's regex patterns: the key must equal the member name (a 64-hex stem, checked by the
+    header match) and the caption must not be blank (the same `str.strip` test as check_meta)."""
     from typing import Annotated
 
     import msgspec
 
     from gpic_lab.shards.schema import INT64_MAX, MAX_STRING_CHARS
 
-    key = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
     positive = Annotated[int, msgspec.Meta(gt=0, le=INT64_MAX)]
     text = Annotated[str, msgspec.Meta(max_length=MAX_STRING_CHARS)]
-    caption = Annotated[str, msgspec.Meta(pattern=r"\S", max_length=MAX_STRING_CHARS)]
     record = msgspec.defstruct("GpicRecord", [
-        ("retrieved_at", text), ("license", text), ("license_url", text), ("attribution", text), ("key", key),
-        ("img_width", positive), ("img_height", positive), ("split", list[Literal["nano", "lite", "full"]]),
-        ("caption_type", Literal["tag", "short", "medium", "long"]), ("caption", caption)],
-        forbid_unknown_fields=True)  # other fields are checked by the general scanner (depth, sizes, surrogates)
+        ("retrieved_at", text), ("license", text), ("license_url", text), ("attribution", text), ("key", text),
+        ("img_width", positive), ("img_height", positive), ("split", tuple[Literal["nano", "lite", "full"], ...]),
+        ("caption_type", Literal["tag", "short", "medium", "long"]), ("caption", text)],
+        forbid_unknown_fields=True, gc=False)  # other fields are checked by the general scanner (depth, sizes, surrogates)
     # msgspec raises UnicodeDecodeError (not DecodeError) for a string that is not valid UTF-8 (Latin-1 JSON)
     return msgspec.json.Decoder(record), msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError
 
 
-# One match checks a canonical ustar regular-file header: name `<64 hex>.<ext>` NUL-padded (no prefix, no long
-# name), mode/uid/gid, octal size, mtime, checksum, typeflag '0', empty link name, 'ustar' magic.
-_HEADER = re.compile(rb"([0-9a-f]{64})\.(json|jpg|png)\0{31,32}.{24}([0-7]{11})[\0 ].{12}([0-7]{6,7})[\0 ][\0 ]?"
-                     rb"[0\0]\0{100}ustar", re.S)
-
-
-def checksums_ok(blocks: list[bytes], stored: list[int]) -> bool:
-    """Verify many ustar header checksums at once (vectorised byte sums; the checksum field counts as spaces)."""
-    import numpy as np
-
-    if not blocks:
-        return True
-    arr = np.frombuffer(b"".join(blocks), dtype=np.uint8).reshape(len(blocks), BLOCK)
-    sums = arr.sum(axis=1, dtype=np.int64) - arr[:, 148:156].sum(axis=1, dtype=np.int64) + 256
-    return bool(np.array_equal(sums, np.asarray(stored, dtype=np.int64)))
-
-
-def scan_local(path: str) -> dict[str, list[Any]] | None:
-    """Columns of a clean local shard (see COLUMNS), or None if anything deviates from the canonical layout."""
+def scan_local(path: str, raw: bool = False) -> dict[str, list[Any]] | None:
+    """Columns of a clean local shard (see COLUMNS; ``split`` as indices into `tiers.NESTED`), or None if anything
+    deviates from the canonical layout. With ``raw`` also ``json_bytes`` and ``image_head`` (the first HEAD_BYTES
+    of each image)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
-        return _scan_fd(fd, os.fstat(fd).st_size)
+        return _scan_loop(fd, os.fstat(fd).st_size, raw)
     finally:
         os.close(fd)
 
 
-def _scan_fd(fd: int, total: int) -> dict[str, list[Any]] | None:
-    """The scan loop. The cyclic garbage collector is paused meanwhile: the rows are plain acyclic data, and on a
-    GPIC-sized shard (12.5k samples) repeated full collections of the growing row list cost ~20% of the scan."""
-    import gc
-
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _scan_loop(fd, total)
-    finally:
-        if enabled:
-            gc.enable()
+@functools.cache
+def _json_decoder() -> json.JSONDecoder:
+    """The reader's JSON rules (`json.loads` rejecting NaN and Infinity), built once instead of per record."""
+    return json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _scan_loop(fd: int, total: int) -> dict[str, list[Any]] | None:
+def samples_local(path: str) -> list[Sample] | None:
+    """The samples of a clean local shard without their image bytes, as `reader.iter_samples(path, images=False)`
+    gives them (the same records, parsed by the same JSON rules), or None when the fast path refuses the shard."""
+    cols = scan_local(path, raw=True)
+    if cols is None:
+        return None
+    out = []
+    for key, raw, ext, j_off, j_size, i_off, i_size, head in zip(
+            cols["key"], cols["json_bytes"], cols["image_format"], cols["json_offset"], cols["json_size"],
+            cols["image_offset"], cols["image_size"], cols["image_head"], strict=True):
+        meta = _json_decoder().decode(raw.decode("utf-8"))
+        out.append(Sample(key, path, meta, raw, ext, None, j_off, j_size, i_off, i_size, head))
+    return out
+
+
+def _scan_loop(fd: int, total: int, raw: bool = False) -> dict[str, list[Any]] | None:
+    """The scan loop: one positional read per sample into a reused buffer (a fresh 4 KB bytes object per read cost
+    as much as the read), the two headers' sizes and names parsed by slicing, every header's remaining fields
+    checked in batches by `ustar.headers_ok`. Rows go straight into column lists of str and int, which the cyclic
+    garbage collector does not track, so the scan triggers no collections and runs the same with it on or off."""
     decoder, *exc = _decoder()
-    decode, errors = decoder.decode, tuple(exc)
-    rows: list[tuple[Any, ...]] = []
-    seen: set[bytes] = set()
-    blocks: list[bytes] = []
-    stored: list[int] = []
-    pos = 0
+    decode, errors, split_index, preadv = decoder.decode, tuple(exc), _SPLIT_INDEX, os.preadv
+    cols: dict[str, list[Any]] = {name: [] for name in _PARSED}
+    keys, licenses, urls, attributions, widths, heights, types, captions, splits, retrieved, formats, starts, \
+        json_sizes, image_sizes = cols.values()
+    jsons: list[bytes] = []
+    image_heads: list[bytes] = []
+    heads = bytearray()
+    buf = bytearray(READ)
+    bufs, pos = [buf], 0
     while True:
-        buf = os.pread(fd, READ, pos)
-        if len(buf) < BLOCK:
+        got = preadv(fd, bufs, pos)
+        if got < BLOCK:
             return None
-        if buf[:BLOCK] == _ZERO:
-            if pos + BLOCK > total or not checksums_ok(blocks, stored) or not _zeros_to_end(fd, pos, total):
+        if buf.startswith(_ZERO):
+            if pos + BLOCK > total or not headers_ok(heads) or not _zeros_to_end(fd, pos, total) \
+                    or len(set(keys)) != len(keys):  # distinct keys (each key equals its members' names)
                 return None
-            columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
-            return {name: list(values) for name, values in zip(COLUMNS, columns, strict=True)}
-        first = _HEADER.match(buf)  # inlined _header(): this loop runs once per sample
-        if first is None or buf[345] != 0 or first[2] != b"json" or first[1] in seen:
+            return _columns(cols, jsons, image_heads) if raw else _columns(cols)
+        try:  # digits and terminators are checked with the rest of the header by headers_ok
+            jsize = int(buf[124:135], 8)
+        except ValueError:
             return None
-        stem, jsize = first[1], int(first[3], 8)
-        if jsize > MAX_JSON_BYTES:
+        if not buf.startswith(b".json", 64) or not 0 <= jsize <= MAX_JSON_BYTES:
             return None
         ihead_at = BLOCK + (jsize + BLOCK - 1) // BLOCK * BLOCK
         need = ihead_at + BLOCK + HEAD_BYTES
-        if len(buf) < need:
+        if got < need:
             if pos + ihead_at + BLOCK > total:  # a bogus size: never allocate it
                 return None
-            buf = os.pread(fd, need, pos)
-            if len(buf) < ihead_at + BLOCK:
+            if need > len(buf):
+                buf = bytearray(need)
+                bufs = [buf]
+                got = preadv(fd, bufs, pos)
+            if got < ihead_at + BLOCK:
                 return None
-        second = _HEADER.match(buf, ihead_at)
-        if second is None or buf[ihead_at + 345] != 0 or second[1] != stem or second[2] == b"json":
-            return None
-        blocks += (buf[:BLOCK], buf[ihead_at:ihead_at + BLOCK])
-        stored += (int(first[4], 8), int(second[4], 8))
-        if len(blocks) >= 4096:  # verify in batches: memory stays bounded on any shard size
-            if not checksums_ok(blocks, stored):
-                return None
-            blocks, stored = [], []
-        ext, isize = _EXT[second[2]], int(second[3], 8)
-        image_offset = pos + ihead_at + BLOCK
-        end = image_offset + (isize + BLOCK - 1) // BLOCK * BLOCK
-        if end > total or not buf.startswith(MAGIC[ext], ihead_at + BLOCK):
+        if buf.startswith(b".jpg\0", ihead_at + 64):
+            ext, magic = "jpg", _JPEG
+        elif buf.startswith(b".png\0", ihead_at + 64):
+            ext, magic = "png", _PNG
+        else:
             return None
         try:
-            meta = decode(buf[BLOCK:BLOCK + jsize])
+            isize = int(buf[ihead_at + 124:ihead_at + 135], 8)
+        except ValueError:
+            return None
+        stem = buf[0:64]
+        if isize < 0 or buf[ihead_at:ihead_at + 64] != stem:
+            return None
+        image_at = ihead_at + BLOCK
+        end = pos + image_at + (isize + BLOCK - 1) // BLOCK * BLOCK
+        if end > total or not buf.startswith(magic, image_at, got):
+            return None
+        heads += buf[:BLOCK]
+        heads += buf[ihead_at:image_at]
+        if len(heads) >= 4096 * BLOCK:  # check in batches: memory stays bounded on any shard size
+            if not headers_ok(heads):
+                return None
+            heads = bytearray()
+        try:
+            meta = decode(memoryview(buf)[BLOCK:BLOCK + jsize])
         except errors:
             return None
-        split = meta.split
-        if meta.key != stem.decode() or tuple(split) not in NESTED:  # as schema.check_meta: nested tier lists
+        tiers = split_index.get(meta.split)
+        if meta.key != stem.decode("latin-1") or tiers is None or not meta.caption.strip():  # nested tiers, non-blank caption
             return None
-        seen.add(stem)
-        rows.append((meta.key, meta.license, meta.license_url, meta.attribution, meta.img_width, meta.img_height,
-                     meta.caption_type, meta.caption, split, meta.retrieved_at, ext, isize, pos + BLOCK,
-                     jsize, image_offset, isize))
+        keys.append(meta.key)
+        licenses.append(meta.license)
+        urls.append(meta.license_url)
+        attributions.append(meta.attribution)
+        widths.append(meta.img_width)
+        heights.append(meta.img_height)
+        types.append(meta.caption_type)
+        captions.append(meta.caption)
+        splits.append(tiers)
+        retrieved.append(meta.retrieved_at)
+        formats.append(ext)
+        starts.append(pos)
+        json_sizes.append(jsize)
+        image_sizes.append(isize)
+        if raw:
+            jsons.append(bytes(buf[BLOCK:BLOCK + jsize]))
+            image_heads.append(bytes(buf[image_at:image_at + min(isize, HEAD_BYTES)]))
         pos = end
+
+
+def _columns(cols: dict[str, list[Any]], jsons: list[bytes] | None = None,
+             image_heads: list[bytes] | None = None) -> dict[str, list[Any]]:
+    """COLUMNS from the loop's lists: offsets follow from each sample's start and JSON size (ustar layout)."""
+    import numpy as np
+
+    start = np.asarray(cols.pop("start"), dtype=np.int64)
+    jsize = np.asarray(cols["json_size"], dtype=np.int64)
+    cols["json_offset"] = (start + BLOCK).tolist()
+    cols["image_offset"] = (start + 2 * BLOCK + (jsize + BLOCK - 1) // BLOCK * BLOCK).tolist()
+    cols["image_bytes"] = cols["image_size"]
+    out = {name: cols[name] for name in COLUMNS}
+    if jsons is not None:
+        out.update(json_bytes=jsons, image_head=image_heads)
+    return out
 
 
 def _zeros_to_end(fd: int, pos: int, total: int) -> bool:

@@ -1,0 +1,95 @@
+"""pack writes its output shards in parallel (local pool, Dask) with byte-identical results; the shard writer
+gives tarfile's exact bytes and the sha256 of what it wrote; the fast metadata path gives the reader's samples."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from gpic_lab.pack.packer import pack
+from gpic_lab.shards.reader import iter_samples, list_shards
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sources(sample_dir: Path) -> list[str]:
+    return [str(sample_dir / d) for d in ("train", "val", "test")]
+
+
+def test_one_two_workers_and_dask_write_byte_identical_output(sample_dir: Path, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    one = pack(_sources(sample_dir), tmp_path / "one", 5, 3, 3, seed=1)
+    two = pack(_sources(sample_dir), tmp_path / "two", 5, 3, 3, seed=1, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        dask = pack(_sources(sample_dir), tmp_path / "dask", 5, 3, 3, seed=1, workers=2, engine="dask",
+                    scheduler=cluster.scheduler_address)
+    reference = _tree(tmp_path / "one")
+    assert len([f for f in reference if f.endswith(".tar")]) == 7  # 5 train + val + test
+    assert _tree(tmp_path / "two") == reference and _tree(tmp_path / "dask") == reference
+    assert one == two == dask
+    packed = {s.key for s in iter_samples([tmp_path / "two"], images=False)}
+    assert packed == {s.key for s in iter_samples(_sources(sample_dir), images=False)}
+
+
+def test_pack_cli_workers_option(sample_dir: Path, tmp_path: Path) -> None:
+    from gpic_lab.commands.cli import main
+
+    args = [*_sources(sample_dir), "--shards", "3", "--val", "2", "--test", "2", "--no-progress"]
+    assert main(["pack", *args, "--out", str(tmp_path / "a")]) == 0
+    assert main(["pack", *args, "--out", str(tmp_path / "b"), "--workers", "2"]) == 0
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+
+
+@pytest.mark.parametrize("name,size", [("a.json", 0), ("k" * 64 + ".jpg", 123_456), ("x" * 100, 7),
+                                       ("x" * 101, 7), ("é.png", 5), ("k.jpg", 8**11 - 1)])
+def test_writer_headers_are_tarfiles_own(name: str, size: int) -> None:
+    from gpic_lab.shards.writer import _info, header
+
+    def made(fn):  # the header, or the error tarfile gives (a name too long for ustar)
+        try:
+            return fn()
+        except ValueError as exc:
+            return repr(exc)
+
+    assert made(lambda: header(name, size)) == made(
+        lambda: _info(name, size).tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+
+
+def test_rewriting_the_sample_shards_gives_their_bytes_and_hash(sample_dir: Path, tmp_path: Path) -> None:
+    from gpic_lab.shards.writer import write_shard
+
+    shards = list_shards([sample_dir / d for d in ("train", "val", "test", "raw")])
+    for i, shard in enumerate(shards):
+        out = tmp_path / f"{i}.tar"
+        info = write_shard(out, iter_samples(shard))
+        data = out.read_bytes()
+        assert data == Path(shard).read_bytes(), shard
+        assert info["sha256"] == hashlib.sha256(data).hexdigest() and info["bytes"] == len(data)
+
+
+def test_fast_metadata_samples_equal_the_readers(sample_dir: Path, tiny_shards) -> None:
+    from gpic_lab.shards.fastscan import samples_local
+
+    shards = list_shards([sample_dir / d for d in ("train", "val", "test", "raw")]) + [str(p) for p in tiny_shards(1, 6)]
+    for shard in shards:
+        assert samples_local(shard) == list(iter_samples(shard, images=False)), shard
+
+
+def test_fast_metadata_path_refuses_what_it_cannot_vouch_for(tmp_path: Path, tiny_shards) -> None:
+    from gpic_lab.shards.fastscan import samples_local
+
+    src = tiny_shards(1, 2)[0]
+    pax = tmp_path / "pax.tar"
+    with tarfile.open(src) as good, tarfile.open(pax, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info in good.getmembers():
+            info.pax_headers = {"comment": "not the canonical layout"}
+            tar.addfile(info, good.extractfile(info))
+    assert samples_local(str(pax)) is None
+    assert len(list(iter_samples(pax, images=False))) == 2
