@@ -3,7 +3,7 @@
 #
 #   scripts/gpu_box.sh --shards 'raw/gpic_raw_{00000..07999}.tar' --out work/ --gpus 0,1,2,3,4,5,6,7 \
 #       --caption-model Qwen/Qwen3-VL-4B-Instruct --dino-model facebook/dinov2-large \
-#       --dedup-encoder sscd --dedup-weights sscd_disc_mixup.torchscript.pt \
+#       [--dedup-weights sscd_disc_mixup.torchscript.pt] \
 #       --train-shards 8000 --val 200000 --test 1000000 [--generated samples/]
 #
 # Steps (each leaves OUT/.done/<step>; a rerun skips finished steps and, inside a step, finished shards):
@@ -22,7 +22,7 @@ set -euo pipefail
 
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
-SHARDS="" OUT="" GPUS="" JOBS=1 CAPTION_MODEL="tiny" DINO_MODEL="tiny" ENCODER="efficientnet-thumb" WEIGHTS=""
+SHARDS="" OUT="" GPUS="" JOBS=1 CAPTION_MODEL="tiny" DINO_MODEL="tiny" ENCODER="sscd" WEIGHTS=""
 JUDGE_MODEL="" TRAIN_SHARDS=8 VAL=0.05 TEST=0.1 SEED=0 GENERATED="" CAPTION_QC=1 MAX_EMB="" CAPTION_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
