@@ -2,8 +2,9 @@
 
 It writes the figure under ``figures/<stage>/`` (matplotlib as PNG, plotly as a self-contained HTML file with
 plotly.js embedded, so it opens on an offline machine) and returns a ``SavedFigure`` that Jupyter displays inline:
-``image/png`` for matplotlib, the same self-contained HTML for plotly. As the last expression of a cell it makes the
-executed notebook (interactive or `gpic-lab run`) the report, whatever the matplotlib backend.
+``image/png`` for matplotlib, the same self-contained HTML for plotly. Inside a Jupyter kernel (interactive or
+`gpic-lab run`) ``save`` displays the figure at once, wherever it stands in the cell (a cell that saves a figure and
+then shows a table shows both), so the executed notebook is the report, whatever the matplotlib backend.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class SavedFigure:
 
     def __init__(self, path: Path, mime: str, data: bytes | str) -> None:
         self.path, self.mime, self.data = path, mime, data
+        self.shown = False  # displayed already (by ``save`` in a kernel): as a cell's value it is then just text
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -33,8 +35,24 @@ class SavedFigure:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         import base64
 
+        if self.shown:
+            return {"text/plain": repr(self)}
         data = base64.b64encode(self.data).decode("ascii") if isinstance(self.data, bytes) else self.data
         return {self.mime: data, "text/plain": repr(self)}
+
+
+def _show_in_kernel(saved: SavedFigure) -> SavedFigure:
+    """Display `saved` now when running inside a Jupyter kernel (nothing happens in scripts and tests)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from IPython.display import display
+
+        display(saved)
+        saved.shown = True
+    return saved
 
 
 def _png(fig: Any, dpi: int) -> bytes:
@@ -54,7 +72,7 @@ def _png(fig: Any, dpi: int) -> bytes:
 def save(fig: Any, stage: str, name: str, dpi: int = 120) -> SavedFigure:
     """Save a matplotlib figure (PNG) or a plotly figure (self-contained HTML) under figures/<stage>/<name>.
 
-    Returns a ``SavedFigure``: shown inline when it is a cell's value, path-like everywhere else.
+    Returns a ``SavedFigure``: displayed at once inside a Jupyter kernel, path-like everywhere else.
     """
     from gpic_lab.fsio import write_bytes_atomic
 
@@ -62,10 +80,10 @@ def save(fig: Any, stage: str, name: str, dpi: int = 120) -> SavedFigure:
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(fig, "savefig"):
         png = _png(fig, dpi)
-        return SavedFigure(write_bytes_atomic(out_dir / f"{name}.png", png), "image/png", png)
+        return _show_in_kernel(SavedFigure(write_bytes_atomic(out_dir / f"{name}.png", png), "image/png", png))
     page = fig.to_html(include_plotlyjs=True, full_html=True)  # plotly.js embedded: no CDN needed
     target = write_bytes_atomic(out_dir / f"{name}.html", page.encode("utf-8"))
-    return SavedFigure(target, "text/html", fig.to_html(include_plotlyjs=True, full_html=False))
+    return _show_in_kernel(SavedFigure(target, "text/html", fig.to_html(include_plotlyjs=True, full_html=False)))
 
 
 def count_inline(notebook: str | os.PathLike[str]) -> dict[str, int]:
