@@ -4,6 +4,7 @@ gives tarfile's exact bytes and the sha256 of what it wrote; the fast metadata p
 from __future__ import annotations
 
 import hashlib
+import json
 import tarfile
 from pathlib import Path
 
@@ -93,3 +94,57 @@ def test_fast_metadata_path_refuses_what_it_cannot_vouch_for(tmp_path: Path, tin
             tar.addfile(info, good.extractfile(info))
     assert samples_local(str(pax)) is None
     assert len(list(iter_samples(pax, images=False))) == 2
+
+
+def test_images_copied_by_location_give_the_same_shard_as_bytes(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from gpic_lab.errors import UsageError
+    from gpic_lab.shards import writer
+    from gpic_lab.shards.writer import Located, write_shard
+
+    monkeypatch.setattr(writer, "CHUNK", 4096)  # images larger than the buffer, members across its edge
+    monkeypatch.setattr(writer, "_buffers", type(writer._buffers)())
+    blobs = [b"\xff\xd8" + bytes([i % 251]) * n for i, n in enumerate((0, 1, 511, 512, 513, 4093, 4096, 9000, 70_001))]
+    src = tmp_path / "images.bin"
+    src.write_bytes(b"".join(blobs))
+    keys = [hashlib.sha256(b).hexdigest() for b in blobs]
+    meta = b'{"note": "r\\u00e9cord"}'
+    by_bytes = write_shard(tmp_path / "a.tar", [(k, meta, b, "jpg") for k, b in zip(keys, blobs, strict=True)])
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        offsets = [sum(map(len, blobs[:i])) for i in range(len(blobs))]
+        located = [(k, meta, Located(fd, o, len(b), k), "jpg") for k, o, b in zip(keys, offsets, blobs, strict=True)]
+        by_location = write_shard(tmp_path / "b.tar", located)
+        assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+        assert by_bytes == by_location
+        assert by_bytes["sha256"] == hashlib.sha256((tmp_path / "a.tar").read_bytes()).hexdigest()
+        with tarfile.open(tmp_path / "b.tar") as tar:
+            assert [tar.extractfile(m).read() for m in tar if m.name.endswith(".jpg")] == blobs
+        beyond = [(keys[0], meta, Located(fd, len(b"".join(blobs)) - 10, 20, "src:key.jpg"), "jpg")]
+        with pytest.raises(UsageError, match="src:key.jpg: short read"):  # the source shrank since its scan
+            write_shard(tmp_path / "c.tar", beyond)
+        assert not (tmp_path / "c.tar").exists() and not list(tmp_path.glob(".c.tar.*"))
+    finally:
+        os.close(fd)
+
+
+def test_fast_metadata_records_parse_as_the_readers_json(tmp_path: Path) -> None:
+    from gpic_lab.shards.fastscan import samples_local
+    from gpic_lab.shards.schema import new_record
+    from gpic_lab.shards.writer import encode_meta, write_shard
+
+    data = b"\xff\xd8\xff\xe0" + bytes(100)
+    key = hashlib.sha256(data).hexdigest()
+    meta = new_record(key, 2**40, 7, "CC BY 2.0", "https://creativecommons.org/licenses/by/2.0/",
+                      'Ph\u00f6to "1" by \u4f5c\u8005 \U0001f600 via Flickr\\', "2026-01-01T00:00:00Z", "long",
+                      "Tab\tnew\nline, \u00e9t\u00e9, \u2028 and a NUL-free caption.", ["lite", "full"])
+    raw = encode_meta(meta)
+    escaped = raw.replace("\u00f6".encode(), b"\\u00f6").replace(b"Tab", b"T\\u0061b")  # \u escapes decode alike
+    reordered = encode_meta(dict(reversed(list(meta.items()))))
+    for i, record in enumerate((raw, escaped, reordered)):
+        path = tmp_path / f"{i}.tar"
+        write_shard(path, [(key, record, data, "jpg")])
+        fast = samples_local(str(path))
+        assert fast is not None and fast == list(iter_samples(path, images=False))
+        assert list(fast[0].meta) == list(json.loads(record))  # the same key order

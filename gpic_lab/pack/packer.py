@@ -234,8 +234,8 @@ def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str]) -> list[Any]:
         for i, keys in enumerate(plan.shards[split]):
             tiers = record_for(plan, keys[0], split, i)["split"] if keys else []  # as record_for, once per shard
             images = [(s.shard, s.image_offset, s.image_size, s.image_ext) for s in map(plan.location.get, keys)]
-            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i),
-                                 [{**plan.meta[k], "split": list(tiers)} for k in keys], images))
+            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i), [plan.meta[k] for k in keys],
+                                 images, list(tiers)))  # the worker writes each record with these tiers
     return jobs
 
 
@@ -272,7 +272,7 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     guards.check_sizes(val=n_val, test=n_test)
     guards.check_sources(out, inputs.shards)  # neither reads its own output nor overwrites its sources
     owned = guards.owned_files(out)  # only shards an earlier pack there wrote may be replaced or removed
-    from gpic_lab.pack.writing import start_pool
+    from gpic_lab.pack.writing import close_pool, start_pool
 
     pool = start_pool(workers, engine)  # local workers start while the plan is made
     try:
@@ -280,9 +280,11 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
         guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
                                   for i in range(len(shards))))
         entries = write_plan(plan, out, progress, workers, engine, scheduler, pool)
-    finally:
+    except BaseException:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    closing = close_pool(pool)  # the idle workers exit while the manifest is written
     guards.finish(out, owned, {e["file"] for e in entries})  # an earlier, larger pack's extra shards
     manifest = build_manifest(entries, plan, seed, n_shards)
     sheet = build_datasheet(plan, entries, seed)
@@ -292,6 +294,7 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     write_outputs(out, manifest, sheet)
     write_card(out, manifest)  # OUT/README.md: datasets.load_dataset(OUT) loads every split
     guards.done(out)
+    closing.join()
     return manifest
 
 

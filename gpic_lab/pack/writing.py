@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpic_lab.errors import UsageError
-
 
 @dataclass(frozen=True)
 class ShardJob:
-    """One output shard: its file name under ``out`` and, per sample in write order, the record and the image's
-    location ``(source shard, offset, size, extension)``."""
+    """One output shard: its file name under ``out`` and, per sample in write order, the record (the plan's, whose
+    ``split`` field is replaced by ``tiers`` as it is written) and the image's location ``(source shard, offset,
+    size, extension)``."""
 
     out: str
     split: str
@@ -30,26 +29,27 @@ class ShardJob:
     name: str
     records: list[dict[str, Any]]
     images: list[tuple[str, int, int, str]]
+    tiers: list[str]
 
 
 class ImageReader:
-    """Image bytes by offset with one open handle per local shard (URLs go through read_range)."""
+    """Where each image lies, with one open handle per local shard: a local image is copied by the shard writer
+    straight from the source into its buffer (`writer.Located`); a URL's is fetched with read_range."""
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
 
-    def read(self, shard: str, offset: int, size: int, key: str, ext: str) -> bytes:
+    def locate(self, shard: str, offset: int, size: int, key: str, ext: str) -> Any:
+        """The image as the shard writer takes it: a `Located` range of the open local shard, or bytes for a URL."""
         from gpic_lab.shards.reader import is_url, read_range
+        from gpic_lab.shards.writer import Located
 
         if is_url(shard):
             return read_range(shard, offset, size)
         fd = self._fds.get(shard)
         if fd is None:
-            fd = self._fds[shard] = os.open(shard, os.O_RDONLY)
-        data = os.pread(fd, size, offset)
-        if len(data) != size:
-            raise UsageError(f"{shard}:{key}.{ext}: short read (shard changed?)")
-        return data
+            fd = self._fds[shard] = os.open(shard, os.O_RDONLY | os.O_CLOEXEC)
+        return Located(fd, offset, size, f"{shard}:{key}.{ext}")
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -64,14 +64,14 @@ def write_job(job: ShardJob) -> dict[str, Any]:
 
     reader = ImageReader()
     try:
-        samples = ((r["key"], encode_meta(r), reader.read(shard, offset, size, r["key"], ext), ext)
+        samples = ((r["key"], encode_meta({**r, "split": job.tiers}), reader.locate(shard, offset, size, r["key"], ext), ext)
                    for r, (shard, offset, size, ext) in zip(job.records, job.images, strict=True))
         info = write_shard(Path(job.out) / job.name, samples)
     finally:
         reader.close()
     return {"file": job.name, "split": job.split, "index": job.index, "samples": info["samples"],
             "bytes": info["bytes"], "sha256": info["sha256"],
-            "tiers": job.records[0]["split"] if job.records else [],
+            "tiers": list(job.tiers) if job.records else [],
             "caption_types": dict(sorted(Counter(r["caption_type"] for r in job.records).items())),
             "sources": dict(sorted(Counter(source_of(r) for r in job.records).items()))}
 
@@ -84,17 +84,57 @@ def warm_up(_: int = 0) -> int:
     return os.getpid()
 
 
+WORKER_MODULES = ("gpic_lab.pack.writing", "gpic_lab.shards.writer", "gpic_lab.shards.reader", "gpic_lab.core.licenses")
+
+
 def start_pool(workers: int, engine: str) -> Any:
-    """A local pool whose workers start (and import) while the caller plans; None when there is nothing to start
-    early (one worker, or Dask, whose workers are already running)."""
+    """A local pool whose workers start while the caller plans; None when there is nothing to start early (one
+    worker, or Dask, whose workers are already running).
+
+    The workers are started from a background thread (starting one waits for the forkserver to fork it, and the
+    first waits for the forkserver itself to start), and the modules a task needs are imported once by the
+    forkserver (when this process starts it here), not once per worker: on 2 cores the workers' imports (~40 ms
+    each) would otherwise take CPU from the plan being made meanwhile."""
     if engine != "local" or workers <= 1:
         return None
+    import threading
+
     from gpic_lab.engine.backends import local_pool
 
+    _preload_in_forkserver(WORKER_MODULES)
     pool = local_pool(workers)
-    for i in range(workers):
-        pool.submit(warm_up, i)
+    threading.Thread(target=_warm, args=(pool, workers), name="gpic-lab-pack-pool-start", daemon=True).start()
     return pool
+
+
+def _warm(pool: Any, workers: int) -> None:
+    """Submit one `warm_up` per worker, which starts the workers; a pool shut down meanwhile (the plan failed)
+    refuses them, which is fine."""
+    try:
+        for i in range(workers):
+            pool.submit(warm_up, i)
+    except RuntimeError:
+        pass
+
+
+def close_pool(pool: Any) -> Any:
+    """Shut ``pool`` (from `start_pool`, or None) down in a background thread, so its idle workers exit while the
+    caller writes the manifest; returns the thread (join it before returning)."""
+    import threading
+
+    thread = threading.Thread(target=pool.shutdown if pool is not None else lambda: None,
+                              name="gpic-lab-pack-pool-close")
+    thread.start()
+    return thread
+
+
+def _preload_in_forkserver(modules: Sequence[str]) -> None:
+    """Add ``modules`` to what the forkserver imports when it starts (no effect once it runs)."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    current = list(getattr(server, "_preload_modules", None) or ["__main__"])
+    forkserver.set_forkserver_preload(current + [m for m in modules if m not in current])
 
 
 def run_jobs(jobs: Sequence[ShardJob], workers: int = 1, engine: str = "local", scheduler: str | None = None,

@@ -75,17 +75,31 @@ def _json_decoder() -> json.JSONDecoder:
     return json.JSONDecoder(parse_constant=_reject_constant)
 
 
+@functools.cache
+def _dict_decoder() -> Any:
+    """msgspec's JSON decoder to plain dicts (~3x faster than `json`). On a record the scan accepted (the ten GPIC
+    fields as strings, positive 64-bit integers and a list of tier names, valid UTF-8, no other field) it gives the
+    same dict, key order included, as the reader's `json.loads`; anything it refuses goes to `json` instead."""
+    import msgspec
+
+    return msgspec.json.Decoder().decode, msgspec.MsgspecError
+
+
 def samples_local(path: str) -> list[Sample] | None:
     """The samples of a clean local shard without their image bytes, as `reader.iter_samples(path, images=False)`
     gives them (the same records, parsed by the same JSON rules), or None when the fast path refuses the shard."""
     cols = scan_local(path, raw=True)
     if cols is None:
         return None
+    decode, refused = _dict_decoder()
     out = []
     for key, raw, ext, j_off, j_size, i_off, i_size, head in zip(
             cols["key"], cols["json_bytes"], cols["image_format"], cols["json_offset"], cols["json_size"],
             cols["image_offset"], cols["image_size"], cols["image_head"], strict=True):
-        meta = _json_decoder().decode(raw.decode("utf-8"))
+        try:
+            meta = decode(raw)
+        except (refused, UnicodeDecodeError):
+            meta = _json_decoder().decode(raw.decode("utf-8"))
         out.append(Sample(key, path, meta, raw, ext, None, j_off, j_size, i_off, i_size, head))
     return out
 
