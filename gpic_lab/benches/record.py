@@ -92,7 +92,8 @@ def machine() -> dict[str, Any]:
 
 
 def git_commit() -> dict[str, Any]:
-    """The commit of the checkout the package runs from and whether tracked files differ from it."""
+    """The commit of the checkout the package runs from and whether tracked files differ from it (the results file
+    and the README, which benchmarks themselves update, do not count: three runs in a row measure the same code)."""
     root = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str | None:
@@ -106,7 +107,9 @@ def git_commit() -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results.jsonl",
+                  ":(exclude)README.md")
+    return {"commit": commit, "dirty": bool(changed)}
 
 
 def provenance(argv: list[str]) -> dict[str, Any]:
