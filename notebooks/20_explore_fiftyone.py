@@ -97,7 +97,6 @@ hover_points = fo_bridge.points_frame(dataset, brain["points"], (*fo_figures.HOV
 embedding_map = fo_figures.embedding_scatter(hover_points, "split_dir",
                                              f"{viz_method.upper()} of {embedded} image embeddings (hover for details)")
 map_html = fo_figures.save_html(embedding_map, stage, "embedding_map")
-embedding_map
 
 # %% [markdown]
 # ## Saved views

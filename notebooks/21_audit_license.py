@@ -71,7 +71,6 @@ plots.save(fig, stage, "license_families")
 # %%
 sun = audit.sunburst(pd.concat([table, raw_table]), "License status → family → source → split dir")
 plots.save(sun, stage, "license_sunburst")
-sun
 
 # %% [markdown]
 # ## Non-permissive leaks

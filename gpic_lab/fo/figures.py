@@ -48,16 +48,12 @@ def embedding_scatter(points: Any, color: str, title: str) -> Any:
     return fig
 
 
-def save_html(fig: Any, stage: str, name: str) -> Path:
-    """Write ``figures/<stage>/<name>.html`` with plotly.js embedded (works offline); returns its path.
+def save_html(fig: Any, stage: str, name: str) -> Any:
+    """Write ``figures/<stage>/<name>.html`` with plotly.js embedded (opens offline) and show it inline in a
+    notebook: `gpic_lab.plots.save`; returns its path-like ``SavedFigure``."""
+    from gpic_lab import plots
 
-    ``gpic_lab.plots.save`` links plotly.js from a CDN in this version of the project; interactive maps that must
-    open on an offline machine are saved here instead."""
-    from gpic_lab.fsio import write_bytes_atomic
-    from gpic_lab.paths import figures_root
-
-    page = fig.to_html(include_plotlyjs=True, full_html=True)
-    return write_bytes_atomic(figures_root() / stage / f"{name}.html", page.encode("utf-8"))
+    return plots.save(fig, stage, name)
 
 
 def is_self_contained(path: str | Path) -> bool:
