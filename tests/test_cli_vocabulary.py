@@ -73,3 +73,12 @@ def test_option_names_mean_one_thing() -> None:
 ])
 def test_old_spellings_still_work(argv: list[str], dest: str, value: object) -> None:
     assert getattr(build_parser().parse_args(argv), dest) == value
+
+
+def test_minus_o_is_out_wherever_out_exists() -> None:
+    """`-o` is the short form of `--out` in every command (never anything else)."""
+    outs = [(name, action.option_strings) for name, _, action in _walk(build_parser(), "gpic-lab")
+            if "--out" in action.option_strings or "-o" in action.option_strings]
+    assert len(outs) >= 10, outs
+    wrong = [(name, opts) for name, opts in outs if sorted(opts) != ["--out", "-o"]]
+    assert not wrong, wrong

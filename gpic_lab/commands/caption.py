@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Exit 0 ok, 1 failure, 2 usage error.")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="tar shards, directories, brace ranges (x_{00000..00099}.tar), globs or URLs")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("-o", "--out", required=True, help="output directory")
     p.add_argument("--model", required=True, help="model dir, Hugging Face hub id (Qwen/Qwen3-VL-4B-Instruct: from "
                                                   "the HF cache, downloaded when online), or 'tiny'")
     p.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",

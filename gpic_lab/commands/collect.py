@@ -26,7 +26,7 @@ EPILOG = ("exit codes: 0 done (or --max-items reached) with failed+pending downl
 
 
 def _common(p: argparse.ArgumentParser, concurrency: int, bandwidth: float | None) -> None:
-    p.add_argument("--out", required=True, help="collection directory (shards/, provenance/, state.json)")
+    p.add_argument("-o", "--out", required=True, help="collection directory (shards/, provenance/, state.json)")
     p.add_argument("--base-url", default=None, help="API endpoint (default: the real API; e.g. the replay server)")
     p.add_argument("--budget", type=int, default=None, help="max HTTP requests for this invocation (retries count)")
     p.add_argument("--rate", type=float, default=1.0, help="max API calls per second (default 1; 0 = unlimited); "
@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--latency", type=float, default=0.0, help="seconds every image answer is delayed")
     r.set_defaults(func=run_replay)
     s = verbs.add_parser("status", help="print a collection's state, counts and pending downloads")
-    s.add_argument("--out", required=True, help="collection directory")
+    s.add_argument("-o", "--out", required=True, help="collection directory")
     s.set_defaults(func=run_status)
 
 

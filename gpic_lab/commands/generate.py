@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", required=True, metavar="PROMPTS.jsonl", help="what `gpic-lab eval-prompts` writes")
     p.add_argument("--cfg", default="1.75,4.0,6.25", help="guidance scales, comma-separated (GPIC: 1.75,4.0,6.25)")
     p.add_argument("--steps", type=int, default=50, help="Euler steps (GPIC: 50)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output root: one cfg_<scale>/ folder of PNGs per guidance scale")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output root: one cfg_<scale>/ folder of PNGs per guidance scale")
     p.add_argument("--batch", type=int, default=32, help="prompts per batch")
     p.add_argument("--seed", type=int, default=0, help="base seed; each prompt's noise is seeded by it and the prompt key")
     p.add_argument("--shard-range", default=None, metavar="A:B", help="only prompts [A, B) of the list")

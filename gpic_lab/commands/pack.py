@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "without writing. Same inputs + seed give byte-identical outputs. "
                                    "Exit 0 ok, 1 failure (unreadable shard...), 2 usage error.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="shards/dirs/catalogs, stage dirs, decisions or captions parquet")
-    p.add_argument("--out", default=None, help="output directory (required unless --dry-run)")
+    p.add_argument("-o", "--out", default=None, help="output directory (required unless --dry-run)")
     p.add_argument("--preset", choices=("gpic",), default=None,
                    help="gpic: GPIC's released layout (8000 train shards, val 200000 in 32, test 1000000 in 128); "
                         "any flag below overrides one value")

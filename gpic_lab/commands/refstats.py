@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="PATH",
                    help="DINOv2 weights: transformers dir, hub .pth, Hugging Face hub id (facebook/dinov2-large: "
                         "from the HF cache, downloaded when online), or 'tiny' (random placeholder)")
-    p.add_argument("--out", required=True, metavar="DIR_OR_NPZ", help="output directory (file named by the "
+    p.add_argument("-o", "--out", required=True, metavar="DIR_OR_NPZ", help="output directory (file named by the "
                                                                       "configuration) or .npz path")
     p.add_argument("--split", default="test", help="name used in the file name")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")

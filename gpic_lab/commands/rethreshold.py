@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "DIR/decisions.parquet (+ counts.csv, reasons.csv, summary.json with the params "
                                    f"used and what changed). Stages: {', '.join(sorted(RULES))}.")
     p.add_argument("stage_dir", metavar="STAGE_DIR", help="a stage output directory")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory of the new decisions table")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="directory of the new decisions table")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a threshold to change (VALUE read as JSON when it parses); the others stay")
     p.set_defaults(func=run)

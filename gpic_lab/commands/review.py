@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "keep tags keep=True. Also writes counts.csv, reasons.csv, summary.json.")
     ex.add_argument("name", metavar="NAME", help="FiftyOne dataset whose sample tags to export ('-': none, only "
                                                  "--verdicts)")
-    ex.add_argument("--out", required=True, metavar="DIR", help="output directory (pass it to `gpic-lab pack`)")
+    ex.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (pass it to `gpic-lab pack`)")
     ex.add_argument("--tags", default=None, metavar="TAG=ACTION,...",
                     help="review tags and their action (drop|recaption|keep); default "
                          "reject=drop,recaption=recaption,keep=keep")

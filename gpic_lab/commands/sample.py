@@ -9,10 +9,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="build the bundled sample corpus (data/sample/)")
     verbs = p.add_subparsers(dest="sample_verb", required=True)
     build = verbs.add_parser("build", help="write clean shards, raw/ plants, captions.json, ground_truth.csv")
-    build.add_argument("--out", default="data/sample", help="output directory (default: data/sample)")
+    build.add_argument("-o", "--out", default="data/sample", help="output directory (default: data/sample)")
     build.set_defaults(func=run)
     broken = verbs.add_parser("broken", help="write planted tar/format problems for `validate` (+ expected.csv)")
-    broken.add_argument("--out", default="data/sample/broken", help="output directory (default: data/sample/broken)")
+    broken.add_argument("-o", "--out", default="data/sample/broken", help="output directory (default: data/sample/broken)")
     broken.set_defaults(func=run_broken)
 
 

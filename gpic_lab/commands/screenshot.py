@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                               "(e.g. move a slider: explorers[0]...value = 2.0)")
     lab.add_argument("--timeout", type=float, default=900, help="seconds for the notebook to reach the cell")
     for q in (page, app, lab):
-        q.add_argument("--out", required=True, help="PNG to write")
+        q.add_argument("-o", "--out", required=True, help="PNG to write")
         q.add_argument("--size", default="1400x900", metavar="WxH", help="browser window size")
     p.set_defaults(func=run)
 

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", metavar="NAME", help="stage name or module:function")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="tar shards, directories, brace ranges (x_{00000..00099}.tar), globs or URLs")
-    p.add_argument("--out", default=None, help="output directory of this stage (required unless --list-params)")
+    p.add_argument("-o", "--out", default=None, help="output directory of this stage (required unless --list-params)")
     p.add_argument("--list-params", action="store_true",
                    help="print the stage's parameters (name, type, default, range, help) and exit")
     p.add_argument("--engine", choices=("local", "dask"), default="local",

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "exactly. Exit 0 ok, 1 failure, 2 usage error.")
     p.add_argument("shards", nargs="+", metavar="SHARDS", help="shard files, directories or URLs")
     p.add_argument("--config", required=True, help="tiny | base | gpic-1.1b")
-    p.add_argument("--out", required=True, metavar="RUN", help="run directory (logs, checkpoints)")
+    p.add_argument("-o", "--out", required=True, metavar="RUN", help="run directory (logs, checkpoints)")
     p.add_argument("--tier", choices=("nano", "lite", "full"), default=None, help="GPIC tier by shard index")
     length = p.add_mutually_exclusive_group(required=True)
     length.add_argument("--steps", type=int, help="optimizer steps")
