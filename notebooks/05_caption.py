@@ -149,11 +149,12 @@ planted
 # Each failed key is recaptioned at its level with the level's prompt plus a correction hint (the failed rules, their
 # detail and what to do instead) and `redo_budget` × the token budget; `NOT VISIBLE.` on an image that is indeed not
 # usable is not recaptioned (the image goes). QC then runs again with the same shards and parameters: `decisions.parquet`
-# becomes the second pass (the first is kept in `first_pass/`), so notebook 06 drops only what still fails.
+# becomes the second pass (the first is kept in `first_pass/`), so notebook 06 drops only what still fails. Under a
+# `shard_range` both passes stay in the range's QC directory.
 
 # %%
 redo_captioner = caption.make_captioner(model, backend, max_new_tokens=caption_redo.budgets(budgets, redo_budget))
-second = caption_redo.redo(qc_paths, out_dir / "captions", redo_captioner, out_dir, seed=seed, batch_size=batch_size)
+second = caption_redo.redo(qc_paths, out_dir / "captions", redo_captioner, qc_dir, seed=seed, batch_size=batch_size)
 print({k: v for k, v in second.items() if k not in ("before_after", "redo_files")})
 second["before_after"]
 

@@ -104,6 +104,24 @@ def test_fan_out_resumes_only_unfinished_ranges_and_collects(tmp_path: Path) -> 
     assert list(table["total"]) == [1.0, 5.0, 9.0] and table["done"].all()
 
 
+def test_collect_writes_any_metrics_a_notebook_records(tmp_path: Path) -> None:
+    """Nested, empty, list-valued and per-range differently typed metrics all fit the Parquet table."""
+    import pandas as pd
+
+    recorded = [{"n": 1, "stages": {"quality": {"dropped": 3}}, "suggested": {}, "rounds": [1.5, 2.0], "what": 3},
+                {"n": 2.5, "stages": {"quality": {"dropped": 0}}, "suggested": {}, "rounds": [], "what": "three"}]
+    for i, metrics in enumerate(recorded):
+        run = tmp_path / f"{i:06d}-{i + 1:06d}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        (run / "DONE").write_text("")
+    table = collect(tmp_path)
+    stored = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert list(stored["stages.quality.dropped"]) == [3, 0] and list(stored["n"]) == [1.0, 2.5]
+    assert [json.loads(v) for v in stored["rounds"]] == [[1.5, 2.0], []]
+    assert list(stored["what"]) == ["3", "three"] and table["done"].all()
+
+
 def test_bad_run_id_is_a_usage_error_before_any_directory(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for bad in ("../escape", "a/../../b", "/abs", "x/y/z"):

@@ -90,7 +90,6 @@ def _summary(state: dict[str, int], total: int) -> None:
 
 def collect(results_root: Path) -> Any:
     """Merge metrics.json of every range run under a fan-out dir into one table (also written as metrics.parquet)."""
-    import pandas as pd
 
     runs = sorted(p for p in results_root.iterdir() if p.is_dir()) if results_root.is_dir() else []
     if not runs:
@@ -99,9 +98,26 @@ def collect(results_root: Path) -> Any:
     for run in runs:
         metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
         rows.append({"range": run.name, "done": (run / "DONE").exists(), **metrics})
-    table = pd.DataFrame(rows)
+    table = _flat(rows)
     write_parquet_atomic(results_root / "metrics.parquet", table)
     table.to_csv(results_root / "metrics.csv", index=False)
+    return table
+
+
+def _flat(rows: list[dict[str, Any]]) -> Any:
+    """One row per range: nested metrics as dotted columns (``stages.quality.dropped``), and what is still not a
+    scalar (lists, empty dicts) as JSON text, and a column whose ranges recorded different types as text, so that
+    any metrics a notebook records fit one Parquet table."""
+    import pandas as pd
+
+    table = pd.json_normalize(rows)
+    for column in table.columns:
+        values = [v for v in table[column] if not (isinstance(v, float) and v != v) and v is not None]
+        kinds = {type(v) for v in values}
+        if kinds & {dict, list, tuple} or (len(kinds) > 1 and not kinds <= {int, float}):
+            table[column] = [json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else
+                             None if v is None or (isinstance(v, float) and v != v) else str(v)
+                             for v in table[column]]
     return table
 
 
