@@ -120,20 +120,18 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def measure(captioner: Any, images: list[Any], level: str, batch: int) -> dict[str, Any]:
-    """Caption ``images`` at ``level`` in batches of ``batch``; images/s, tokens/s, GPU util and memory."""
+def _timed(run: Any, images: list[Any], batch: int) -> dict[str, Any]:
+    """Time ``run(images)`` (a list of {"n_tokens", ...} back) after one warm-up batch (kernels, allocator):
+    images/s, tokens/s, GPU util and peak memory."""
     import torch
 
-    from gpic_lab.caption.captioner import run_batches
-
-    items = [(_Item(f"img{i}"), level, im) for i, im in enumerate(images)]
-    run_batches(captioner, items[:min(batch, len(items))], batch)  # warm-up (kernels, allocator)
+    run(images[:min(batch, len(images))])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     _sync()
     with GpuSampler() as gpu:
         t0 = time.perf_counter()
-        out = run_batches(captioner, items, batch)
+        out = run(images)
         _sync()
         seconds = time.perf_counter() - t0
     tokens = sum(r["n_tokens"] for r in out)
@@ -141,6 +139,16 @@ def measure(captioner: Any, images: list[Any], level: str, batch: int) -> dict[s
             "images_per_s": round(len(images) / seconds, 3), "tokens_per_s": round(tokens / seconds, 1),
             "mean_tokens": round(tokens / len(images), 1), "gpu_util_mean": gpu.mean,
             "gpu_mem_peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+
+
+def measure(captioner: Any, images: list[Any], level: str, batch: int) -> dict[str, Any]:
+    """Caption ``images`` at ``level`` in batches of ``batch``; images/s, tokens/s, GPU util and memory."""
+    from gpic_lab.caption.captioner import run_batches
+
+    def run(part: list[Any]) -> list[dict[str, Any]]:
+        return run_batches(captioner, [(_Item(f"img{i}"), level, im) for i, im in enumerate(part)], batch)
+
+    return _timed(run, images, batch)
 
 
 def hf_batched(captioner: Any, images: list[Any], level: str, batch: int) -> list[dict[str, Any]]:
@@ -174,22 +182,7 @@ def hf_batched(captioner: Any, images: list[Any], level: str, batch: int) -> lis
 
 def measure_baseline(captioner: Any, images: list[Any], level: str, batch: int) -> dict[str, Any]:
     """`measure`'s figures for `hf_batched` (warm-up batch first)."""
-    import torch
-
-    hf_batched(captioner, images[:min(batch, len(images))], level, batch)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    _sync()
-    with GpuSampler() as gpu:
-        t0 = time.perf_counter()
-        out = hf_batched(captioner, images, level, batch)
-        _sync()
-        seconds = time.perf_counter() - t0
-    tokens = sum(r["n_tokens"] for r in out)
-    return {"images": len(images), "batch": batch, "seconds": round(seconds, 3),
-            "images_per_s": round(len(images) / seconds, 3), "tokens_per_s": round(tokens / seconds, 1),
-            "mean_tokens": round(tokens / len(images), 1), "gpu_util_mean": gpu.mean,
-            "gpu_mem_peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+    return _timed(lambda part: hf_batched(captioner, part, level, batch), images, batch)
 
 
 def projection(rows: dict[str, dict[str, Any]], on_h100: bool) -> dict[str, Any]:
