@@ -42,13 +42,30 @@ def test_license_and_shard_tables(catalog) -> None:
     assert set(shards.index) == set(catalog["shard_name"])
 
 
-def test_figures_render(catalog) -> None:
+def test_derived_word_counts_are_caption_words(catalog) -> None:
+    assert list(catalog["caption_words"]) == [explore.caption_words(c) for c in catalog["caption"]]
+
+
+def test_figures_render(catalog, sample_dir: Path, tmp_path: Path) -> None:
+    """Notebook 01's figures from the out-of-core tables, and the same figures from the pandas tables."""
     import matplotlib
 
+    from gpic_lab.shards import explore_figures as figures
+    from gpic_lab.shards import explore_lazy
+    from gpic_lab.shards.catalog import write_catalog
+
     matplotlib.use("Agg")
-    for fn in (explore.plot_licenses, explore.plot_caption_mix, explore.plot_caption_lengths, explore.plot_sizes,
-               explore.plot_shard_counts):
-        fig = fn(catalog)
-        assert fig.axes, fn.__name__
+    path = tmp_path / "catalog.parquet"
+    write_catalog([sample_dir / "train", sample_dir / "val"], path, workers=1)
+    lf = explore_lazy.scan(path)
+    drawn = {"licenses": [figures.plot_licenses(t) for t in (explore_lazy.license_table(lf),
+                                                             explore.license_table(catalog))],
+             "mix": [figures.plot_caption_mix(t) for t in (explore_lazy.caption_mix(lf), explore.caption_mix(catalog))],
+             "lengths": [figures.plot_caption_lengths(explore_lazy.word_counts(lf))],
+             "sizes": [figures.plot_sizes(explore_lazy.size_counts(lf))],
+             "shards": [figures.plot_shard_counts(t) for t in (explore_lazy.shard_counts(lf),
+                                                               explore.shard_counts(catalog))]}
+    for name, figs in drawn.items():
+        assert all(fig.axes for fig in figs), name
     grid = explore.image_grid(catalog, n=4)
     assert sum(bool(ax.images) for ax in grid.axes) == 4

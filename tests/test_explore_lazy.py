@@ -27,12 +27,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _pandas_frame(path: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(path)
-    frame["caption_words"] = frame["caption"].map(explore.caption_words)
-    frame["aspect"] = frame["img_width"] / frame["img_height"]
-    frame["megapixels"] = frame["img_width"] * frame["img_height"] / 1e6
-    frame["shard_name"] = frame["shard"].map(lambda s: str(s).rsplit("/", 1)[-1])
-    return frame
+    return explore.with_derived(pd.read_parquet(path))
 
 
 @pytest.mark.parametrize("name", ["license_table", "caption_mix", "caption_lengths", "size_table", "shard_counts"])

@@ -122,10 +122,7 @@ def baseline(path: str) -> dict[str, Any]:
 
     frame = pd.read_parquet(path, columns=["key", "shard", "caption_type", "caption", "img_width", "img_height",
                                            "image_bytes", "source", "license_family"])
-    frame["caption_words"] = frame["caption"].str.count(r"[^\s,]+").astype("int64")
-    frame["aspect"] = frame["img_width"] / frame["img_height"]
-    frame["megapixels"] = frame["img_width"] * frame["img_height"] / 1e6
-    frame["shard_name"] = frame["shard"].str.rsplit("/", n=1).str[-1]
+    explore.with_derived(frame)
     return {"license": explore.license_table(frame), "mix": explore.caption_mix(frame),
             "lengths": explore.caption_lengths(frame), "sizes": explore.size_table(frame),
             "shards": explore.shard_counts(frame), "repeated": int(frame["key"].duplicated().sum())}

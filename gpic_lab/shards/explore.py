@@ -1,7 +1,8 @@
-"""Tables and figures for exploring a set of GPIC shards (notebook 01), built on a catalog DataFrame.
+"""Tables for exploring a set of GPIC shards (notebook 01), built on a catalog DataFrame, and a grid of samples.
 
-Every function takes the DataFrame of `gpic_lab.shards.catalog.scan(...)[0].to_pandas()` (or a catalog Parquet file
-read with pandas) and returns a table or a matplotlib figure; nothing here reads images except `image_grid`.
+Every table function takes the DataFrame of `load_catalog` (or a catalog Parquet file read with pandas and passed
+through `with_derived`); nothing here reads images except `image_grid`. The same tables out of core:
+``explore_lazy``; figures drawn from either: ``explore_figures``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ def load_catalog(paths: list[Any], workers: int | None = None) -> tuple[Any, lis
     from gpic_lab.shards.catalog import scan
 
     table, problems = scan(paths, workers=workers)
-    frame = table.to_pandas()
-    frame["caption_words"] = frame["caption"].map(caption_words)
+    return with_derived(table.to_pandas()), problems
+
+
+def with_derived(frame: Any) -> Any:
+    """Add the columns the tables use to a catalog DataFrame (in place; returned): ``caption_words``
+    (`caption_words` of each caption), ``aspect``, ``megapixels`` and ``shard_name`` (the shard's file name)."""
+    frame["caption_words"] = frame["caption"].astype(str).str.count(r"[^\s,]+").astype("int64")
     frame["aspect"] = frame["img_width"] / frame["img_height"]
     frame["megapixels"] = frame["img_width"] * frame["img_height"] / 1e6
-    frame["shard_name"] = frame["shard"].map(lambda s: str(s).rsplit("/", 1)[-1])
-    return frame, problems
+    frame["shard_name"] = frame["shard"].astype(str).str.rsplit("/", n=1).str[-1]
+    return frame
 
 
 def caption_words(caption: str) -> int:
@@ -87,111 +93,6 @@ def shard_counts(frame: Any) -> Any:
     table = by_type.join(by_source)
     table.insert(0, "samples", frame.groupby("shard_name").size())
     return table
-
-
-def plot_licenses(frame: Any) -> Any:
-    """Bar chart of samples by license family, stacked by source."""
-    import matplotlib.pyplot as plt
-
-    table = license_table(frame).drop(index="total", columns="total")
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    table.sort_values(table.columns.tolist()[0], ascending=True).plot.barh(stacked=True, ax=ax)
-    ax.set_xlabel("samples")
-    ax.set_ylabel("license family")
-    ax.set_title(f"Licenses by family and source ({len(frame)} samples)")
-    ax.legend(title="source", loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
-def plot_caption_mix(frame: Any) -> Any:
-    """Observed caption-type shares against the 1/45/45/9 target (with 95% binomial error bars)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    mix = caption_mix(frame)
-    x = np.arange(len(mix))
-    err = 1.96 * np.sqrt(mix["target"] * (1 - mix["target"]) / max(len(frame), 1))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(x - 0.2, mix["share"], 0.4, label=f"observed (n={len(frame)})")
-    lower = np.minimum(err, mix["target"])  # a share cannot go below 0
-    ax.bar(x + 0.2, mix["target"], 0.4, yerr=[lower, err], capsize=3, alpha=0.6, label="GPIC target ±95% at this n")
-    ax.set_ylim(0, min(1.0, float(max(mix["share"].max(), (mix["target"] + err).max())) + 0.12))
-    ax.set_xticks(x, mix.index)
-    ax.set_ylabel("share of samples")
-    ax.set_title("Caption-type mix vs GPIC's 1/45/45/9")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_caption_lengths(frame: Any) -> Any:
-    """Box plot of caption words per type with the paper's medians marked."""
-    import matplotlib.pyplot as plt
-
-    types = [c for c in CAPTION_TYPES if (frame["caption_type"] == c).any()]
-    data = [frame.loc[frame["caption_type"] == c, "caption_words"] for c in types]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.boxplot(data, tick_labels=types, showmeans=True)
-    for i, ctype in enumerate(types, start=1):
-        ax.plot([i - 0.35, i + 0.35], [PAPER_MEDIAN_WORDS[ctype]] * 2, "r--", lw=1.5,
-                label="paper median" if i == 1 else None)
-    ax.set_yscale("log")
-    ax.set_ylabel("words per caption (log)")
-    ax.set_title("Caption length by type")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def plot_sizes(frame: Any) -> Any:
-    """Scatter of width × height (log) with the 256 px longest-side floor, and an aspect-ratio histogram."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.scatter(frame["img_width"], frame["img_height"], s=14, alpha=0.7)
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
-    ticks_px = [128, 256, 512, 1024, 2048, 4096, 8192]
-    for axis in (ax1.xaxis, ax1.yaxis):
-        axis.set_major_locator(FixedLocator(ticks_px))
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(NullFormatter())
-    ax1.axvline(256, color="r", ls=":", lw=1)
-    ax1.axhline(256, color="r", ls=":", lw=1, label="256 px (GPIC keeps longest side ≥ 256)")
-    ax1.set_xlabel("width (px)")
-    ax1.set_ylabel("height (px)")
-    ax1.set_title("Image sizes")
-    ax1.legend(loc="lower right", fontsize=8)
-    ax2.hist(np.log2(frame["aspect"]), bins=max(5, min(40, len(frame) // 2)))
-    ticks = [-2, -1, 0, 1, 2]
-    ax2.set_xticks(ticks, ["1:4", "1:2", "1:1", "2:1", "4:1"])
-    ax2.set_xlabel("aspect ratio width:height (log scale)")
-    ax2.set_ylabel("samples")
-    ax2.set_title("Aspect ratios")
-    fig.tight_layout()
-    return fig
-
-
-def plot_shard_counts(frame: Any) -> Any:
-    """Samples per shard, stacked by caption type."""
-    import matplotlib.pyplot as plt
-
-    counts = shard_counts(frame)
-    table = counts[[c for c in CAPTION_TYPES if c in counts.columns]]
-    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(table) + 3), 3.5))
-    table.plot.bar(stacked=True, ax=ax)
-    ax.legend(title="caption type", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_ylabel("samples")
-    ax.set_xlabel("")
-    ax.set_title("Samples per shard by caption type")
-    ax.tick_params(axis="x", labelrotation=45)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-    fig.tight_layout()
-    return fig
 
 
 def image_grid(frame: Any, n: int = 6, seed: int = 0, cols: int = 3, width: int = 48) -> Any:
