@@ -96,7 +96,7 @@ plots.save(fig, stage, "embedding_map")
 hover_points = fo_bridge.points_frame(dataset, brain["points"], (*fo_figures.HOVER_FIELDS, "split_dir"))
 embedding_map = fo_figures.embedding_scatter(hover_points, "split_dir",
                                              f"{viz_method.upper()} of {embedded} image embeddings (hover for details)")
-map_html = fo_figures.save_html(embedding_map, stage, "embedding_map")
+map_html = plots.save(embedding_map, stage, "embedding_map")
 
 # %% [markdown]
 # ## Saved views

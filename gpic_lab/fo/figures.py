@@ -1,5 +1,5 @@
-"""Interactive figures of the FiftyOne notebooks: the embedding map as a plotly scatter with hover, saved as one
-self-contained HTML file (plotly.js embedded: it opens offline, with no CDN)."""
+"""Interactive figures of the FiftyOne notebooks: the embedding map as a plotly scatter with hover (``plots.save``
+writes it as one self-contained HTML file: plotly.js embedded, it opens offline, with no CDN)."""
 
 from __future__ import annotations
 
@@ -46,14 +46,6 @@ def embedding_scatter(points: Any, color: str, title: str) -> Any:
     fig.update_layout(xaxis_title="dim 1", yaxis_title="dim 2", legend_title_text=f"{color} · decision",
                       hoverlabel={"align": "left"})
     return fig
-
-
-def save_html(fig: Any, stage: str, name: str) -> Any:
-    """Write ``figures/<stage>/<name>.html`` with plotly.js embedded (opens offline) and show it inline in a
-    notebook: `gpic_lab.plots.save`; returns its path-like ``SavedFigure``."""
-    from gpic_lab import plots
-
-    return plots.save(fig, stage, name)
 
 
 def is_self_contained(path: str | Path) -> bool:
