@@ -145,3 +145,25 @@ def test_dask_run_stopped_by_a_lost_task_then_resumed(tiny_shards, tmp_path: Pat
     assert all(ends.count(s) == 1 for s in finished), "no shard with a marker ran again"
     assert all((out / "done" / f"{s}.done").stat().st_mtime_ns == t for s, t in finished.items())
     assert summary["samples"] == 8 and summary["reasons"] == {"kept": 4, "odd": 4}
+
+
+def fail_on_three(item: dict) -> int:
+    if item["n"] == 3:
+        raise ValueError("three is refused")
+    return sum(len(r["tags"]) for r in item["records"])
+
+
+def test_dask_items_arrive_whole_and_a_failing_task_names_its_item() -> None:
+    """Items go to the workers pickled whole (nested records included) and a task's exception comes back as one
+    GpicError line naming the item, on a standing cluster as on a LocalCluster of our own."""
+    from distributed import LocalCluster
+
+    items = [{"n": n, "records": [{"tags": ["a"] * (i % 4)} for i in range(2000)]} for n in range(3)]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        got = {item["n"]: total for item, total in map_tasks(fail_on_three, items, engine="dask",
+                                                              scheduler=cluster.scheduler_address)}
+        assert got == {n: 3000 for n in range(3)}
+        with pytest.raises(GpicError, match=r"^item 3: ValueError: three is refused$"):
+            list(map_tasks(fail_on_three, [*items, {"n": 3, "records": []}], engine="dask",
+                           scheduler=cluster.scheduler_address, label=lambda it: f"item {it['n']}"))

@@ -18,6 +18,7 @@ another worker (up to ``distributed.scheduler.allowed-failures`` times).
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -148,6 +149,7 @@ def _terminate(pool: Any) -> None:
 
 def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None, workers: int, gpu: bool,
           label: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    import cloudpickle
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -164,22 +166,31 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None,
         if gpu and not _gpu_workers(client):
             raise GpicError(f"no worker of the Dask cluster {scheduler} offers a GPU resource (the tasks would wait "
                             "forever); start GPU workers with: dask worker ADDR --nworkers 1 --resources GPU=1")
-        futures = client.map(fn, list(items), pure=False, resources={"GPU": 1} if gpu else None)
+        futures = client.map(call_pickled, [cloudpickle.dumps((fn, item), protocol=5) for item in items], pure=False,
+                             resources={"GPU": 1} if gpu else None)
         item_of = {f.key: item for f, item in zip(futures, items, strict=True)}
-        done = as_completed(futures)
+        done = as_completed(futures, with_results=True, raise_errors=False)  # results fetched as tasks finish
         del futures  # each result is released once gathered, so a later dead worker cannot make it recompute
-        for future in done:
+        for future, result in done:
             item = item_of[future.key]
-            if future.status == "error":
+            if future.status == "error":  # `result` is then an exc_info tuple
                 exc = future.exception()
                 raise GpicError(f"{label(item)}: {type(exc).__name__}: {exc}") from None
-            result = future.result()
             future.release()
             yield item, result
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def call_pickled(blob: bytes) -> Any:
+    """Run ``fn(item)`` from ``cloudpickle.dumps((fn, item))``. Dask walks every list, dict and tuple of a task's
+    arguments looking for futures; an item holding thousands of records (a pack shard's) cost more to walk than to
+    write. Pickled, the item is one opaque bytes object (measured: 10 tasks of 50,000-element lists on a 2-worker
+    LocalCluster, 0.52 s as they are, 0.08 s pickled)."""
+    fn, item = pickle.loads(blob)  # our own bytes, made above from this process's objects
+    return fn(item)
 
 
 def _gpu_workers(client: Any) -> int:
