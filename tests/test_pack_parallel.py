@@ -148,3 +148,48 @@ def test_fast_metadata_records_parse_as_the_readers_json(tmp_path: Path) -> None
         fast = samples_local(str(path))
         assert fast is not None and fast == list(iter_samples(path, images=False))
         assert list(fast[0].meta) == list(json.loads(record))  # the same key order
+
+
+def test_a_parallel_source_scan_plans_as_one_process_does(tmp_path: Path, tiny_shards, monkeypatch) -> None:
+    """From PARALLEL_SCAN_SHARDS local source shards on, the plan's header scans run on the workers (local pool and
+    Dask); the output is byte-identical to one process's, a shard the fast scan refuses is still read, and keys
+    repeated in later shards are dropped as duplicates."""
+    import shutil
+
+    from distributed import LocalCluster
+
+    import gpic_lab.engine.backends as backends
+    from gpic_lab.pack.packer import PARALLEL_SCAN_SHARDS
+
+    shards = [str(p) for p in tiny_shards(PARALLEL_SCAN_SHARDS, 3)]
+    pax = tmp_path / "pax.tar"  # not the canonical layout: read by the general scanner
+    with tarfile.open(tiny_shards(1, 2, prefix="other")[0]) as good, \
+            tarfile.open(pax, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info in good.getmembers():
+            info.pax_headers = {"comment": "not the canonical layout"}
+            tar.addfile(info, good.extractfile(info))
+    copy = tmp_path / "zz_copy_of_first.tar"
+    shutil.copy(shards[0], copy)
+    sources = [*shards, str(pax), str(copy)]
+    scanned = []
+    real = backends.map_tasks
+
+    def spy(fn, items, *args, **kwargs):
+        if fn.__name__ == "scan_raw":
+            scanned.append(len(items))
+        return real(fn, items, *args, **kwargs)
+
+    monkeypatch.setattr(backends, "map_tasks", spy)
+    one = pack(sources, tmp_path / "one", 4, 2, 2, seed=3)
+    assert scanned == []
+    two = pack(sources, tmp_path / "two", 4, 2, 2, seed=3, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        dask = pack(sources, tmp_path / "dask", 4, 2, 2, seed=3, workers=2, engine="dask",
+                    scheduler=cluster.scheduler_address)
+    assert scanned == [len(shards) + 2] * 2
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one") == _tree(tmp_path / "dask")
+    assert one == two == dask
+    sheet = json.loads((tmp_path / "two" / "datasheet.json").read_text())
+    assert sheet["pool"] == 3 * PARALLEL_SCAN_SHARDS + 2 + 3 and sheet["kept"] == 3 * PARALLEL_SCAN_SHARDS
+    assert sheet["drops"] == {"pack": {"duplicate-key": 5}}  # the PAX shard's 2 and the copy's 3

@@ -79,12 +79,13 @@ def write_job(job: ShardJob) -> dict[str, Any]:
 def warm_up(_: int = 0) -> int:
     """A worker task that only imports what `write_job` needs, so a pool started early is ready when the plan is."""
     from gpic_lab.core import licenses  # noqa: F401
-    from gpic_lab.shards import writer  # noqa: F401
+    from gpic_lab.shards import fastscan, writer  # noqa: F401
 
     return os.getpid()
 
 
-WORKER_MODULES = ("gpic_lab.pack.writing", "gpic_lab.shards.writer", "gpic_lab.shards.reader", "gpic_lab.core.licenses")
+WORKER_MODULES = ("gpic_lab.pack.writing", "gpic_lab.shards.writer", "gpic_lab.shards.reader", "gpic_lab.shards.fastscan",
+                  "gpic_lab.core.licenses")
 
 
 def start_pool(workers: int, engine: str) -> Any:
