@@ -152,3 +152,16 @@ def test_bench_loader_batch_mode_counts_the_consumer_cpu(sample_dir: Path, capsy
     assert math.isfinite(result["ours"]) and 0 < result["ours"] < 1e5
     assert set(result["decode_floor_per_core_jpegs"]) == {"decode_at_1_8_scale", "libjpeg_turbo_full_decode",
                                                           "plain_pil_decode", "train_transform_in_process"}
+
+
+def test_the_bench_floor_decodes_at_an_eighth_of_the_size() -> None:
+    """The entropy-decoding floor the loader bench reports is a real 1/8-scale decode (not a full one)."""
+    import io
+
+    from PIL import Image
+
+    from gpic_lab.benches.loader import _decode_eighth
+
+    buf = io.BytesIO()
+    Image.new("RGB", (590, 480), (200, 90, 40)).save(buf, "JPEG")
+    assert _decode_eighth(buf.getvalue()).shape == (60, 74, 3)

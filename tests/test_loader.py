@@ -244,3 +244,17 @@ print(sum(len(b["key"]) for b in loader))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "5"
+
+
+def test_sample_generators_depend_on_seed_epoch_slot_and_index_only() -> None:
+    """A sample's crop draw is a function of (seed, epoch, slot, index), whatever was drawn before (what resume
+    relies on), and differs between samples, slots, epochs and seeds."""
+    from gpic_lab.loader.stream import SampleRngs
+
+    rngs = SampleRngs(7, 1, 2)
+    first = rngs(5).uniform(size=4)
+    rngs(6).uniform(size=100)  # another sample drawing more than a crop needs
+    assert np.array_equal(rngs(5).uniform(size=4), first)
+    assert np.array_equal(SampleRngs(7, 1, 2)(5).uniform(size=4), first)  # a fresh slot iterator (resume)
+    others = [rngs(6), SampleRngs(7, 1, 3)(5), SampleRngs(7, 2, 2)(5), SampleRngs(8, 1, 2)(5)]
+    assert all(not np.array_equal(g.uniform(size=4), first) for g in others)

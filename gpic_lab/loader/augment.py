@@ -120,7 +120,10 @@ def _resize(arr: np.ndarray, size: int) -> np.ndarray:
     if factor > 1.05:
         sigma = 0.45 * math.sqrt(factor * factor - 1.0)
         k = 2 * max(1, round(2.0 * sigma)) + 1  # taps to ±2σ (OpenCV's default, ±3σ, costs 5 taps at σ≈0.6)
-        arr = cv2.GaussianBlur(arr, (k, k), sigma)
+        kernel = cv2.getGaussianKernel(k, sigma, cv2.CV_32F)
+        # GaussianBlur's own kernel, applied by sepFilter2D: the same pixels within ±1 (rounding), 0.26 instead of
+        # 0.32 ms on a 445² crop (GaussianBlur is only faster for its built-in 1-2-1 kernel)
+        arr = cv2.sepFilter2D(arr, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
     return cv2.resize(arr, (size, size), interpolation=cv2.INTER_LINEAR)
 
 

@@ -170,6 +170,27 @@ def _shuffled(items: Iterator[Any], size: int, rng: np.random.Generator) -> Iter
     yield from buffer
 
 
+class SampleRngs:
+    """The generator a slot's transform gets for its sample ``index``, seeded by (seed, epoch, slot, index) alone
+    (resume-safe): Philox keyed by (seed, epoch, slot) with ``index`` as the high word of its counter, so each
+    sample draws from its own block range. Resetting the counter costs ~4 µs per sample, building
+    ``default_rng([seed, epoch, slot, index])`` ~30-50 µs (2-3 % of a worker's time per image). The generator is
+    the same object for every sample: it is valid during the transform call only."""
+
+    def __init__(self, seed: int, epoch: int, slot: int) -> None:
+        key = np.random.SeedSequence([seed, epoch, slot, 2]).generate_state(2, np.uint64)
+        self._bits = np.random.Philox(key=key)
+        self._generator = np.random.Generator(self._bits)
+        self._state = self._bits.state
+
+    def __call__(self, index: int) -> np.random.Generator:
+        self._state["state"]["counter"] = np.array([0, index, 0, 0], dtype=np.uint64)
+        self._state["buffer_pos"] = 4  # nothing buffered: the next draw starts from the counter
+        self._state["has_uint32"] = 0
+        self._bits.state = self._state
+        return self._generator
+
+
 def iter_slot(cfg: StreamConfig, epoch: int, slot: int, slots: int, skip: int = 0) -> Iterator[dict[str, Any]]:
     """Decoded samples of one slot for one epoch, skipping its first `skip` outputs (resume), then a final
     {"__stats__": {...}, "slot": slot} record with counts of skipped / filtered samples by reason."""
@@ -179,11 +200,12 @@ def iter_slot(cfg: StreamConfig, epoch: int, slot: int, slots: int, skip: int = 
     stream = _shuffled(raw, max(1, cfg.shuffle_buffer), np.random.default_rng([cfg.seed, epoch, slot, 1]))
     from PIL.Image import DecompressionBombError
 
+    rngs = SampleRngs(cfg.seed, epoch, slot)
     for index, sample in enumerate(stream):
         if index < skip:
             continue
         try:
-            image = cfg.transform(sample.image, np.random.default_rng([cfg.seed, epoch, slot, index, 2]))
+            image = cfg.transform(sample.image, rngs(index))
         except DecompressionBombError as exc:  # not an OSError: it would escape on_corrupt="skip"
             _corrupt(cfg, stats, "too-many-pixels", f"{sample.shard}:{sample.key}.{sample.image_ext} ({exc})")
             continue
