@@ -167,3 +167,16 @@ def test_dask_items_arrive_whole_and_a_failing_task_names_its_item() -> None:
         with pytest.raises(GpicError, match=r"^item 3: ValueError: three is refused$"):
             list(map_tasks(fail_on_three, [*items, {"n": 3, "records": []}], engine="dask",
                            scheduler=cluster.scheduler_address, label=lambda it: f"item {it['n']}"))
+
+
+def none_unless_even(x: int) -> int | None:
+    return x if x % 2 == 0 else None
+
+
+def test_dask_results_that_are_none_or_falsy_come_back_as_they_are() -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        got = dict(map_tasks(none_unless_even, [0, 1, 2], engine="dask", scheduler=cluster.scheduler_address))
+    assert got == {0: 0, 1: None, 2: 2}
