@@ -132,9 +132,10 @@ def _chunks(keys: list[str], n: int) -> list[list[str]]:
 
 
 def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, seed: int,
-              val_shards: int = 1, test_shards: int = 1, scan: dict[str, Any] | None = None) -> Plan:
-    """Decide membership, split, shard and order of every kept sample (no image bytes are read). ``scan``: the
-    engine arguments (workers, engine, scheduler, pool) to scan the source shards' headers in parallel."""
+              val_shards: int = 1, test_shards: int = 1, workers: int = 1, engine: str = "local",
+              scheduler: str | None = None, worker_pool: Any = None) -> Plan:
+    """Decide membership, split, shard and order of every kept sample (no image bytes are read). ``workers``,
+    ``engine``, ``scheduler``, ``worker_pool``: as for `write_plan`, here to scan the source shards' headers in parallel."""
     from gpic_lab.core.licenses import source_of
     from gpic_lab.shards.reader import list_shards
     from gpic_lab.shards.schema import check_meta
@@ -147,7 +148,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
     location: dict[str, Any] = {}
     dropped: list[dict[str, str]] = []
     pool = 0
-    for s, checked in _pool(list_shards(inputs.shards), scan or {}):
+    for s, checked in _pool(list_shards(inputs.shards), workers, engine, scheduler, worker_pool):
         pool += 1
         if s.key in location:
             dropped.append({"key": s.key, "stage": "pack", "reason": "duplicate-key"})
@@ -204,24 +205,24 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
     return Plan(shards, tiers, meta, location, dropped, pool, stages)
 
 
-def _pool(shards: list[str], scan: dict[str, Any]) -> Iterable[tuple[Any, bool]]:
+def _pool(shards: list[str], workers: int, engine: str, scheduler: str | None,
+          worker_pool: Any) -> Iterable[tuple[Any, bool]]:
     """(sample, checked) for every sample of the source shards in their order, metadata only: local shards in the
     canonical layout through the fast scan (`shards.fastscan`: the same samples, every record already checked
     against `schema.check_meta`'s rules, so ``checked``), any other through `reader.iter_samples`. With more than
-    one worker in ``scan`` and PARALLEL_SCAN_SHARDS local shards or more, the fast scans run on the workers (one task per shard) and this process turns the
-    columns that come back into samples (measured on 1,000-record shards: a scan 12 ms, turning it into samples 6
-    ms, pickling the samples themselves 17 ms)."""
+    one worker and PARALLEL_SCAN_SHARDS local shards or more, the fast scans run on the workers (one task per
+    shard) and this process turns the columns that come back into samples (measured on 1,000-record shards: a scan
+    12 ms, turning it into samples 6 ms, pickling the samples themselves 17 ms)."""
     from gpic_lab.shards.fastscan import samples_from_scan, scan_raw
     from gpic_lab.shards.reader import is_url, iter_samples
 
     local = list(dict.fromkeys(s for s in shards if not is_url(s)))
     scanned: dict[str, Any] = {}
-    engine = scan.get("engine", "local")  # a Dask run without a scheduler would start a cluster just for this
-    if scan.get("workers", 1) > 1 and len(local) >= PARALLEL_SCAN_SHARDS and (engine == "local" or scan.get("scheduler")):
+    # a Dask run without a scheduler would start a cluster just for this
+    if workers > 1 and len(local) >= PARALLEL_SCAN_SHARDS and (engine == "local" or scheduler):
         from gpic_lab.engine.backends import map_tasks
 
-        scanned = dict(map_tasks(scan_raw, local, engine, scan.get("scheduler"),
-                                 scan["workers"], pool=scan.get("pool")))
+        scanned = dict(map_tasks(scan_raw, local, engine, scheduler, workers, pool=worker_pool))
     for shard in shards:
         fast = None if is_url(shard) else samples_from_scan(shard, scanned[shard] if shard in scanned
                                                             else scan_raw(shard))
@@ -293,8 +294,8 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
 
     pool = start_pool(workers, engine)  # local workers start while the plan is made
     try:
-        plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards,
-                         {"workers": workers, "engine": engine, "scheduler": scheduler, "pool": pool})
+        plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards, workers, engine, scheduler,
+                         pool)
         guards.begin(out, owned, (shard_name(split, i) for split, shards in plan.shards.items()
                                   for i in range(len(shards))))
         entries = write_plan(plan, out, progress, workers, engine, scheduler, pool)
