@@ -194,12 +194,6 @@ class Boxed:
     def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __getstate__(self) -> tuple[Any]:
-        return (self.value,)  # a tuple: pickle skips __setstate__ for a falsy state such as None
-
-    def __setstate__(self, state: tuple[Any]) -> None:
-        (self.value,) = state
-
 
 def run_boxed(box: Boxed) -> Boxed:
     """Run ``fn(item)`` for ``box.value == (fn, item)`` on a Dask worker; the result goes back boxed."""
