@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,9 @@ class _PilTransform:
         p = draw_params(self.rng, (0.8, 1.0))
         img = img.convert("RGB")
         img = img.resize((256, 256), Image.BICUBIC, box=crop_box(img.width, img.height, p))
-        return torch.from_numpy(np.asarray(img))
+        with warnings.catch_warnings():  # PIL's array is read-only; the batch is only read
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            return torch.from_numpy(np.asarray(img))
 
 
 def baseline_loader(shards: list[str], workers: int, batch: int, pin: bool = False, naive: bool = False,
