@@ -192,12 +192,14 @@ def _rate(make: Any, shards: list[str], workers: int, batch: int, images: int,
 
 def _cpu_rate(blobs: list[bytes], fn: Any) -> float:
     """Images per CPU-second of `fn` over `blobs` in this single-threaded loop (per core, like the loaders), after
-    one untimed call (first-call imports and library set-up are not per-image costs)."""
+    one untimed call (first-call imports and library set-up are not per-image costs). The CPU time is this thread's:
+    for a while after OpenCV is imported another thread of the process burns CPU (measured: the first 0.2 s
+    of work cost 1.3-2x its own time in process CPU), which doubled the first figure a fresh process took."""
     fn(blobs[0])
-    start = time.process_time()
+    start = time.thread_time()
     for blob in blobs:
         fn(blob)
-    return len(blobs) / max(time.process_time() - start, 1e-9)
+    return len(blobs) / max(time.thread_time() - start, 1e-9)
 
 
 def _bench_blobs(shards: list[str], images: int) -> list[bytes]:
