@@ -193,3 +193,43 @@ def test_a_parallel_source_scan_plans_as_one_process_does(tmp_path: Path, tiny_s
     sheet = json.loads((tmp_path / "two" / "datasheet.json").read_text())
     assert sheet["pool"] == 3 * PARALLEL_SCAN_SHARDS + 2 + 3 and sheet["kept"] == 3 * PARALLEL_SCAN_SHARDS
     assert sheet["drops"] == {"pack": {"duplicate-key": 5}}  # the PAX shard's 2 and the copy's 3
+
+
+def test_records_travel_to_the_writing_tasks_as_their_bytes_and_arrive_as_planned(tmp_path: Path,
+                                                                                   tiny_shards) -> None:
+    """A scanned record goes to its shard's task as its source JSON bytes (with a caption override beside them when
+    the plan changed the caption), a record the fast scan did not read goes as the dict; the task rebuilds exactly
+    the plan's record, key order included."""
+    import pandas as pd
+
+    from gpic_lab.pack.packer import classify_inputs, make_plan, shard_jobs
+    from gpic_lab.pack.writing import record_of
+
+    *src, third = [str(p) for p in tiny_shards(3, 3)]
+    pax = tmp_path / "pax.tar"  # the third shard, not in the canonical layout: read by the general scanner
+    with tarfile.open(third) as good, \
+            tarfile.open(pax, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info in good.getmembers():
+            info.pax_headers = {"comment": "not the canonical layout"}
+            tar.addfile(info, good.extractfile(info))
+    samples = list(iter_samples([*src, str(pax)], images=False))
+    same, changed, other = samples[0], samples[1], samples[-1]
+    captions = tmp_path / "c.captions.parquet"
+    pd.DataFrame({"key": [same.key, changed.key, other.key],
+                  "caption_type": [same.meta["caption_type"], "long", "long"],
+                  "caption": [same.meta["caption"], "A new long caption.", "Another long caption."],
+                  "prompt_version": "v1"}).to_parquet(captions)
+    inputs = classify_inputs([*src, str(pax), str(captions)])
+    plan = make_plan(inputs, 2, 0, 0, seed=0)
+    travelled = {r["key"]: item for job in shard_jobs(plan, tmp_path / "out") for item in job.records
+                 for r in [record_of(item)]}
+    assert travelled.keys() == plan.meta.keys()
+    for key, item in travelled.items():
+        rebuilt = record_of(item)
+        assert rebuilt == plan.meta[key] and list(rebuilt) == list(plan.meta[key]), key
+    assert isinstance(travelled[same.key], bytes)  # the override changed nothing
+    assert travelled[changed.key][1:] == ("A new long caption.", "long")
+    assert all(isinstance(travelled[s.key], dict) for s in samples if s.shard == str(pax))
+    scanned = [s.key for s in samples if s.shard != str(pax)]
+    assert [k for k, v in travelled.items() if isinstance(v, bytes)] == [k for k in travelled if k in scanned
+                                                                         and k != changed.key]

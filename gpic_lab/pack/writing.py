@@ -20,14 +20,14 @@ from typing import Any
 @dataclass(frozen=True)
 class ShardJob:
     """One output shard: its file name under ``out`` and, per sample in write order, the record (the plan's, whose
-    ``split`` field is replaced by ``tiers`` as it is written) and the image's location ``(source shard, offset,
-    size, extension)``."""
+    ``split`` field is replaced by ``tiers`` as it is written; see `record_of` for the forms it travels in) and the
+    image's location ``(source shard, offset, size, extension)``."""
 
     out: str
     split: str
     index: int
     name: str
-    records: list[dict[str, Any]]
+    records: list[Any]
     images: list[tuple[str, int, int, str]]
     tiers: list[str]
 
@@ -57,23 +57,39 @@ class ImageReader:
         self._fds.clear()
 
 
+def record_of(item: Any) -> dict[str, Any]:
+    """A record as a task received it: the dict itself, the source JSON bytes of a scanned record, or those bytes
+    with a caption override ``(bytes, caption, caption_type)``, applied as the plan applied it."""
+    from gpic_lab.shards.fastscan import decode_record
+
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, bytes):
+        return decode_record(item)
+    raw, caption, caption_type = item
+    record = decode_record(raw)
+    record["caption"], record["caption_type"] = caption, caption_type
+    return record
+
+
 def write_job(job: ShardJob) -> dict[str, Any]:
     """Write one shard; returns its manifest entry (file, split, index, samples, bytes, sha256, tiers, mixes)."""
     from gpic_lab.core.licenses import source_of
     from gpic_lab.shards.writer import encode_meta, write_shard
 
+    records = [record_of(item) for item in job.records]
     reader = ImageReader()
     try:
         samples = ((r["key"], encode_meta({**r, "split": job.tiers}), reader.locate(shard, offset, size, r["key"], ext), ext)
-                   for r, (shard, offset, size, ext) in zip(job.records, job.images, strict=True))
+                   for r, (shard, offset, size, ext) in zip(records, job.images, strict=True))
         info = write_shard(Path(job.out) / job.name, samples)
     finally:
         reader.close()
     return {"file": job.name, "split": job.split, "index": job.index, "samples": info["samples"],
             "bytes": info["bytes"], "sha256": info["sha256"],
-            "tiers": list(job.tiers) if job.records else [],
-            "caption_types": dict(sorted(Counter(r["caption_type"] for r in job.records).items())),
-            "sources": dict(sorted(Counter(source_of(r) for r in job.records).items()))}
+            "tiers": list(job.tiers) if records else [],
+            "caption_types": dict(sorted(Counter(r["caption_type"] for r in records).items())),
+            "sources": dict(sorted(Counter(source_of(r) for r in records).items()))}
 
 
 def warm_up(_: int = 0) -> int:

@@ -101,17 +101,22 @@ def samples_from_scan(path: str, cols: dict[str, list[Any]] | None) -> list[Samp
     """The samples of ``path`` from its `scan_raw` columns (None: the fast path refused the shard)."""
     if cols is None:
         return None
-    decode, refused = _dict_decoder()
     out = []
     for key, raw, ext, j_off, j_size, i_off, i_size, head in zip(
             cols["key"], cols["json_bytes"], cols["image_format"], cols["json_offset"], cols["json_size"],
             cols["image_offset"], cols["image_size"], cols["image_head"], strict=True):
-        try:
-            meta = decode(raw)
-        except (refused, UnicodeDecodeError):
-            meta = _json_decoder().decode(raw.decode("utf-8"))
-        out.append(Sample(key, path, meta, raw, ext, None, j_off, j_size, i_off, i_size, head))
+        out.append(Sample(key, path, decode_record(raw), raw, ext, None, j_off, j_size, i_off, i_size, head))
     return out
+
+
+def decode_record(raw: bytes) -> dict[str, Any]:
+    """A record's JSON bytes as the fast scan parses them (msgspec, or the reader's `json` rules for what msgspec
+    refuses). Pack's workers decode the records they write with it, so a record travels to them as its bytes."""
+    decode, refused = _dict_decoder()
+    try:
+        return decode(raw)
+    except (refused, UnicodeDecodeError):
+        return _json_decoder().decode(raw.decode("utf-8"))
 
 
 def _scan_loop(fd: int, total: int, raw: bool = False) -> dict[str, list[Any]] | None:
