@@ -247,16 +247,18 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}/{SPLIT_PREFIX[split]}_{index:05d}.tar"
 
 
-def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str]) -> list[Any]:
-    """One `writing.ShardJob` per output shard of the plan (train, then val, then test; by index)."""
+def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str], compact: bool = True) -> list[Any]:
+    """One `writing.ShardJob` per output shard of the plan (train, then val, then test; by index); ``compact``:
+    records as `_travelling` makes them, for tasks that leave this process (else the plan's dicts)."""
     from gpic_lab.pack.writing import ShardJob
 
     jobs = []
+    carry = _travelling if compact else _as_planned
     for split in ("train", "val", "test"):
         for i, keys in enumerate(plan.shards[split]):
             tiers = record_for(plan, keys[0], split, i)["split"] if keys else []  # as record_for, once per shard
             images = [(s.shard, s.image_offset, s.image_size, s.image_ext) for s in map(plan.location.get, keys)]
-            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i), [_travelling(plan, k) for k in keys],
+            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i), [carry(plan, k) for k in keys],
                                  images, list(tiers)))  # the worker writes each record with these tiers
     return jobs
 
@@ -274,6 +276,10 @@ def _travelling(plan: Plan, key: str) -> Any:
     return raw, record["caption"], record["caption_type"]
 
 
+def _as_planned(plan: Plan, key: str) -> dict[str, Any]:
+    return plan.meta[key]
+
+
 def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = False, workers: int = 1,
                engine: str = "local", scheduler: str | None = None, pool: Any = None) -> list[dict[str, Any]]:
     """Write every shard of the plan, one task per shard on `workers` processes of `engine` (1 local worker: in
@@ -281,7 +287,8 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = Fal
     mixes) in plan order."""
     from gpic_lab.pack.writing import run_jobs
 
-    return run_jobs(shard_jobs(plan, out_dir), workers, engine, scheduler, progress, pool)
+    in_process = engine == "local" and workers <= 1  # no pickling: the dicts are cheaper than decoding bytes
+    return run_jobs(shard_jobs(plan, out_dir, compact=not in_process), workers, engine, scheduler, progress, pool)
 
 
 def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], n_shards: int, n_val: float,
