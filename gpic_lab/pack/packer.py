@@ -206,7 +206,7 @@ def make_plan(inputs: PackInputs, n_shards: int, n_val: float, n_test: float, se
         n = min(counts[split], len(keys))
         shards[split] = [sorted(chunk, key=lambda k: rank(seed, f"order-{split}", k)) for chunk in _chunks(keys, n)]
     tiers = tier_shards(len(shards["train"]))
-    return Plan(shards, tiers, meta, location, dropped, pool, stages, scanned & meta.keys())
+    return Plan(shards, tiers, meta, location, dropped, pool, stages, scanned)
 
 
 def _pool(shards: list[str], workers: int, engine: str, scheduler: str | None,
@@ -253,13 +253,13 @@ def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str], compact: bool = True
     from gpic_lab.pack.writing import ShardJob
 
     jobs = []
-    carry = _travelling if compact else _as_planned
     for split in ("train", "val", "test"):
         for i, keys in enumerate(plan.shards[split]):
             tiers = record_for(plan, keys[0], split, i)["split"] if keys else []  # as record_for, once per shard
             images = [(s.shard, s.image_offset, s.image_size, s.image_ext) for s in map(plan.location.get, keys)]
-            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i), [carry(plan, k) for k in keys],
-                                 images, list(tiers)))  # the worker writes each record with these tiers
+            records = [_travelling(plan, k) if compact else plan.meta[k] for k in keys]
+            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i), records, images,
+                                 list(tiers)))  # the worker writes each record with these tiers
     return jobs
 
 
@@ -274,10 +274,6 @@ def _travelling(plan: Plan, key: str) -> Any:
     if record["caption"] == source.get("caption") and record["caption_type"] == source.get("caption_type"):
         return raw
     return raw, record["caption"], record["caption_type"]
-
-
-def _as_planned(plan: Plan, key: str) -> dict[str, Any]:
-    return plan.meta[key]
 
 
 def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = False, workers: int = 1,
