@@ -180,3 +180,26 @@ def test_dask_results_that_are_none_or_falsy_come_back_as_they_are() -> None:
                       dashboard_address=None) as cluster:
         got = dict(map_tasks(none_unless_even, [0, 1, 2], engine="dask", scheduler=cluster.scheduler_address))
     assert got == {0: 0, 1: None, 2: 2}
+
+
+def touch(path: str) -> str:
+    """A task: create ``path``."""
+    Path(path).touch()
+    return path
+
+
+def test_a_local_pool_runs_each_task_as_an_iterator_yields_it(tmp_path: Path) -> None:
+    """The second item is made only once the first task has run: listing the items first would wait forever."""
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+
+    def items():
+        yield first
+        deadline = time.monotonic() + 60
+        while not Path(first).exists():
+            assert time.monotonic() < deadline, "the first task did not run before the next item was asked for"
+            time.sleep(0.01)
+        yield second
+
+    assert sorted(r for _, r in map_tasks(touch, items(), workers=2)) == [first, second]
+    assert list(map_tasks(touch, iter([]), workers=2)) == []
+    assert sorted(r for _, r in map_tasks(touch, (p for p in [first]), workers=1)) == [first]

@@ -39,6 +39,18 @@ def test_one_two_workers_and_dask_write_byte_identical_output(sample_dir: Path, 
     assert packed == {s.key for s in iter_samples(_sources(sample_dir), images=False)}
 
 
+def test_an_unreachable_scheduler_is_named_and_nothing_is_written(sample_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client connects while the plan is made; an unreachable scheduler still ends the pack with one line."""
+    from gpic_lab.errors import GpicError
+
+    monkeypatch.setattr("gpic_lab.engine.backends.CONNECT_TIMEOUT", "2s")
+    with pytest.raises(GpicError, match="cannot reach the Dask scheduler tcp://127.0.0.1:9"):
+        pack(_sources(sample_dir), tmp_path / "out", 2, 2, 2, seed=1, workers=2, engine="dask",
+             scheduler="tcp://127.0.0.1:9")
+    assert not list((tmp_path / "out").rglob("*.tar"))
+
+
 def test_pack_cli_workers_option(sample_dir: Path, tmp_path: Path) -> None:
     from gpic_lab.commands.cli import main
 

@@ -97,3 +97,34 @@ def test_card_manifest_and_datasheet_carry_licence_and_totals(packed: tuple[Path
     sheet = (out / "datasheet.md").read_text()
     assert "dataset licence: MIT" in sheet and "| mean height × width |" in sheet and "479 × 587" in sheet
     assert json.loads((out / "datasheet.json").read_text())["release"]["totals"] == t
+
+
+def test_datasheet_counts_are_those_of_the_written_records(packed: tuple[Path, dict]) -> None:
+    """The datasheet sums what each shard counted as it was written: the same as counting the records read back."""
+    from collections import Counter
+
+    from gpic_lab.core.licenses import license_family, source_of
+    from gpic_lab.shards.reader import iter_samples, list_shards
+
+    out, manifest = packed
+    sheet = json.loads((out / "datasheet.json").read_text())
+    licenses: Counter = Counter()
+    mix: dict[str, Counter] = {}
+    sources: dict[str, Counter] = {}
+    heights, widths = [], []
+    for split in ("train", "val", "test"):
+        for s in iter_samples(list_shards([out / split]), images=False):
+            m = s.meta
+            licenses[(split, license_family(m["license"], m["license_url"]), m["license"])] += 1
+            mix.setdefault(split, Counter())[m["caption_type"]] += 1
+            sources.setdefault(split, Counter())[source_of(m)] += 1
+            heights.append(m["img_height"])
+            widths.append(m["img_width"])
+    assert len({lic for _, _, lic in licenses}) > 1  # more than one licence to count
+    assert {(r["split"], r["family"], r["license"]): r["count"] for r in sheet["licenses"]} == dict(licenses)
+    assert sheet["caption_types"] == {s: dict(c) for s, c in mix.items()}
+    assert sheet["sources"] == {s: dict(c) for s, c in sources.items()}
+    totals = manifest["totals"]
+    assert totals["mean_height"] == round(sum(heights) / len(heights), 1)
+    assert totals["mean_width"] == round(sum(widths) / len(widths), 1)
+    assert "licenses" not in manifest["shards"][0] and "pixels" not in manifest["shards"][0]

@@ -29,16 +29,14 @@ _DTYPES = {str: "string", int: "int64"}
 
 
 def totals(plan: Any, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Samples/shards per split, pixels, mean height and width, bytes of a written pack."""
-    keys = [k for shards in plan.shards.values() for chunk in shards for k in chunk]
-    heights = [int(plan.meta[k]["img_height"]) for k in keys]
-    widths = [int(plan.meta[k]["img_width"]) for k in keys]
-    n = len(keys)
+    """Samples/shards per split, pixels, mean height and width, bytes of a written pack (sums of the shards'
+    ``entries``: `writing.shard_counts`)."""
+    n = sum(int(e["samples"]) for e in entries)
     return {"samples": {s: sum(len(c) for c in plan.shards[s]) for s in ("train", "val", "test")},
             "shards": {s: sum(e["split"] == s for e in entries) for s in ("train", "val", "test")},
-            "pixels": sum(h * w for h, w in zip(heights, widths, strict=True)),
-            "mean_height": round(sum(heights) / n, 1) if n else None,
-            "mean_width": round(sum(widths) / n, 1) if n else None,
+            "pixels": sum(int(e["pixels"]) for e in entries),
+            "mean_height": round(sum(int(e["height_sum"]) for e in entries) / n, 1) if n else None,
+            "mean_width": round(sum(int(e["width_sum"]) for e in entries) / n, 1) if n else None,
             "bytes": sum(int(e["bytes"]) for e in entries)}
 
 

@@ -44,9 +44,8 @@ def build_manifest(entries: list[dict[str, Any]], plan: Any, seed: int, n_shards
 
 
 def build_datasheet(plan: Any, entries: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-    """Datasheet dict: counts per stage and reason, license table per split, caption/source mix, tier sizes."""
-    from gpic_lab.core.licenses import license_family, source_of
-
+    """Datasheet dict: counts per stage and reason, license table per split, caption/source mix, tier sizes. The
+    per-sample counts are the sums of each shard's (``entries``: `writing.shard_counts`, counted as it was written)."""
     summary = plan_summary(plan)
     per_stage: dict[str, dict[str, int]] = defaultdict(dict)
     for d in plan.dropped:
@@ -54,13 +53,11 @@ def build_datasheet(plan: Any, entries: list[dict[str, Any]], seed: int) -> dict
     licenses: Counter[tuple[str, str, str]] = Counter()
     mix: dict[str, Counter[str]] = defaultdict(Counter)
     sources: dict[str, Counter[str]] = defaultdict(Counter)
-    for split, shards in plan.shards.items():
-        for keys in shards:
-            for k in keys:
-                r = plan.meta[k]
-                licenses[(split, license_family(r.get("license", ""), r.get("license_url")), r.get("license", ""))] += 1
-                mix[split][r["caption_type"]] += 1
-                sources[split][source_of(r)] += 1
+    for e in entries:
+        for family, lic, n in e["licenses"]:
+            licenses[(e["split"], family, lic)] += n
+        mix[e["split"]].update(e["caption_types"])
+        sources[e["split"]].update(e["sources"])
     return {"seed": seed, "pool": summary["pool"], "kept": summary["kept"], "excluded": summary["pool"] - summary["kept"],
             "stages_applied": plan.applied_stages,
             "drops": {s: dict(sorted(r.items())) for s, r in sorted(per_stage.items())},

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,17 +250,20 @@ def shard_name(split: str, index: int) -> str:
 def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str], compact: bool = True) -> list[Any]:
     """One `writing.ShardJob` per output shard of the plan (train, then val, then test; by index); ``compact``:
     records as `_travelling` makes them, for tasks that leave this process (else the plan's dicts)."""
+    return list(iter_shard_jobs(plan, out_dir, compact))
+
+
+def iter_shard_jobs(plan: Plan, out_dir: str | os.PathLike[str], compact: bool = True) -> Iterator[Any]:
+    """`shard_jobs` one at a time, so a worker can write the first shard while the next job is made."""
     from gpic_lab.pack.writing import ShardJob
 
-    jobs = []
     for split in ("train", "val", "test"):
         for i, keys in enumerate(plan.shards[split]):
             tiers = record_for(plan, keys[0], split, i)["split"] if keys else []  # as record_for, once per shard
             images = [(s.shard, s.image_offset, s.image_size, s.image_ext) for s in map(plan.location.get, keys)]
             records = [_travelling(plan, k) if compact else plan.meta[k] for k in keys]
-            jobs.append(ShardJob(str(out_dir), split, i, shard_name(split, i), records, images,
-                                 list(tiers)))  # the worker writes each record with these tiers
-    return jobs
+            yield ShardJob(str(out_dir), split, i, shard_name(split, i), records, images,
+                           list(tiers))  # the worker writes each record with these tiers
 
 
 def _travelling(plan: Plan, key: str) -> Any:
@@ -284,7 +287,8 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], progress: bool = Fal
     from gpic_lab.pack.writing import run_jobs
 
     in_process = engine == "local" and workers <= 1  # no pickling: the dicts are cheaper than decoding bytes
-    return run_jobs(shard_jobs(plan, out_dir, compact=not in_process), workers, engine, scheduler, progress, pool)
+    return run_jobs(iter_shard_jobs(plan, out_dir, compact=not in_process), workers, engine, scheduler, progress,
+                    pool, total=sum(len(shards) for shards in plan.shards.values()))
 
 
 def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], n_shards: int, n_val: float,
@@ -312,7 +316,7 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
     owned = guards.owned_files(out)  # only shards an earlier pack there wrote may be replaced or removed
     from gpic_lab.pack.writing import close_pool, start_pool
 
-    pool = start_pool(workers, engine)  # local workers start while the plan is made
+    pool = start_pool(workers, engine, scheduler)  # local workers start (a Dask client connects) while planning
     try:
         plan = make_plan(inputs, n_shards, n_val, n_test, seed, val_shards, test_shards, workers, engine, scheduler,
                          pool)

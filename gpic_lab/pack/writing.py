@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,8 @@ def record_of(item: Any) -> dict[str, Any]:
 
 
 def write_job(job: ShardJob) -> dict[str, Any]:
-    """Write one shard; returns its manifest entry (file, split, index, samples, bytes, sha256, tiers, mixes)."""
-    from gpic_lab.core.licenses import source_of
+    """Write one shard; returns its manifest entry (file, split, index, samples, bytes, sha256, tiers, mixes) and
+    the counts the datasheet sums over shards (`shard_counts`)."""
     from gpic_lab.shards.writer import encode_meta, write_shard
 
     records = [record_of(item) for item in job.records]
@@ -86,10 +86,25 @@ def write_job(job: ShardJob) -> dict[str, Any]:
     finally:
         reader.close()
     return {"file": job.name, "split": job.split, "index": job.index, "samples": info["samples"],
-            "bytes": info["bytes"], "sha256": info["sha256"],
-            "tiers": list(job.tiers) if records else [],
-            "caption_types": dict(sorted(Counter(r["caption_type"] for r in records).items())),
-            "sources": dict(sorted(Counter(source_of(r) for r in records).items()))}
+            "bytes": info["bytes"], "sha256": info["sha256"], "tiers": list(job.tiers) if records else [],
+            **shard_counts(records)}
+
+
+def shard_counts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What the manifest and datasheet count per shard, counted where the shard is written (in parallel, not in the
+    process that waits for every shard): caption types, sources, ``licenses`` as sorted ``[family, license, n]``
+    rows, and the sums of ``img_height``, ``img_width`` and pixels."""
+    from gpic_lab.core.licenses import license_family, source_of
+
+    licenses = Counter((license_family(r.get("license", ""), r.get("license_url")), r.get("license", ""))
+                       for r in records)
+    heights = [int(r["img_height"]) for r in records]
+    widths = [int(r["img_width"]) for r in records]
+    return {"caption_types": dict(sorted(Counter(r["caption_type"] for r in records).items())),
+            "sources": dict(sorted(Counter(source_of(r) for r in records).items())),
+            "licenses": [[f, lic, n] for (f, lic), n in sorted(licenses.items())],
+            "height_sum": sum(heights), "width_sum": sum(widths),
+            "pixels": sum(h * w for h, w in zip(heights, widths, strict=True))}
 
 
 def warm_up(_: int = 0) -> int:
@@ -104,19 +119,22 @@ WORKER_MODULES = ("gpic_lab.pack.writing", "gpic_lab.shards.writer", "gpic_lab.s
                   "gpic_lab.core.licenses")
 
 
-def start_pool(workers: int, engine: str) -> Any:
-    """A local pool whose workers start while the caller plans; None when there is nothing to start early (one
-    worker, or Dask, whose workers are already running).
+def start_pool(workers: int, engine: str, scheduler: str | None = None) -> Any:
+    """A local pool whose workers start while the caller plans, or a connection to a running Dask ``scheduler``
+    made meanwhile (`backends.DaskConnection`); None when there is nothing to start early (one local worker; Dask
+    without a scheduler, whose LocalCluster `map_tasks` starts and closes).
 
     The workers are started from a background thread (starting one waits for the forkserver to fork it, and the
     first waits for the forkserver itself to start), and the modules a task needs are imported once by the
     forkserver (when this process starts it here), not once per worker: on 2 cores the workers' imports (~40 ms
     each) would otherwise take CPU from the plan being made meanwhile."""
+    from gpic_lab.engine.backends import DaskConnection, local_pool
+
+    if engine == "dask" and scheduler:
+        return DaskConnection(scheduler)
     if engine != "local" or workers <= 1:
         return None
     import threading
-
-    from gpic_lab.engine.backends import local_pool
 
     _preload_in_forkserver(WORKER_MODULES)
     pool = local_pool(workers)
@@ -154,20 +172,30 @@ def _preload_in_forkserver(modules: Sequence[str]) -> None:
     forkserver.set_forkserver_preload(current + [m for m in modules if m not in current])
 
 
-def run_jobs(jobs: Sequence[ShardJob], workers: int = 1, engine: str = "local", scheduler: str | None = None,
-             progress: bool = False, pool: Any = None) -> list[dict[str, Any]]:
+def run_jobs(jobs: Iterable[ShardJob], workers: int = 1, engine: str = "local", scheduler: str | None = None,
+             progress: bool = False, pool: Any = None, total: int | None = None) -> list[dict[str, Any]]:
     """Write every shard (``workers`` processes of ``engine``; 1 local worker writes in this process; ``pool``: one
-    from `start_pool`); the manifest entries come back in the order of ``jobs``."""
+    from `start_pool`); the manifest entries come back in the order of ``jobs``. ``jobs`` may be a generator: a
+    local pool starts on each job as it is made (``total``: their number, for the progress bar)."""
     import sys
 
     from tqdm import tqdm
 
     from gpic_lab.engine.backends import map_tasks
 
+    names: list[str] = []
+
+    def made() -> Iterator[ShardJob]:
+        for job in jobs:
+            names.append(job.name)
+            yield job
+
     entries: dict[str, dict[str, Any]] = {}
-    with tqdm(total=len(jobs), unit="shard", desc="pack", file=sys.stderr, disable=not progress) as bar:
-        for job, entry in map_tasks(write_job, list(jobs), engine, scheduler, workers, label=lambda j: j.name,
+    if total is None and isinstance(jobs, Sequence):
+        total = len(jobs)
+    with tqdm(total=total, unit="shard", desc="pack", file=sys.stderr, disable=not progress) as bar:
+        for job, entry in map_tasks(write_job, made(), engine, scheduler, workers, label=lambda j: j.name,
                                     pool=pool):
             entries[job.name] = entry  # in completion order: put back in plan order below
             bar.update(1)
-    return [entries[job.name] for job in jobs]
+    return [entries[name] for name in names]
