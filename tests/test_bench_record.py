@@ -29,8 +29,8 @@ def test_a_planted_mismatch_exits_1_with_ratio_null_and_is_recorded(sample_dir: 
     monkeypatch.setenv(record.RESULTS_ENV, str(results))
     # pack never ships a NOT VISIBLE. caption, the tarfile copy does: the two sides no longer carry the same samples
     shard = sample_dir / "raw" / "gpic_raw_captions.tar"
-    rc = main(["bench", "pack", str(shard), "--shards", "2", "--repeat", "1", "--workers", "1", "--no-dask",
-               "--dir", str(tmp_path)])
+    rc = main(["bench", "pack", str(shard), "--shards", "2", "--repeat", "1", "--workers", "1", "--rounds", "1",
+               "--no-dask", "--dir", str(tmp_path)])
     out, err = capsys.readouterr()
     result = json.loads(out.strip().splitlines()[-1])
     assert rc == 1 and result["ratio"] is None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ def _sources(sample_dir: Path) -> list[str]:
 
 
 def test_one_two_workers_and_dask_write_byte_identical_output(sample_dir: Path, tmp_path: Path) -> None:
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     one = pack(_sources(sample_dir), tmp_path / "one", 5, 3, 3, seed=1)
     two = pack(_sources(sample_dir), tmp_path / "two", 5, 3, 3, seed=1, workers=2)
@@ -31,10 +33,15 @@ def test_one_two_workers_and_dask_write_byte_identical_output(sample_dir: Path, 
                       dashboard_address=None) as cluster:
         dask = pack(_sources(sample_dir), tmp_path / "dask", 5, 3, 3, seed=1, workers=2, engine="dask",
                     scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:  # a notebook's client: used, and left open
+            given = pack(_sources(sample_dir), tmp_path / "client", 5, 3, 3, seed=1, workers=2, engine="dask",
+                         scheduler=client)
+            assert client.status == "running" and client.submit(len, "abc").result() == 3
     reference = _tree(tmp_path / "one")
     assert len([f for f in reference if f.endswith(".tar")]) == 7  # 5 train + val + test
     assert _tree(tmp_path / "two") == reference and _tree(tmp_path / "dask") == reference
-    assert one == two == dask
+    assert _tree(tmp_path / "client") == reference
+    assert one == two == dask == given
     packed = {s.key for s in iter_samples([tmp_path / "two"], images=False)}
     assert packed == {s.key for s in iter_samples(_sources(sample_dir), images=False)}
 
@@ -207,15 +214,16 @@ def test_a_parallel_source_scan_plans_as_one_process_does(tmp_path: Path, tiny_s
     assert sheet["drops"] == {"pack": {"duplicate-key": 5}}  # the PAX shard's 2 and the copy's 3
 
 
-def test_records_travel_to_the_writing_tasks_as_their_bytes_and_arrive_as_planned(tmp_path: Path,
+def test_records_travel_to_the_writing_tasks_as_their_place_and_arrive_as_planned(tmp_path: Path,
                                                                                    tiny_shards) -> None:
-    """A scanned record goes to its shard's task as its source JSON bytes (with a caption override beside them when
-    the plan changed the caption), a record the fast scan did not read goes as the dict; the task rebuilds exactly
-    the plan's record, key order included."""
+    """A scanned record goes to its shard's task as where its JSON lies in the source (with a caption override
+    beside it when the plan changed the caption), a record the fast scan did not read goes as the dict; the task
+    rebuilds exactly the plan's record, key order included; a source record rewritten after the plan is refused."""
     import pandas as pd
 
-    from gpic_lab.pack.packer import classify_inputs, make_plan, shard_jobs
-    from gpic_lab.pack.writing import record_of
+    from gpic_lab.errors import UsageError
+    from gpic_lab.pack.packer import classify_inputs, make_plan, pack, shard_jobs
+    from gpic_lab.pack.writing import ImageReader, record_of, write_job
 
     *src, third = [str(p) for p in tiny_shards(3, 3)]
     pax = tmp_path / "pax.tar"  # the third shard, not in the canonical layout: read by the general scanner
@@ -233,15 +241,31 @@ def test_records_travel_to_the_writing_tasks_as_their_bytes_and_arrive_as_planne
                   "prompt_version": "v1"}).to_parquet(captions)
     inputs = classify_inputs([*src, str(pax), str(captions)])
     plan = make_plan(inputs, 2, 0, 0, seed=0)
-    travelled = {r["key"]: item for job in shard_jobs(plan, tmp_path / "out") for item in job.records
-                 for r in [record_of(item)]}
+    reader = ImageReader()
+    jobs = shard_jobs(plan, tmp_path / "out")
+    travelled = {record_of(item, reader, where[0])["key"]: item for job in jobs
+                 for item, where in zip(job.records, job.images, strict=True)}
     assert travelled.keys() == plan.meta.keys()
-    for key, item in travelled.items():
-        rebuilt = record_of(item)
-        assert rebuilt == plan.meta[key] and list(rebuilt) == list(plan.meta[key]), key
-    assert isinstance(travelled[same.key], bytes)  # the override changed nothing
-    assert travelled[changed.key][1:] == ("A new long caption.", "long")
+    for job in jobs:
+        for item, where in zip(job.records, job.images, strict=True):
+            rebuilt = record_of(item, reader, where[0])
+            assert rebuilt == plan.meta[rebuilt["key"]] and list(rebuilt) == list(plan.meta[rebuilt["key"]])
+    reader.close()
+    assert travelled[same.key] == (same.json_offset, same.json_size, zlib.crc32(same.json_bytes))  # no change
+    assert travelled[changed.key][3:] == ("A new long caption.", "long")
     assert all(isinstance(travelled[s.key], dict) for s in samples if s.shard == str(pax))
     scanned = [s.key for s in samples if s.shard != str(pax)]
-    assert [k for k, v in travelled.items() if isinstance(v, bytes)] == [k for k in travelled if k in scanned
-                                                                         and k != changed.key]
+    assert [k for k, v in travelled.items() if len(v) == 3 and isinstance(v, tuple)] == \
+        [k for k in travelled if k in scanned and k != changed.key]
+    (tmp_path / "out" / "train").mkdir(parents=True)
+    job = next(j for j in jobs if any(isinstance(r, tuple) for r in j.records))
+    item, shard = next((item, where[0]) for item, where in zip(job.records, job.images, strict=True)
+                       if isinstance(item, tuple))
+    data = bytearray(Path(shard).read_bytes())
+    at = data.index(b'"caption": "', item[0], item[0] + item[1]) + len(b'"caption": "')
+    data[at] ^= 0x20  # one letter of a caption changes case: same size, same key, different record
+    Path(shard).write_bytes(bytes(data))
+    with pytest.raises(UsageError, match=rf"{re.escape(shard)}: the JSON member at byte \d+ changed since the plan"):
+        write_job(job)
+    assert not list((tmp_path / "out").rglob("*.tar"))  # nothing partial: the shard's temp file is gone
+    pack([*src, str(pax)], tmp_path / "again", 2, 0, 0, seed=0)  # planned anew, it packs

@@ -7,7 +7,9 @@ runs unchanged on every engine.
 - ``local``: ``concurrent.futures.ProcessPoolExecutor`` (forkserver start method, so a parent holding torch or
   CUDA state never forks it); one worker runs the tasks inline in this process.
 - ``dask``: ``dask.distributed``. Without ``scheduler`` a ``LocalCluster`` bound to 127.0.0.1 (no dashboard)
-  is started and closed; with ``scheduler="tcp://HOST:PORT"`` the tasks go to that cluster. GPU stages submit
+  is started and closed; with ``scheduler="tcp://HOST:PORT"`` the tasks go to that cluster (a client is connected
+  for the call and closed after it); with a connected ``distributed.Client`` (a notebook's) they go through it and
+  it stays open. GPU stages submit
   with ``resources={"GPU": 1}``, so a worker started with ``--resources GPU=1`` runs one at a time.
 
 A worker that dies takes only its running task with it: finished tasks were already yielded. The local pool
@@ -44,7 +46,7 @@ def local_pool(workers: int) -> Any:
                                initargs=(os.getpid(),))
 
 
-def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], engine: str = "local", scheduler: str | None = None,
+def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], engine: str = "local", scheduler: Any = None,
               workers: int | None = None, gpu: bool = False, label: Callable[[Any], str] = str,
               pool: Any = None) -> Iterator[tuple[Any, Any]]:
     """Yield ``(item, fn(item))`` for every item, in completion order.
@@ -54,7 +56,8 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], engine: str = "loc
         items: the task arguments, one task each; an iterator given to a local pool is submitted as it yields, so
             the first tasks run while the caller still builds the last.
         engine: ``local`` or ``dask``.
-        scheduler: Dask scheduler address (``tcp://HOST:PORT``); ``None`` starts a LocalCluster on 127.0.0.1.
+        scheduler: Dask scheduler address (``tcp://HOST:PORT``) or a connected ``distributed.Client`` (left open);
+            ``None`` starts a LocalCluster on 127.0.0.1.
         workers: processes (local) or LocalCluster workers (dask); default one per core.
         gpu: submit with ``resources={"GPU": 1}`` on Dask (a LocalCluster then gives each worker one GPU slot).
         label: names an item in error messages (e.g. the shard path).
@@ -166,13 +169,17 @@ class DaskConnection:
     signature of ``ProcessPoolExecutor.shutdown``, so callers treat both alike). Connecting and closing cost
     ~5 ms and ~13 ms per call on 2 vCPUs (2026-12-02)."""
 
-    def __init__(self, scheduler: str) -> None:
+    def __init__(self, scheduler: Any) -> None:
         import threading
 
         self._result: dict[str, Any] = {}
+        self._owned = isinstance(scheduler, str)  # a Client given by the caller is theirs: used, never closed
         self._thread = threading.Thread(target=self._connect, args=(scheduler,), name="gpic-lab-dask-connect",
                                         daemon=True)
-        self._thread.start()
+        if self._owned:
+            self._thread.start()
+        else:
+            self._result["client"] = scheduler
 
     def _connect(self, scheduler: str) -> None:
         try:
@@ -182,23 +189,28 @@ class DaskConnection:
 
     def client(self) -> Any:
         """The connected client (waits for the connection; raises what connecting raised)."""
-        self._thread.join()
+        if self._owned:
+            self._thread.join()
         if "error" in self._result:
             raise self._result["error"]
         return self._result["client"]
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        if not self._owned:
+            return
         self._thread.join()
         client = self._result.pop("client", None)
         if client is not None:
             client.close()
 
 
-def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None, workers: int, gpu: bool,
+def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: Any, workers: int, gpu: bool,
           label: Callable[[Any], str], connection: DaskConnection | None = None) -> Iterator[tuple[Any, Any]]:
     from distributed import LocalCluster, as_completed
 
     cluster = None
+    if connection is None and scheduler is not None and not isinstance(scheduler, str):
+        connection = DaskConnection(scheduler)  # the caller's Client
     if connection is not None:
         client = connection.client()
     else:

@@ -1,8 +1,8 @@
 """Writing a pack plan's shards: one task per output shard, run in this process, a local process pool or on Dask
 (`gpic_lab.engine.backends.map_tasks`).
 
-A task carries everything its shard needs (records as written, where each image lives in the source shards), reads
-the images by offset and writes the shard with `gpic_lab.shards.writer.write_shard`, which hashes it as it writes.
+A task carries everything its shard needs (each record, or where a scanned record's JSON lies, and where each image
+lies in the source shards), reads them by offset and writes the shard with `gpic_lab.shards.writer.write_shard`, which hashes it as it writes.
 A shard's bytes depend only on its task, and the manifest lists the entries in plan order, not in the order tasks
 finish: the output is byte-identical whatever the number of workers or the engine.
 """
@@ -34,10 +34,17 @@ class ShardJob:
 
 class ImageReader:
     """Where each image lies, with one open handle per local shard: a local image is copied by the shard writer
-    straight from the source into its buffer (`writer.Located`); a URL's is fetched with read_range."""
+    straight from the source into its buffer (`writer.Located`); a URL's is fetched with read_range. Scanned
+    records are read back from the same handles (`record_bytes`)."""
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
+
+    def _fd(self, shard: str) -> int:
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = os.open(shard, os.O_RDONLY | os.O_CLOEXEC)
+        return fd
 
     def locate(self, shard: str, offset: int, size: int, key: str, ext: str) -> Any:
         """The image as the shard writer takes it: a `Located` range of the open local shard, or bytes for a URL."""
@@ -46,10 +53,19 @@ class ImageReader:
 
         if is_url(shard):
             return read_range(shard, offset, size)
-        fd = self._fds.get(shard)
-        if fd is None:
-            fd = self._fds[shard] = os.open(shard, os.O_RDONLY | os.O_CLOEXEC)
-        return Located(fd, offset, size, f"{shard}:{key}.{ext}")
+        return Located(self._fd(shard), offset, size, f"{shard}:{key}.{ext}")
+
+    def record_bytes(self, shard: str, offset: int, size: int, crc: int) -> bytes:
+        """The JSON member the plan read at ``offset`` of a local shard, checked against the CRC-32 it had then."""
+        import zlib
+
+        from gpic_lab.errors import UsageError
+
+        raw = os.pread(self._fd(shard), size, offset)
+        if len(raw) != size or zlib.crc32(raw) != crc:
+            raise UsageError(f"{shard}: the JSON member at byte {offset} changed since the plan read it (shard "
+                             "rewritten?); run pack again")
+        return raw
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -57,18 +73,18 @@ class ImageReader:
         self._fds.clear()
 
 
-def record_of(item: Any) -> dict[str, Any]:
-    """A record as a task received it: the dict itself, the source JSON bytes of a scanned record, or those bytes
-    with a caption override ``(bytes, caption, caption_type)``, applied as the plan applied it."""
+def record_of(item: Any, reader: ImageReader, shard: str) -> dict[str, Any]:
+    """A record as a task received it: the dict itself, or where a scanned record's JSON lies in its source
+    ``shard`` ``(offset, size, crc32)``, with the caption override ``(..., caption, caption_type)`` if any: read
+    back, checked and decoded as the fast scan decoded it, the override applied as the plan applied it."""
     from gpic_lab.shards.fastscan import decode_record
 
     if isinstance(item, dict):
         return item
-    if isinstance(item, bytes):
-        return decode_record(item)
-    raw, caption, caption_type = item
-    record = decode_record(raw)
-    record["caption"], record["caption_type"] = caption, caption_type
+    offset, size, crc, *override = item
+    record = decode_record(reader.record_bytes(shard, offset, size, crc))
+    if override:
+        record["caption"], record["caption_type"] = override
     return record
 
 
@@ -77,9 +93,9 @@ def write_job(job: ShardJob) -> dict[str, Any]:
     the counts the datasheet sums over shards (`shard_counts`)."""
     from gpic_lab.shards.writer import encode_meta, write_shard
 
-    records = [record_of(item) for item in job.records]
     reader = ImageReader()
     try:
+        records = [record_of(item, reader, where[0]) for item, where in zip(job.records, job.images, strict=True)]
         samples = ((r["key"], encode_meta({**r, "split": job.tiers}), reader.locate(shard, offset, size, r["key"], ext), ext)
                    for r, (shard, offset, size, ext) in zip(records, job.images, strict=True))
         info = write_shard(Path(job.out) / job.name, samples)
@@ -119,7 +135,7 @@ WORKER_MODULES = ("gpic_lab.pack.writing", "gpic_lab.shards.writer", "gpic_lab.s
                   "gpic_lab.core.licenses")
 
 
-def start_pool(workers: int, engine: str, scheduler: str | None = None) -> Any:
+def start_pool(workers: int, engine: str, scheduler: Any = None) -> Any:
     """A local pool whose workers start while the caller plans, or a connection to a running Dask ``scheduler``
     made meanwhile (`backends.DaskConnection`); None when there is nothing to start early (one local worker; Dask
     without a scheduler, whose LocalCluster `map_tasks` starts and closes).
@@ -172,7 +188,7 @@ def _preload_in_forkserver(modules: Sequence[str]) -> None:
     forkserver.set_forkserver_preload(current + [m for m in modules if m not in current])
 
 
-def run_jobs(jobs: Iterable[ShardJob], workers: int = 1, engine: str = "local", scheduler: str | None = None,
+def run_jobs(jobs: Iterable[ShardJob], workers: int = 1, engine: str = "local", scheduler: Any = None,
              progress: bool = False, pool: Any = None, total: int | None = None) -> list[dict[str, Any]]:
     """Write every shard (``workers`` processes of ``engine``; 1 local worker writes in this process; ``pool``: one
     from `start_pool`); the manifest entries come back in the order of ``jobs``. ``jobs`` may be a generator: a
