@@ -25,6 +25,7 @@ tmpfs when it has room (page cache warm by construction; ``--dir`` to choose).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import shutil
@@ -32,7 +33,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,25 +179,21 @@ def _parallel(shards: list[str], root: Path, args: argparse.Namespace, rounds: i
     not used lately pays the host's page faults, ~3x the cost of a write, and would be charged to whichever side
     ran first), and the forkserver the local workers fork from is already running (the untimed first call starts
     it; its time is reported as ``first_call_wall_s``). The workers themselves still start inside every timed call.
-    Each round also measures what the machine gives two processes at that moment: pure CPU work and writing fresh
-    memory, started the same way (``machine_speedup``)."""
+    Each round also measures what the machine gives two processes at that moment on pure CPU work, started the same
+    way (``machine_speedup``). How far writing fresh memory scales is measured after the rounds, not between them:
+    its ~1 GB of memory freed per measurement is handed back to the host by the VM's free page reporting, and the
+    next pack's page cache would then pay the host's page faults for it."""
     from gpic_lab.pack.packer import pack
 
-    rows, problems = [], []
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
     counts = [int(w) for w in args.workers.split(",") if w.strip()]
-    engines = [("local", None)]
-    cluster = client = None
-    if not args.no_dask and counts:
-        from distributed import Client, LocalCluster
-
-        cluster = LocalCluster(n_workers=max(counts), threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        client = Client(cluster)  # a notebook's standing cluster and client: pack uses the client, leaves it open
-        engines.append(("dask", client))
     one = functools.partial(pack, shards, root / "packed_one", args.shards, 0.01, 0.01, seed=0)
-    try:
-        one()
-        for engine, scheduler in engines:
+    one()
+    for engine in ("local", "dask"):
+        if engine == "dask" and (args.no_dask or not counts):
+            continue
+        with _engine(engine, max(counts, default=1)) as scheduler:  # Dask runs only while it is measured
             for n in counts:
                 out = root / f"packed_{engine}_{n}"
                 many = functools.partial(pack, shards, out, args.shards, 0.01, 0.01, seed=0, workers=n,
@@ -205,22 +202,34 @@ def _parallel(shards: list[str], root: Path, args: argparse.Namespace, rounds: i
                 timed = []
                 for _ in range(rounds):  # alternated, so a burst of other jobs hits both sides alike
                     timed.append({"one_s": _timed(one)[0], "many_s": _timed(many)[0],
-                                  "cpu_burn_speedup": machine_speedup(n),
-                                  "fresh_write_speedup": machine_speedup(n, fresh_write, 128)})
+                                  "cpu_burn_speedup": machine_speedup(n)})
+                fresh = [machine_speedup(n, fresh_write, 128) for _ in range(2)]  # after the rounds: see _parallel
                 same = output_digest(out) == reference
                 if not same:
                     problems.append(f"{engine} with {n} workers wrote different shards or manifest than one process")
-                rows.append(_parallel_row(engine, n, first, timed, same))
+                rows.append(_parallel_row(engine, n, first, timed, same, max(fresh)))
                 shutil.rmtree(out, ignore_errors=True)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
     return rows, problems
 
 
-def _parallel_row(engine: str, n: int, first: float, timed: list[dict[str, float]], same: bool) -> dict[str, Any]:
+@contextlib.contextmanager
+def _engine(engine: str, workers: int) -> Iterator[Any]:
+    """What pack's ``scheduler`` gets for ``engine``: None for the local pool; for Dask a client of a LocalCluster
+    on 127.0.0.1 started here, as a notebook keeps a standing cluster and its client (pack uses the client and
+    leaves it open). The cluster lives only while Dask is measured: its idle scheduler, nannies and workers would
+    otherwise take CPU from the local pool's rounds on a 2-core machine."""
+    if engine != "dask":
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _parallel_row(engine: str, n: int, first: float, timed: list[dict[str, float]], same: bool,
+                  fresh: float) -> dict[str, Any]:
     """Best times of each side, the speedup, its efficiency (speedup / N, the goal) and its share of the best
     machine scaling seen in the same rounds (speedup / cpu_burn_speedup)."""
     one, many = min(t["one_s"] for t in timed), min(t["many_s"] for t in timed)
@@ -229,7 +238,7 @@ def _parallel_row(engine: str, n: int, first: float, timed: list[dict[str, float
     row = {"engine": engine, "workers": n, "wall_s": round(many, 3), "one_process_wall_s": round(one, 3),
            "speedup": round(speedup, 3), "efficiency": round(speedup / n, 3), "byte_identical": same,
            "cpu_burn_speedup": round(burn, 3),
-           "fresh_write_speedup": round(max(t["fresh_write_speedup"] for t in timed), 3),
+           "fresh_write_speedup": round(fresh, 3),
            "efficiency_vs_cpu_burn": round(speedup / burn, 3) if n > 1 else 1.0,
            "first_call_wall_s": round(first, 3), "rounds": [{k: round(v, 3) for k, v in t.items()} for t in timed]}
     print(f"  {engine} x{n}: {many:.3f} s vs one process {one:.3f} s, speedup {speedup:.2f} (efficiency "
