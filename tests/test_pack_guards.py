@@ -188,3 +188,21 @@ def test_verify_on_an_unreadable_manifest_is_one_line_exit_2(tmp_path: Path) -> 
     (tmp_path / "manifest.json").mkdir()
     rc, _, err = cli(["verify", str(tmp_path / "manifest.json")])
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_a_partial_match_warns_at_the_callers_line(tmp_path: Path, pool: Path) -> None:
+    """From Python (a notebook) the warning names the caller's own line, not one inside the package."""
+    import warnings
+
+    from gpic_lab.pack.inputs import DecisionsWarning
+    from gpic_lab.pack.packer import pack
+
+    keys = _keys(pool)
+    partial = _table(tmp_path / "part" / "decisions.parquet", {
+        "key": pa.array(keys[:1] + ["e" * 64]), "stage": pa.array(["license"] * 2),
+        "keep": pa.array([False] * 2), "reason": pa.array(["non-permissive"] * 2)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pack([str(pool), str(partial.parent)], tmp_path / "o", 2, 0, 0)
+    (w,) = [w for w in caught if issubclass(w.category, DecisionsWarning)]
+    assert w.filename == __file__ and "1 of 2" in str(w.message)

@@ -92,6 +92,17 @@ def load_drops(paths: Sequence[str]) -> tuple[dict[str, list[tuple[str, str]]], 
     return drops, sorted(stages), list(paths)
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this package: a notebook's report then
+    shows the user's own call (``pack(...)``) under the warning, not a line of ours."""
+    import sys
+
+    frame, level = sys._getframe(1), 1  # the function that warns
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith("gpic_lab."):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def check_keys(tables: Sequence[str], pool: Collection[str]) -> None:
     """UsageError when a table's keys match no sample of the pool; a DecisionsWarning when only some do (the key
     column is streamed again, batch by batch)."""
@@ -116,4 +127,4 @@ def check_keys(tables: Sequence[str], pool: Collection[str]) -> None:
                              "wrong table, or keys in another case or encoding?")
         if found < total:
             warnings.warn(DecisionsWarning(f"{path}: {total - found} of {total} key(s) match no pooled "
-                                           "sample; their decisions apply to nothing"), stacklevel=2)
+                                           "sample; their decisions apply to nothing"), stacklevel=_caller_level())
