@@ -254,15 +254,27 @@ def shard_jobs(plan: Plan, out_dir: str | os.PathLike[str], compact: bool = True
 
 
 def iter_shard_jobs(plan: Plan, out_dir: str | os.PathLike[str], compact: bool = True) -> Iterator[Any]:
-    """`shard_jobs` one at a time, so a worker can write the first shard while the next job is made."""
+    """`shard_jobs` one at a time, so a worker can write the first shard while the next job is made. Local paths
+    travel absolute: a kept worker (`gpic_lab.engine.pools`) or a Dask worker has a working directory of its own."""
     from gpic_lab.pack.writing import ShardJob
+    from gpic_lab.shards.reader import is_url
+
+    out = os.path.abspath(out_dir)
+    places: dict[str, str] = {}
+
+    def place(shard: str) -> str:
+        found = places.get(shard)
+        if found is None:
+            found = places[shard] = shard if is_url(shard) else os.path.abspath(shard)
+        return found
 
     for split in ("train", "val", "test"):
         for i, keys in enumerate(plan.shards[split]):
             tiers = record_for(plan, keys[0], split, i)["split"] if keys else []  # as record_for, once per shard
-            images = [(s.shard, s.image_offset, s.image_size, s.image_ext) for s in map(plan.location.get, keys)]
+            images = [(place(s.shard), s.image_offset, s.image_size, s.image_ext)
+                      for s in map(plan.location.get, keys)]
             records = [_travelling(plan, k) if compact else plan.meta[k] for k in keys]
-            yield ShardJob(str(out_dir), split, i, shard_name(split, i), records, images,
+            yield ShardJob(out, split, i, shard_name(split, i), records, images,
                            list(tiers))  # the worker writes each record with these tiers
 
 
@@ -333,7 +345,7 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         raise
-    closing = close_pool(pool)  # the idle workers exit while the manifest is written
+    closing = close_pool(pool, workers)  # local workers wait for the next call; Dask disconnects meanwhile
     guards.finish(out, owned, {e["file"] for e in entries})  # an earlier, larger pack's extra shards
     manifest = build_manifest(entries, plan, seed, n_shards)
     sheet = build_datasheet(plan, entries, seed)

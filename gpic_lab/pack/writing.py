@@ -136,15 +136,17 @@ WORKER_MODULES = ("gpic_lab.pack.writing", "gpic_lab.shards.writer", "gpic_lab.s
 
 
 def start_pool(workers: int, engine: str, scheduler: Any = None) -> Any:
-    """A local pool whose workers start while the caller plans, or a connection to a running Dask ``scheduler``
-    made meanwhile (`backends.DaskConnection`); None when there is nothing to start early (one local worker; Dask
-    without a scheduler, whose LocalCluster `map_tasks` starts and closes).
+    """A local pool whose workers start while the caller plans (or, kept from an earlier call, already run: see
+    `gpic_lab.engine.pools`), or a connection to a running Dask ``scheduler`` made meanwhile
+    (`backends.DaskConnection`); None when there is nothing to start early (one local worker; Dask without a
+    scheduler, whose LocalCluster `map_tasks` starts and closes).
 
-    The workers are started from a background thread (starting one waits for the forkserver to fork it, and the
+    New workers are started from a background thread (starting one waits for the forkserver to fork it, and the
     first waits for the forkserver itself to start), and the modules a task needs are imported once by the
     forkserver (when this process starts it here), not once per worker: on 2 cores the workers' imports (~40 ms
     each) would otherwise take CPU from the plan being made meanwhile."""
-    from gpic_lab.engine.backends import DaskConnection, local_pool
+    from gpic_lab.engine.backends import DaskConnection
+    from gpic_lab.engine.pools import take_pool
 
     if engine == "dask" and scheduler:
         return DaskConnection(scheduler)
@@ -152,9 +154,10 @@ def start_pool(workers: int, engine: str, scheduler: Any = None) -> Any:
         return None
     import threading
 
-    _preload_in_forkserver(WORKER_MODULES)
-    pool = local_pool(workers)
-    threading.Thread(target=_warm, args=(pool, workers), name="gpic-lab-pack-pool-start", daemon=True).start()
+    pool, new = take_pool(workers)
+    if new:
+        _preload_in_forkserver(WORKER_MODULES)
+        threading.Thread(target=_warm, args=(pool, workers), name="gpic-lab-pack-pool-start", daemon=True).start()
     return pool
 
 
@@ -168,11 +171,18 @@ def _warm(pool: Any, workers: int) -> None:
         pass
 
 
-def close_pool(pool: Any) -> Any:
-    """Shut ``pool`` (from `start_pool`, or None) down in a background thread, so its idle workers exit while the
-    caller writes the manifest; returns the thread (join it before returning)."""
+def close_pool(pool: Any, workers: int) -> Any:
+    """Done with ``pool`` (from `start_pool`, or None; every task finished): a local pool waits idle for the next
+    call (`pools.give_back_pool`); a Dask connection closes in a background thread, while the caller writes the
+    manifest. Returns that thread (join it before returning)."""
     import threading
 
+    from gpic_lab.engine.backends import DaskConnection
+    from gpic_lab.engine.pools import give_back_pool
+
+    if pool is not None and not isinstance(pool, DaskConnection):
+        give_back_pool(pool, workers)
+        pool = None
     thread = threading.Thread(target=pool.shutdown if pool is not None else lambda: None,
                               name="gpic-lab-pack-pool-close")
     thread.start()
