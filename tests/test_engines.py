@@ -203,3 +203,29 @@ def test_a_local_pool_runs_each_task_as_an_iterator_yields_it(tmp_path: Path) ->
     assert sorted(r for _, r in map_tasks(touch, items(), workers=2)) == [first, second]
     assert list(map_tasks(touch, iter([]), workers=2)) == []
     assert sorted(r for _, r in map_tasks(touch, (p for p in [first]), workers=1)) == [first]
+
+
+def _light_settings() -> tuple[object, object]:
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.admin.tick.interval")
+
+
+def test_the_engines_local_cluster_runs_light_and_leaves_the_callers_settings_alone() -> None:
+    """Its workers run without the profiler and with a 1 s tick (a worker the nanny restarts too); the caller's own
+    Dask settings are what they were."""
+    from distributed import Client
+
+    from gpic_lab.engine.backends import local_cluster
+
+    before = _light_settings()
+    assert before != (False, "1s")
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        settings = client.run(_light_settings)
+        assert len(settings) == 2 and all(tuple(s) == (False, "1s") for s in settings.values())
+        first = set(settings)
+        client.restart()
+        settings = client.run(_light_settings)
+        assert set(settings) != first and all(tuple(s) == (False, "1s") for s in settings.values())
+        assert [r for _, r in map_tasks(len, ["ab", "cde"], "dask", client, 2)] in ([2, 3], [3, 2])
+    assert _light_settings() == before

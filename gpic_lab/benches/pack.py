@@ -8,12 +8,12 @@ tars (no plan, no manifest, no hashes, no fsync): what a competent user writes t
 Both sides run in this process, interleaved, best of ``--repeat``; the headline ``ratio`` is samples per
 CPU-second of ours over the baseline's (per core: robust to other jobs on a shared machine), wall-clock rates are
 reported beside it. Then ours with N workers (a local process pool, which pack keeps between calls, and a Dask
-LocalCluster on 127.0.0.1 with a client of it, started once beforehand, as a notebook uses a standing cluster: pack
-is given the client; for both, the untimed first call that starts the workers is reported as ``first_call_wall_s``)
-in alternation with ours on one process: wall-clock speedup, its efficiency (speedup / N, goal >= 0.8), the
-speedup two processes of pure CPU work got in the same rounds (``cpu_burn_speedup``, the machine's ceiling at that
-moment) and the efficiency against it (``efficiency_vs_cpu_burn`` = speedup / cpu_burn_speedup), and a projection
-to 100M samples.
+LocalCluster as `backends.local_cluster` starts one, with a client of it, started once beforehand, as a notebook
+uses a standing cluster: pack is given the client; for both, the untimed first call that starts the workers is
+reported as ``first_call_wall_s``) in alternation with ours on one process: wall-clock speedup, its efficiency
+(speedup / N, goal >= 0.8), the speedup two processes of pure CPU work got in the same rounds (``cpu_burn_speedup``,
+the machine's ceiling at that moment) and the efficiency against it (``efficiency_vs_cpu_burn`` = speedup /
+cpu_burn_speedup), and a projection to 100M samples.
 
 Correctness (a failure exits 1 with ratio null): every source sample is in ours' output with the same image bytes
 and in the copy; the manifest verifies; every parallel run's shards and manifest are byte-identical to one
@@ -219,16 +219,18 @@ def _parallel(shards: list[str], root: Path, args: argparse.Namespace, rounds: i
 @contextlib.contextmanager
 def _engine(engine: str, workers: int) -> Iterator[Any]:
     """What pack's ``scheduler`` gets for ``engine``: None for the local pool; for Dask a client of a LocalCluster
-    on 127.0.0.1 started here, as a notebook keeps a standing cluster and its client (pack uses the client and
-    leaves it open). The cluster lives only while Dask is measured: its idle scheduler, nannies and workers would
-    otherwise take CPU from the local pool's rounds on a 2-core machine."""
+    started here as `backends.local_cluster` starts one (127.0.0.1, no dashboard, profiler off), as a notebook keeps
+    a standing cluster and its client (pack uses the client and leaves it open). The cluster lives only while Dask
+    is measured: its idle scheduler, nannies and workers would otherwise take CPU from the local pool's rounds on a
+    2-core machine."""
     if engine != "dask":
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    from gpic_lab.engine.backends import local_cluster
+
+    with local_cluster(workers) as cluster, Client(cluster) as client:
         yield client
 
 
