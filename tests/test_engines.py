@@ -229,3 +229,26 @@ def test_the_engines_local_cluster_runs_light_and_leaves_the_callers_settings_al
         assert set(settings) != first and all(tuple(s) == (False, "1s") for s in settings.values())
         assert [r for _, r in map_tasks(len, ["ab", "cde"], "dask", client, 2)] in ([2, 3], [3, 2])
     assert _light_settings() == before
+
+
+def test_dask_runs_each_task_as_an_iterator_yields_it(tmp_path: Path) -> None:
+    """As with the local pool: the second item is made only once the first task has run; the items after it still
+    go in batches, and every one comes back once."""
+    from distributed import Client
+
+    from gpic_lab.engine.backends import local_cluster
+
+    paths = [str(tmp_path / f"item{i}") for i in range(9)]
+
+    def items():
+        yield paths[0]
+        deadline = time.monotonic() + 60
+        while not Path(paths[0]).exists():
+            assert time.monotonic() < deadline, "the first task did not run before the next item was asked for"
+            time.sleep(0.01)
+        yield from paths[1:]
+
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        got = [r for _, r in map_tasks(touch, items(), "dask", client)]
+        assert sorted(got) == paths and len(got) == len(set(got))
+        assert list(map_tasks(touch, iter([]), "dask", client)) == []

@@ -19,6 +19,7 @@ another worker (up to ``distributed.scheduler.allowed-failures`` times).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from gpic_lab.errors import GpicError, UsageError
 
 ENGINES = ("local", "dask")
+_NOTHING = object()
 CONNECT_TIMEOUT = "30s"  # how long to wait for a remote Dask scheduler
 # OUR ASSUMPTION: the Dask settings of the LocalClusters we start (`local_cluster`). They have no dashboard, so nobody
 # reads the statistical profiler's samples (every worker samples its threads every 10 ms), and an event-loop tick
@@ -59,8 +61,8 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], engine: str = "loc
 
     Args:
         fn: a module-level function (it is pickled by reference).
-        items: the task arguments, one task each; an iterator given to a local pool is submitted as it yields, so
-            the first tasks run while the caller still builds the last.
+        items: the task arguments, one task each; an iterator given to a local pool or to Dask is submitted as it
+            yields (to Dask in growing batches), so the first tasks run while the caller still builds the last.
         engine: ``local`` or ``dask``.
         scheduler: Dask scheduler address (``tcp://HOST:PORT``) or a connected ``distributed.Client`` (left open);
             ``None`` starts a LocalCluster on 127.0.0.1.
@@ -74,11 +76,17 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], engine: str = "loc
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if scheduler and engine != "dask":
         raise UsageError("--scheduler needs --engine dask")
-    if not isinstance(items, Sequence) and not (engine == "local" and workers and workers > 1):
-        items = list(items)  # only a local pool takes tasks as an iterable yields them
-    elif isinstance(items, Sequence) and not items:
-        return iter(())
-    n = workers or default_workers(len(items))
+    if not isinstance(items, Sequence) and not (engine == "dask" or (workers and workers > 1)):
+        items = list(items)  # one local worker takes them in turn; a pool or Dask as the iterable yields them
+    if isinstance(items, Sequence):
+        if not items:
+            return iter(())
+    else:
+        first = next(iter(items), _NOTHING)
+        if first is _NOTHING:
+            return iter(())
+        items = itertools.chain((first,), items)
+    n = workers or default_workers(len(items) if isinstance(items, Sequence) else os.cpu_count() or 1)
     if n < 1:
         raise UsageError(f"workers must be >= 1, got {n}")
     if engine == "local":
@@ -226,7 +234,7 @@ class DaskConnection:
             client.close()
 
 
-def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: Any, workers: int, gpu: bool,
+def _dask(fn: Callable[[Any], Any], items: Iterable[Any], scheduler: Any, workers: int, gpu: bool,
           label: Callable[[Any], str], connection: DaskConnection | None = None) -> Iterator[tuple[Any, Any]]:
     from distributed import as_completed
 
@@ -248,12 +256,9 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: Any, worker
         if gpu and not _gpu_workers(client):
             raise GpicError(f"no worker of the Dask cluster {scheduler} offers a GPU resource (the tasks would wait "
                             "forever); start GPU workers with: dask worker ADDR --nworkers 1 --resources GPU=1")
-        futures = client.map(run_boxed, [Boxed((fn, item)) for item in items], pure=False,
-                             resources={"GPU": 1} if gpu else None)
-        item_of = {f.key: item for f, item in zip(futures, items, strict=True)}
-        done = as_completed(futures, with_results=True, raise_errors=False)  # results fetched as tasks finish
-        del futures  # each result is released once gathered, so a later dead worker cannot make it recompute
-        for future, result in done:
+        done = as_completed(with_results=True, raise_errors=False)  # results fetched as tasks finish
+        item_of = _submit(client, fn, items, gpu, done)
+        for future, result in done:  # each result is released once gathered: a dead worker cannot recompute it
             item = item_of[future.key]
             if future.status == "error":  # `result` is then an exc_info tuple
                 exc = future.exception()
@@ -265,6 +270,30 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: Any, worker
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _submit(client: Any, fn: Callable[[Any], Any], items: Iterable[Any], gpu: bool, done: Any) -> dict[str, Any]:
+    """Submit one task per item, each future added to the ``as_completed`` ``done``; returns the item of each task
+    key. A sequence goes in one graph update; an iterator as it yields, in batches of 1, 2, 4 ... 64 items (one
+    update each): the first task starts as soon as its item is made instead of after the last (a pack of GPIC's
+    8,000 shards builds its jobs for over a minute), without a message to the scheduler per task (~1.3 ms of this
+    process's CPU each on 2 vCPUs, 2026-12-03)."""
+    chunks = [list(items)] if isinstance(items, Sequence) else _doubling(iter(items), 64)
+    item_of: dict[str, Any] = {}
+    for chunk in chunks:
+        futures = client.map(run_boxed, [Boxed((fn, item)) for item in chunk], pure=False,
+                             resources={"GPU": 1} if gpu else None)
+        item_of.update((f.key, item) for f, item in zip(futures, chunk, strict=True))
+        done.update(futures)
+    return item_of
+
+
+def _doubling(items: Iterator[Any], most: int) -> Iterator[list[Any]]:
+    """Lists of 1, 2, 4 ... up to ``most`` consecutive items of ``items``."""
+    size = 1
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+        size = min(2 * size, most)
 
 
 class Boxed:
