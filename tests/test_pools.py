@@ -51,7 +51,7 @@ def test_a_pool_given_back_is_taken_again_with_its_workers_and_never_shared() ->
     bigger, bigger_new = pools.take_pool(2)  # another size: not this one
     assert bigger is not pool and bigger_new
     bigger.shutdown(wait=True)
-    pools.discard_pool(again)
+    again.shutdown(wait=True)
 
 
 def test_an_idle_pool_shuts_down_after_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +75,7 @@ def test_a_pool_whose_worker_died_while_idle_is_not_taken() -> None:
     fresh, new = pools.take_pool(1)
     assert fresh is not pool and new
     assert fresh.submit(sum, [1, 2]).result(timeout=60) == 3
-    pools.discard_pool(fresh)
+    fresh.shutdown(wait=True)
 
 
 def test_packs_reuse_their_workers_and_write_where_relative_paths_point(sample_dir: Path, tmp_path: Path,
