@@ -321,7 +321,7 @@ def pack(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str
         workers / engine / scheduler: shards are written in parallel, one task per output shard, on `workers`
             processes of a local pool or a Dask cluster (`gpic_lab.engine.backends`; ``scheduler``: its address,
             or a connected ``distributed.Client``, which stays open); the output is byte-identical whatever the
-            choice.
+            choice. A local pool's workers wait idle for the next pack of this process (`gpic_lab.engine.pools`).
     """
     from gpic_lab.pack.card import release_facts, write_card
     from gpic_lab.pack.manifest import build_datasheet, build_manifest, write_outputs
