@@ -30,6 +30,11 @@ def sample_dir() -> Path:
     return SAMPLE_DIR
 
 
+def file_tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by its relative path, with its bytes (to compare whole output directories)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def make_image(seed: int, width: int = 320, height: int = 240, fmt: str = "JPEG") -> bytes:
     """A deterministic synthetic RGB image (smooth gradient plus seeded noise) encoded as JPEG or PNG."""
     import numpy as np

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import file_tree
 
 from gpic_lab.errors import GpicError, UsageError
 from gpic_lab.pack import packer as pack
@@ -54,9 +55,6 @@ def _decisions(tmp_path: Path, keys: list[str], stage: str, reason: str) -> Path
     return out
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
 
 def test_same_inputs_and_seed_give_byte_identical_outputs(tmp_path: Path) -> None:
     src = _pool(tmp_path)
@@ -65,7 +63,7 @@ def test_same_inputs_and_seed_give_byte_identical_outputs(tmp_path: Path) -> Non
     a = pack.pack([src, dec], tmp_path / "a", 4, 12, 12, seed=7)
     b = pack.pack([dec, str(src)], tmp_path / "b", 4, 12, 12, seed=7)
     assert a == b
-    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    assert file_tree(tmp_path / "a") == file_tree(tmp_path / "b")
     c = pack.pack([src, dec], tmp_path / "c", 4, 12, 12, seed=8)
     assert [e["sha256"] for e in c["shards"]] != [e["sha256"] for e in a["shards"]]
     assert sha256_file(tmp_path / "a" / "train" / "gpic_train_00000.tar") == a["shards"][0]["sha256"]
@@ -154,7 +152,7 @@ def test_verify_names_missing_and_corrupt_shards(tmp_path: Path, capsys: pytest.
     pack.pack([_pool(tmp_path, 2, 10)], out, 3, 2, 2)
     assert verify(out / "manifest.json") == ([], 5)
     copy = tmp_path / "download"
-    for rel, data in _tree(out).items():
+    for rel, data in file_tree(out).items():
         (copy / rel).parent.mkdir(parents=True, exist_ok=True)
         (copy / rel).write_bytes(data)
     (copy / "train" / "gpic_train_00001.tar").unlink()

@@ -11,13 +11,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import file_tree
 
 from gpic_lab.pack.packer import pack
 from gpic_lab.shards.reader import iter_samples, list_shards
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _sources(sample_dir: Path) -> list[str]:
@@ -37,10 +34,10 @@ def test_one_two_workers_and_dask_write_byte_identical_output(sample_dir: Path, 
             given = pack(_sources(sample_dir), tmp_path / "client", 5, 3, 3, seed=1, workers=2, engine="dask",
                          scheduler=client)
             assert client.status == "running" and client.submit(len, "abc").result() == 3
-    reference = _tree(tmp_path / "one")
+    reference = file_tree(tmp_path / "one")
     assert len([f for f in reference if f.endswith(".tar")]) == 7  # 5 train + val + test
-    assert _tree(tmp_path / "two") == reference and _tree(tmp_path / "dask") == reference
-    assert _tree(tmp_path / "client") == reference
+    assert file_tree(tmp_path / "two") == reference and file_tree(tmp_path / "dask") == reference
+    assert file_tree(tmp_path / "client") == reference
     assert one == two == dask == given
     packed = {s.key for s in iter_samples([tmp_path / "two"], images=False)}
     assert packed == {s.key for s in iter_samples(_sources(sample_dir), images=False)}
@@ -64,7 +61,7 @@ def test_pack_cli_workers_option(sample_dir: Path, tmp_path: Path) -> None:
     args = [*_sources(sample_dir), "--shards", "3", "--val", "2", "--test", "2", "--no-progress"]
     assert main(["pack", *args, "--out", str(tmp_path / "a")]) == 0
     assert main(["pack", *args, "--out", str(tmp_path / "b"), "--workers", "2"]) == 0
-    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    assert file_tree(tmp_path / "a") == file_tree(tmp_path / "b")
 
 
 @pytest.mark.parametrize("name,size", [("a.json", 0), ("k" * 64 + ".jpg", 123_456), ("x" * 100, 7),
@@ -207,7 +204,7 @@ def test_a_parallel_source_scan_plans_as_one_process_does(tmp_path: Path, tiny_s
         dask = pack(sources, tmp_path / "dask", 4, 2, 2, seed=3, workers=2, engine="dask",
                     scheduler=cluster.scheduler_address)
     assert scanned == [len(shards) + 2] * 2
-    assert _tree(tmp_path / "two") == _tree(tmp_path / "one") == _tree(tmp_path / "dask")
+    assert file_tree(tmp_path / "two") == file_tree(tmp_path / "one") == file_tree(tmp_path / "dask")
     assert one == two == dask
     sheet = json.loads((tmp_path / "two" / "datasheet.json").read_text())
     assert sheet["pool"] == 3 * PARALLEL_SCAN_SHARDS + 2 + 3 and sheet["kept"] == 3 * PARALLEL_SCAN_SHARDS

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import file_tree
 
 from gpic_lab.engine import pools
 
@@ -98,13 +99,10 @@ def test_packs_reuse_their_workers_and_write_where_relative_paths_point(sample_d
     assert pools.idle_pools() == 1 and pools._idle[2][0][0] is kept
     one = pack(["src"], "one", 3, 2, 2, seed=1)
     assert second == one
-    reference = _tree(tmp_path / "b" / "one")
+    reference = file_tree(tmp_path / "b" / "one")
     assert len([f for f in reference if f.endswith(".tar")]) == 5  # 3 train + val + test
-    assert _tree(tmp_path / "b" / "out") == reference == _tree(tmp_path / "a" / "out")
+    assert file_tree(tmp_path / "b" / "out") == reference == file_tree(tmp_path / "a" / "out")
 
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_a_failed_pack_does_not_keep_its_workers(sample_dir: Path, tmp_path: Path) -> None:

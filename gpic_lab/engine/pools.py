@@ -1,12 +1,12 @@
 """Local worker pools kept between calls: the second `pack` of a notebook session (or of a benchmark's rounds)
 finds its workers running, warm, instead of forking and warming new ones.
 
-A caller takes a pool with `take_pool(workers)` and hands it back with `give_back_pool` once every task it sent
-has finished; a pool handed back waits idle for the next taker of the same size. While one caller holds a pool, a
-second caller gets a pool of its own, so two callers never share (or tear down) each other's workers. A pool whose
-run failed or was interrupted is not handed back but shut down (``pool.shutdown(cancel_futures=True)``): its
-workers may be gone or mid-task. An idle pool shuts itself down after `IDLE_S` seconds; `close_idle_pools` shuts every idle pool down
-now. Workers still end with this process (`backends.die_with_parent`).
+A caller takes a pool with `take_pool(workers)` and hands it back with `give_back_pool` once every task it sent has
+finished; a pool handed back waits idle for the next taker of the same size. While one caller holds a pool, a second
+caller gets a pool of its own, so two callers never share (or tear down) each other's workers. A pool whose run
+failed or was interrupted is not handed back but shut down (``pool.shutdown(cancel_futures=True)``): its workers may
+be gone or mid-task. An idle pool shuts itself down after `IDLE_S` seconds; `close_idle_pools` shuts every idle pool
+down now. Workers still end with this process (`backends.die_with_parent`).
 
 Kept workers keep the working directory they started with (whatever a task names must be an absolute path) and the
 code they imported then (after editing gpic_lab in a running notebook, `close_idle_pools`).
